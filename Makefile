@@ -1,0 +1,54 @@
+# The course's two commands: `make lab` and `make test`. Everything else is a step of those.
+#   PADDLE=paddlepaddle-gpu make lab      GPU build of Paddle (any pip spec works)
+#   make notebooks                        re-execute every notebook in place (CPU mode)
+#   make bench                            data / train / infer throughput of each model
+SHELL := /bin/bash
+PYTHON ?= python3
+PADDLE ?= paddlepaddle
+VENV ?= .venv
+BIN := $(VENV)/bin
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+NOTEBOOKS := $(sort $(wildcard day*/*.ipynb))
+# Paddle on CPU runs one thread unless this is set before it is imported.
+export OMP_NUM_THREADS ?= $(NPROC)
+export PYTHONDONTWRITEBYTECODE := 1
+export MPLBACKEND := Agg
+
+.PHONY: setup lab test test-unit test-notebooks notebooks bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt "$(PADDLE)" -e ".[test]"
+	@touch $@
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)"
+
+test: setup
+	$(MAKE) --no-print-directory test-unit test-notebooks
+
+# Two pytest workers with one Paddle thread each use both cores better than one worker
+# with two threads on these small tensors.
+test-unit: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) tests
+
+test-notebooks: setup
+	SEGCOURSE_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --dist loadfile \
+	    --nbval-lax --nbval-current-env $(NOTEBOOKS)
+
+notebooks: setup
+	@for nb in $(NOTEBOOKS); do \
+	    echo "== $$nb"; start=$$(date +%s); \
+	    SEGCOURSE_FAST=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	        --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	    echo "   $$(( $$(date +%s) - start )) s"; \
+	done
+
+bench: setup
+	$(BIN)/python -m common.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

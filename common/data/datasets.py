@@ -1,0 +1,141 @@
+"""Datasets for ``paddle.io.DataLoader``: the synthetic scenes, and a folder of real images.
+
+An item is ``(image, label)``: float32 (3, H, W) normalised, int64 (H, W). The index may
+be an int or ``(index, seed)``; with a seed, the random transform draws from
+``np.random.default_rng([seed, index])`` (the trainer passes one per step, which makes a
+resumed run see exactly the batches an uninterrupted one would).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paddle
+
+from .synthetic import get_variant, make_scenes
+from .transforms import to_tensor_arrays
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class SegmentationDataset(paddle.io.Dataset):
+    """Base: subclasses provide ``load(i) -> (image uint8 HxWx3, label HxW)`` and ``__len__``."""
+
+    num_classes: int
+    ignore_index: int = 255
+
+    def __init__(self, transform=None):
+        self.transform = transform
+
+    def __getitem__(self, idx):
+        i, seed = (idx if isinstance(idx, tuple) else (idx, None))
+        image, label = self.load(int(i))
+        if self.transform is not None:
+            rng = np.random.default_rng([seed, int(i)] if seed is not None else None)
+            image, label = self.transform(image, label, rng)
+        return to_tensor_arrays(image, label)
+
+
+class SyntheticScenes(SegmentationDataset):
+    """``num_scenes`` synthetic scenes (see ``common.data.synthetic``), generated once.
+
+    Use different ``seed`` values for train and validation: scenes never repeat across seeds.
+    """
+
+    def __init__(self, num_scenes, image_size=96, seed=0, variant="scenes", transform=None):
+        super().__init__(transform)
+        var = get_variant(variant)
+        self.classes = var.classes
+        self.num_classes = var.num_classes
+        self.images, self.labels = make_scenes(num_scenes, image_size, seed, variant)
+
+    def __len__(self):
+        return len(self.images)
+
+    def load(self, i):
+        return self.images[i], self.labels[i]
+
+
+def synthetic_splits(budget, variant="scenes", train_transform=None, seed=0):
+    """(train, val) synthetic datasets with the sizes of a ``runtime.budget()``."""
+    train = SyntheticScenes(budget.train_scenes, budget.image_size, seed, variant, train_transform)
+    val = SyntheticScenes(budget.val_scenes, budget.image_size, seed + 10_000, variant)
+    return train, val
+
+
+def read_image(path):
+    """Read an RGB uint8 image, with a clear error naming the file.
+
+    Grayscale images are replicated to three channels (common in medical data). RGBA is
+    accepted only when fully opaque (alpha dropped); a transparent image is refused,
+    because its alpha would be silently lost.
+    """
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"cannot read image file {path} (missing, empty or not an image)")
+    if img.dtype != np.uint8:
+        raise ValueError(f"{path}: expected 8-bit image, got {img.dtype}")
+    if img.ndim == 2:
+        return np.repeat(img[..., None], 3, axis=2)
+    if img.shape[2] == 4:
+        if (img[..., 3] != 255).any():
+            raise ValueError(f"{path}: RGBA image with transparent pixels; flatten it onto a "
+                             "background first (the alpha channel would be lost)")
+        img = img[..., :3]
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path):
+    """Read a single-channel label PNG (class index per pixel)."""
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if lab is None:
+        raise ValueError(f"cannot read label file {path} (missing, empty or not an image)")
+    if lab.ndim != 2:
+        raise ValueError(f"{path}: a label must be single-channel class indices, "
+                         f"got shape {lab.shape} (a colour-coded label must be converted first)")
+    return lab
+
+
+class SegFolder(SegmentationDataset):
+    """Images in ``root/images`` and labels in ``root/labels`` with the same file stem.
+
+    Every pair is checked on first load: same height and width, label values in
+    ``[0, num_classes)`` or ``ignore_index``. Errors name the offending file.
+    """
+
+    def __init__(self, root, num_classes, ignore_index=255, transform=None):
+        super().__init__(transform)
+        root = Path(root)
+        img_dir, lab_dir = root / "images", root / "labels"
+        for d in (root, img_dir, lab_dir):
+            if not d.is_dir():
+                raise FileNotFoundError(f"dataset folder not found: {d} (expected "
+                                        f"{root}/images and {root}/labels)")
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        labels = {p.stem: p for p in lab_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS}
+        self.pairs = []
+        for p in sorted(img_dir.iterdir()):
+            if p.suffix.lower() not in IMAGE_EXTS:
+                continue
+            if p.stem not in labels:
+                raise FileNotFoundError(f"no label for image {p} in {lab_dir}")
+            self.pairs.append((p, labels[p.stem]))
+        if not self.pairs:
+            raise FileNotFoundError(f"no images in {img_dir}")
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def load(self, i):
+        img_path, lab_path = self.pairs[i]
+        image, label = read_image(img_path), read_label(lab_path)
+        if image.shape[:2] != label.shape:
+            raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
+                             f"{lab_path} is {label.shape[1]}x{label.shape[0]} (width x height)")
+        bad = np.unique(label[(label >= self.num_classes) & (label != self.ignore_index)])
+        if bad.size:
+            raise ValueError(f"{lab_path}: label values {bad[:10].tolist()} are outside "
+                             f"[0, {self.num_classes}) and not ignore_index={self.ignore_index}")
+        return image, label

@@ -1,0 +1,87 @@
+"""Joint image/label transforms: geometry applied to both, labels resized with nearest.
+
+Each transform is ``t(image, label, rng) -> (image, label)`` with ``image`` (H, W, 3) and
+``label`` (H, W); the generator ``rng`` makes every random choice, so a sample's
+augmentation is a pure function of its seed (the trainer relies on this to resume exactly).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, image, label, rng):
+        for t in self.transforms:
+            image, label = t(image, label, rng)
+        return image, label
+
+
+class RandomScale:
+    """Resize both by a factor drawn from ``scales`` (a (min, max) range): multi-scale training."""
+
+    def __init__(self, scales=(0.5, 2.0)):
+        self.lo, self.hi = scales
+
+    def __call__(self, image, label, rng):
+        s = rng.uniform(self.lo, self.hi)
+        h, w = label.shape
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
+                cv2.resize(label, size, interpolation=cv2.INTER_NEAREST))
+
+
+class RandomCrop:
+    """Crop ``size``; an input smaller than that is padded first (image 0, label ``ignore_index``)."""
+
+    def __init__(self, size, ignore_index=255):
+        self.h, self.w = (size, size) if np.isscalar(size) else size
+        self.ignore_index = ignore_index
+
+    def __call__(self, image, label, rng):
+        h, w = label.shape
+        ph, pw = max(self.h - h, 0), max(self.w - w, 0)
+        if ph or pw:
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
+            label = np.pad(label, ((0, ph), (0, pw)), constant_values=self.ignore_index)
+            h, w = label.shape
+        y, x = rng.integers(0, h - self.h + 1), rng.integers(0, w - self.w + 1)
+        return image[y:y + self.h, x:x + self.w], label[y:y + self.h, x:x + self.w]
+
+
+class RandomFlip:
+    """Mirror left-right with probability ``p``."""
+
+    def __init__(self, p=0.5):
+        self.p = p
+
+    def __call__(self, image, label, rng):
+        if rng.random() < self.p:
+            return image[:, ::-1], label[:, ::-1]
+        return image, label
+
+
+def to_tensor_arrays(image, label=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """uint8 (H, W, 3) -> normalised float32 (3, H, W); label -> int64 (H, W)."""
+    x = ((np.asarray(image, np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
+    x = np.ascontiguousarray(x)
+    if label is None:
+        return x
+    return x, np.ascontiguousarray(label, dtype=np.int64)
+
+
+def denormalize(x, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Inverse of ``to_tensor_arrays`` for showing a (3, H, W) array as an RGB uint8 image."""
+    img = (np.asarray(x).transpose(1, 2, 0) * std + mean) * 255
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def train_transform(size, scales=(0.75, 1.5), ignore_index=255):
+    """The course's default training augmentation: scale, crop (pad with ignore), flip."""
+    return Compose([RandomScale(scales), RandomCrop(size, ignore_index), RandomFlip()])

@@ -1,0 +1,272 @@
+"""``Trainer``: the training loop of the course, with evaluation, checkpoints and inference.
+
+The loop is the one Day 1 writes by hand (forward, loss, backward, step) plus what a real
+run needs: a poly learning rate, evaluation on a schedule, a ``tqdm`` bar, a history to
+plot, AMP on GPU, data parallel, and checkpoints.
+
+Exact resume: the batch of iteration ``it`` (which scenes, which augmentation) and the
+dropout noise are pure functions of ``(seed, it)``, and a checkpoint holds the weights,
+the optimiser state and ``it``. So a run stopped at any checkpoint and resumed ends with
+the same weights as a run never stopped (tested).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from .losses import SegLoss
+from .metrics import SegMetric
+
+
+class _StepSampler(paddle.io.Sampler):
+    """Yields, for iterations ``start..iters-1``, the list of ``(index, seed)`` of that
+    iteration's batch (this process's share of the global batch under data parallel)."""
+
+    def __init__(self, n, batch_size, iters, start, seed, rank=0, world=1):
+        self.n, self.bs, self.iters, self.start, self.seed = n, batch_size, iters, start, seed
+        self.rank, self.world = rank, world
+
+    def batch(self, it):
+        per_epoch = max(self.n // self.bs, 1)
+        epoch, j = divmod(it, per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        idx = np.resize(order, per_epoch * self.bs)[j * self.bs:(j + 1) * self.bs]
+        share = idx[self.rank::self.world]
+        return [(int(i), self.seed * 1_000_003 + it) for i in share]
+
+    def __iter__(self):
+        for it in range(self.start, self.iters):
+            yield self.batch(it)
+
+    def __len__(self):
+        return self.iters - self.start
+
+
+def _atomic_save(obj, path):
+    """Write to a temporary file in the same folder, then rename over ``path``: a crash
+    mid-write never leaves a truncated checkpoint or destroys the previous one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        paddle.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class Trainer:
+    """Train and evaluate a segmentation model.
+
+    Args:
+        model: a ``paddle.nn.Layer`` mapping (N, 3, H, W) to logits (N, K, H, W)
+            (in train mode it may return ``[main, aux, ...]``).
+        train_data, val_data: datasets whose items are ``(image, label)`` arrays.
+        num_classes: K. iters: optimiser steps (or give ``epochs``).
+        loss_fn: ``loss_fn(outputs, labels)``; default cross-entropy (+0.4 x aux).
+        optimizer: 'sgd' (momentum 0.9) or 'adam'; lr with a poly(0.9) decay to 0.
+        eval_every: evaluate on ``val_data`` every this many iterations (and at the end).
+        ckpt_path: if set, a checkpoint is written there every ``ckpt_every`` iterations.
+        amp: mixed precision; ``None`` = on when training on a GPU.
+        num_workers: DataLoader worker processes (0 = load in the main process).
+    """
+
+    def __init__(self, model, train_data, val_data=None, num_classes=None, iters=None,
+                 epochs=None, batch_size=8, lr=0.01, optimizer="sgd", weight_decay=1e-4,
+                 loss_fn=None, eval_every=None, ckpt_path=None, ckpt_every=None, amp=None,
+                 num_workers=0, seed=0, ignore_index=255, progress=True):
+        if num_classes is None:
+            num_classes = getattr(train_data, "num_classes", None)
+        if num_classes is None:
+            raise ValueError("num_classes is required (train_data has no num_classes)")
+        if (iters is None) == (epochs is None):
+            raise ValueError("give exactly one of iters= or epochs=")
+        if batch_size < 1 or len(train_data) < 1:
+            raise ValueError(f"batch_size ({batch_size}) and len(train_data) "
+                             f"({len(train_data)}) must be positive")
+        self.world = paddle.distributed.get_world_size()
+        self.rank = paddle.distributed.get_rank()
+        if batch_size % self.world:
+            raise ValueError(f"batch_size {batch_size} is not divisible by {self.world} processes")
+        self.model = model
+        self.net = paddle.DataParallel(model) if self.world > 1 else model
+        self.train_data, self.val_data = train_data, val_data
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.batch_size, self.seed, self.base_lr = batch_size, seed, lr
+        steps_per_epoch = max(len(train_data) // batch_size, 1)
+        self.iters = iters if iters is not None else epochs * steps_per_epoch
+        self.eval_every = eval_every or self.iters
+        self.ckpt_path, self.ckpt_every = ckpt_path, ckpt_every or eval_every or self.iters
+        self.loss_fn = loss_fn or SegLoss(ignore_index=ignore_index)
+        self.num_workers, self.progress = num_workers, progress
+        self.amp = (paddle.device.get_device().startswith("gpu")) if amp is None else amp
+        self.scaler = paddle.amp.GradScaler() if self.amp else None
+        params = model.parameters()
+        if optimizer == "sgd":
+            self.opt = paddle.optimizer.Momentum(lr, momentum=0.9, parameters=params,
+                                                 weight_decay=weight_decay)
+        elif optimizer == "adam":
+            self.opt = paddle.optimizer.AdamW(lr, parameters=params, weight_decay=weight_decay)
+        else:
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        self.it = 0
+        self.history = dict(iter=[], loss=[], lr=[], eval_iter=[], miou=[], macc=[], seconds=0.0)
+
+    # ---------------------------------------------------------------- training
+    def lr_at(self, it):
+        """Poly schedule: lr * (1 - it / iters) ** 0.9."""
+        return self.base_lr * (1 - it / self.iters) ** 0.9
+
+    def _loader(self):
+        sampler = _StepSampler(len(self.train_data), self.batch_size, self.iters, self.it,
+                               self.seed, self.rank, self.world)
+        return paddle.io.DataLoader(self.train_data, batch_sampler=sampler,
+                                    num_workers=self.num_workers, return_list=True)
+
+    def train_step(self, images, labels):
+        """One forward / loss / backward / step; returns the loss as a float."""
+        self.opt.set_lr(self.lr_at(self.it))
+        paddle.seed(self.seed * 1_000_003 + self.it)      # dropout noise: a function of it
+        with paddle.amp.auto_cast(enable=self.amp):
+            outputs = self.net(images)
+            loss = self.loss_fn(outputs, labels)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        self.opt.clear_grad()
+        return float(loss)
+
+    def fit(self):
+        """Train until ``iters``; returns the history (also in ``self.history``)."""
+        from tqdm.auto import tqdm
+
+        self.model.train()
+        bar = tqdm(total=self.iters, initial=self.it, disable=not self.progress or self.rank,
+                   desc="train", leave=True)
+        start = time.perf_counter()
+        for images, labels in self._loader():
+            loss = self.train_step(images, labels)
+            self.it += 1
+            self.history["iter"].append(self.it)
+            self.history["loss"].append(loss)
+            self.history["lr"].append(self.lr_at(self.it - 1))
+            bar.update(1)
+            post = dict(loss=f"{loss:.3f}")
+            if self.val_data is not None and (self.it % self.eval_every == 0 or self.it == self.iters):
+                scores = self.evaluate()
+                self.history["eval_iter"].append(self.it)
+                self.history["miou"].append(scores["miou"])
+                self.history["macc"].append(scores["macc"])
+                self.model.train()
+            if self.history["miou"]:
+                post["mIoU"] = f"{self.history['miou'][-1]:.3f}"
+            bar.set_postfix(post, refresh=False)
+            if self.ckpt_path and (self.it % self.ckpt_every == 0 or self.it == self.iters):
+                self.save(self.ckpt_path)
+        bar.close()
+        self.history["seconds"] += time.perf_counter() - start
+        return self.history
+
+    # -------------------------------------------------------------- evaluation
+    def evaluate(self, data=None, batch_size=None, **predict_kwargs):
+        """Dataset scores (``common.metrics.segmentation_scores``) on ``data`` (default val)."""
+        data = self.val_data if data is None else data
+        if data is None:
+            raise ValueError("evaluate() needs data: no val_data was given")
+        metric = SegMetric(self.num_classes, self.ignore_index)
+        bs = batch_size or self.batch_size
+        for s in range(0, len(data), bs):
+            items = [data[i] for i in range(s, min(s + bs, len(data)))]
+            images = np.stack([x for x, _ in items])
+            metric.update(self.predict(images, **predict_kwargs), np.stack([y for _, y in items]))
+        return metric.compute()
+
+    @paddle.no_grad()
+    def logits(self, images, scales=(1.0,), flip=False, window=None):
+        """Averaged softmax probabilities (N, K, H, W) over scales and flips.
+
+        ``window=(size, stride)`` runs a sliding window at each scale (for images larger
+        than the training crops); overlapping windows are averaged.
+        """
+        self.model.eval()
+        x = images if isinstance(images, paddle.Tensor) else paddle.to_tensor(np.asarray(images, np.float32))
+        h, w = x.shape[-2:]
+        total = 0
+        for s in scales:
+            xs = x if s == 1 else F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))),
+                                                mode="bilinear", align_corners=False)
+            for flipped in ((False, True) if flip else (False,)):
+                xi = xs.flip([3]) if flipped else xs
+                out = self._window(xi, *window) if window else self.model(xi)
+                if isinstance(out, (list, tuple)):
+                    out = out[0]
+                p = F.softmax(out.astype("float32"), axis=1)
+                if flipped:
+                    p = p.flip([3])
+                total = total + F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
+        return total / (len(scales) * (2 if flip else 1))
+
+    def _window(self, x, size, stride):
+        n, _, h, w = x.shape
+        ys = list(range(0, max(h - size, 0) + 1, stride))
+        xs = list(range(0, max(w - size, 0) + 1, stride))
+        if ys[-1] + size < h:
+            ys.append(h - size)
+        if xs[-1] + size < w:
+            xs.append(w - size)
+        acc = count = 0
+        for y in ys:
+            for x0 in xs:
+                patch = x[:, :, max(y, 0):y + size, max(x0, 0):x0 + size]
+                out = self.model(patch)
+                out = out[0] if isinstance(out, (list, tuple)) else out
+                pad = [max(x0, 0), w - max(x0, 0) - patch.shape[3], max(y, 0), h - max(y, 0) - patch.shape[2]]
+                acc = acc + F.pad(out, pad)
+                count = count + F.pad(paddle.ones_like(out[:, :1]), pad)
+        return acc / count
+
+    def predict(self, images, **kwargs):
+        """Label maps (N, H, W) int64 for normalised images (N, 3, H, W); kwargs as ``logits``."""
+        return self.logits(images, **kwargs).argmax(1).numpy()
+
+    # ------------------------------------------------------------- checkpoints
+    def save(self, path):
+        """Checkpoint weights, optimiser, iteration and history, atomically (rank 0 only)."""
+        if self.rank:
+            return
+        _atomic_save(dict(model=self.model.state_dict(), opt=self.opt.state_dict(),
+                          it=self.it, history=self.history, model_class=type(self.model).__name__,
+                          scaler=self.scaler.state_dict() if self.scaler else None), path)
+
+    def resume(self, path):
+        """Load a checkpoint written by ``save``; ``fit()`` then continues from its iteration."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        ckpt = paddle.load(str(path))
+        if not isinstance(ckpt, dict) or "model" not in ckpt or "it" not in ckpt:
+            raise ValueError(f"{path} is not a Trainer checkpoint")
+        mine = type(self.model).__name__
+        own = self.model.state_dict()
+        theirs = ckpt["model"]
+        if ckpt.get("model_class") != mine or set(theirs) != set(own) or any(
+                list(theirs[k].shape) != list(own[k].shape) for k in own):
+            raise ValueError(f"{path} holds a {ckpt.get('model_class')} checkpoint whose "
+                             f"parameters do not fit this {mine}")
+        self.model.set_state_dict(theirs)
+        self.opt.set_state_dict(ckpt["opt"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.it, self.history = int(ckpt["it"]), ckpt["history"]
+        return self

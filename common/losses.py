@@ -1,0 +1,53 @@
+"""Losses for logits (N, K, H, W) and integer labels (N, H, W)."""
+from __future__ import annotations
+
+import paddle
+import paddle.nn.functional as F
+
+
+def cross_entropy(logits, label, ignore_index=255, weight=None):
+    """Pixel-wise softmax cross-entropy, mean over non-ignored pixels.
+
+    ``weight``: optional per-class weights (length K), e.g. to lift rare classes; the mean
+    is then weighted, as in ``paddle.nn.functional.cross_entropy``.
+    """
+    if weight is not None and not isinstance(weight, paddle.Tensor):
+        weight = paddle.to_tensor(weight, dtype=logits.dtype)
+    return F.cross_entropy(logits, label.astype("int64"), weight=weight, axis=1,
+                           ignore_index=ignore_index)
+
+
+def dice_loss(logits, label, ignore_index=255, eps=1.0):
+    """1 - mean soft Dice over classes, on softmax probabilities; ignored pixels masked out.
+
+    The smoothing ``eps`` keeps the loss defined for a class absent from the batch.
+    """
+    k = logits.shape[1]
+    valid = (label != ignore_index).astype(logits.dtype).unsqueeze(1)
+    target = F.one_hot(paddle.where(label == ignore_index, paddle.zeros_like(label), label)
+                       .astype("int64"), k).transpose([0, 3, 1, 2]).astype(logits.dtype)
+    prob = F.softmax(logits, axis=1) * valid
+    target = target * valid
+    inter = (prob * target).sum(axis=[0, 2, 3])
+    denom = prob.sum(axis=[0, 2, 3]) + target.sum(axis=[0, 2, 3])
+    return 1 - ((2 * inter + eps) / (denom + eps)).mean()
+
+
+class SegLoss:
+    """Cross-entropy (+ ``dice`` x Dice) on the main output, plus ``aux_weight`` x the same on
+    each auxiliary output of a model that returns a list in train mode."""
+
+    def __init__(self, ignore_index=255, weight=None, dice=0.0, aux_weight=0.4):
+        self.ignore_index, self.weight, self.dice, self.aux_weight = ignore_index, weight, dice, aux_weight
+
+    def single(self, logits, label):
+        loss = cross_entropy(logits, label, self.ignore_index, self.weight)
+        if self.dice:
+            loss = loss + self.dice * dice_loss(logits, label, self.ignore_index)
+        return loss
+
+    def __call__(self, outputs, label):
+        if isinstance(outputs, (list, tuple)):
+            main, aux = outputs[0], outputs[1:]
+            return self.single(main, label) + sum(self.aux_weight * self.single(a, label) for a in aux)
+        return self.single(outputs, label)

@@ -1,0 +1,40 @@
+"""Models of the course, built by name.
+
+>>> from common.models import build_model, list_models
+>>> model = build_model('fcn8s', num_classes=7)
+
+A semantic model in eval mode maps (N, 3, H, W) to logits (N, num_classes, H, W) for any
+H, W. In train mode a model with auxiliary heads returns a list ``[main, aux, ...]``.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .registry import _BUILDERS, register
+
+# Each family registers its names on import; a family still being written is skipped.
+_FAMILIES = ("tiny", "fcn", "unet", "pspnet", "deeplab", "graph", "mask_rcnn", "solo",
+             "upsnet", "panoptic_deeplab")
+for _family in _FAMILIES:
+    try:
+        importlib.import_module(f"{__name__}.{_family}")
+    except ModuleNotFoundError as _err:
+        if _err.name != f"{__name__}.{_family}":
+            raise
+
+
+def list_models():
+    """Names accepted by ``build_model``, sorted."""
+    return sorted(_BUILDERS)
+
+
+def build_model(name: str, num_classes: int, **kwargs):
+    """Build model ``name`` with ``num_classes`` outputs; kwargs go to its builder."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    return _BUILDERS[name](num_classes=num_classes, **kwargs)
+
+
+__all__ = ["build_model", "list_models", "register"]

@@ -1,0 +1,1 @@
+"""Backbones: feature extractors returning a list of feature maps, shallow to deep."""

@@ -1,0 +1,86 @@
+"""Small building blocks shared by every model family."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+
+class ConvBNReLU(nn.Sequential):
+    """k x k conv (no bias) + BatchNorm + ReLU; ``padding`` defaults to 'same' for odd k."""
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, dilation=1, padding=None,
+                 groups=1, relu=True):
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2
+        layers = [nn.Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, bias_attr=False),
+                  nn.BatchNorm2D(out_ch)]
+        if relu:
+            layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+class SeparableConvBNReLU(nn.Sequential):
+    """Depthwise k x k (+BN) then pointwise 1x1 (+BN+ReLU): the separable conv of Xception/V3+."""
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, dilation=1, relu=True):
+        super().__init__(
+            ConvBNReLU(in_ch, in_ch, kernel_size, stride, dilation, groups=in_ch, relu=False),
+            ConvBNReLU(in_ch, out_ch, 1, relu=relu))
+
+
+def resize_to(x, size, mode="bilinear"):
+    """Resize (N, C, h, w) to ``size`` = (H, W); bilinear uses the half-pixel convention."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def bilinear_kernel(in_ch, out_ch, k):
+    """Weights (in_ch, out_ch, k, k) that make ``Conv2DTranspose`` a bilinear upsampler.
+
+    Channel i maps to channel i only (FCN's initialisation of its upsampling layers).
+    """
+    factor = (k + 1) // 2
+    center = factor - 1 if k % 2 == 1 else factor - 0.5
+    og = np.arange(k, dtype=np.float32)
+    filt = 1 - np.abs(og - center) / factor
+    w = np.zeros((in_ch, out_ch, k, k), dtype=np.float32)
+    w[np.arange(min(in_ch, out_ch)), np.arange(min(in_ch, out_ch))] = np.outer(filt, filt)
+    return w
+
+
+def count_parameters(layer) -> int:
+    """Number of trainable scalars in ``layer``."""
+    return int(sum(int(np.prod(p.shape)) for p in layer.parameters() if not p.stop_gradient))
+
+
+def load_pretrained(layer, path, key_map=None):
+    """Load a local state-dict file into ``layer``; report keys that do not match.
+
+    ``key_map`` maps the file's key to ours (for example paddle.vision names to the
+    course's). Raises with the file name when nothing matches (a checkpoint of another
+    model) or a shape differs.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pretrained weights not found: {path}")
+    state = paddle.load(path)
+    if key_map is not None:
+        state = {key_map(k): v for k, v in state.items() if key_map(k) is not None}
+    own = layer.state_dict()
+    matched = {k: v for k, v in state.items() if k in own}
+    if not matched:
+        raise ValueError(f"{path}: no parameter names match this {type(layer).__name__}; "
+                         "is it a checkpoint of another model?")
+    for k, v in matched.items():
+        if list(v.shape) != list(own[k].shape):
+            raise ValueError(f"{path}: shape of {k} is {list(v.shape)}, "
+                             f"the model expects {list(own[k].shape)}")
+    layer.set_state_dict(matched)
+    return sorted(set(own) - set(matched))

@@ -1,0 +1,125 @@
+"""Pictures: a fixed palette, colourised labels, overlays, grids, curves, confusion matrices."""
+from __future__ import annotations
+
+import numpy as np
+
+IGNORE_COLOR = (255, 255, 255)
+
+
+def palette(n=256):
+    """A fixed (n, 3) uint8 palette: hand-picked colours for the course's classes, then
+    the PASCAL VOC bit pattern for the rest; entry 255 (ignore) is white."""
+    base = np.array([[128, 178, 235], [60, 140, 50], [30, 80, 160], [90, 90, 90],
+                     [230, 60, 60], [250, 190, 40], [170, 80, 200], [40, 200, 200]], np.uint8)
+    idx = np.arange(n)
+    voc = np.zeros((n, 3), np.int64)
+    for bit in range(8):
+        for ch in range(3):
+            voc[:, ch] |= ((idx >> (3 * bit + ch)) & 1) << (7 - bit)
+    pal = voc.astype(np.uint8)
+    pal[: min(n, len(base))] = base[: min(n, len(base))]
+    if n > 255:
+        pal[255] = IGNORE_COLOR
+    return pal
+
+
+_PALETTE = palette()
+
+
+def colorize(label):
+    """Integer label map (..., H, W) -> RGB (..., H, W, 3) uint8 with the fixed palette."""
+    label = np.asarray(label)
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"label values must be in [0, 255], got [{label.min()}, {label.max()}]")
+    return _PALETTE[label.astype(np.int64)]
+
+
+def colorize_instances(instance, seed=3):
+    """Instance-id map -> RGB: black for 0, a random but fixed colour per id."""
+    instance = np.asarray(instance)
+    colors = np.random.default_rng(seed).integers(60, 256, size=(int(instance.max()) + 1, 3))
+    colors[0] = 0
+    return colors[instance].astype(np.uint8)
+
+
+def overlay(image, label, alpha=0.5):
+    """Blend the colourised ``label`` over an RGB uint8 ``image``."""
+    return (np.asarray(image) * (1 - alpha) + colorize(label) * alpha).astype(np.uint8)
+
+
+def show_grid(rows, titles=None, size=2.2, suptitle=None):
+    """Show a grid of pictures: ``rows`` is a list of rows, each a list of arrays.
+
+    2-D integer arrays are label maps (colourised), (H, W, 3) arrays are images.
+    """
+    import matplotlib.pyplot as plt
+
+    nr, nc = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(nr, nc, figsize=(size * nc, size * nr), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(nc):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j >= len(row) or row[j] is None:
+                continue
+            a = np.asarray(row[j])
+            ax.imshow(colorize(a) if a.ndim == 2 and a.dtype.kind in "iub" else a,
+                      interpolation="nearest")
+            if titles is not None and i < len(titles) and j < len(titles[i]):
+                ax.set_title(titles[i][j], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def legend(class_names, ax=None):
+    """Colour patches naming each class (for a figure with colourised labels)."""
+    import matplotlib.patches as mpatches
+    import matplotlib.pyplot as plt
+
+    handles = [mpatches.Patch(color=_PALETTE[i] / 255, label=f"{i} {n}")
+               for i, n in enumerate(class_names)]
+    (ax or plt.gca()).legend(handles=handles, loc="center left", bbox_to_anchor=(1, 0.5),
+                             fontsize=8, frameon=False)
+
+
+def plot_history(history, ax=None):
+    """Training loss per iteration and validation mIoU per evaluation, on twin axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(history["iter"], history["loss"], color="tab:blue", lw=1, label="train loss")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss", color="tab:blue")
+    if history.get("eval_iter"):
+        ax2 = ax.twinx()
+        ax2.plot(history["eval_iter"], history["miou"], "o-", color="tab:red", label="val mIoU")
+        ax2.set_ylabel("val mIoU", color="tab:red")
+        ax2.set_ylim(0, 1)
+    return ax
+
+
+def plot_confusion(conf, class_names=None, ax=None, normalize=True):
+    """Confusion matrix as an image: rows ground truth, columns prediction."""
+    import matplotlib.pyplot as plt
+
+    conf = np.asarray(conf, np.float64)
+    shown = conf / np.maximum(conf.sum(1, keepdims=True), 1) if normalize else conf
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(shown, cmap="Blues", vmin=0)
+    k = conf.shape[0]
+    names = class_names or [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    for i in range(k):
+        for j in range(k):
+            if conf[i, j]:
+                ax.text(j, i, f"{shown[i, j]:.2f}" if normalize else int(conf[i, j]),
+                        ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > shown.max() / 2 else "black")
+    return ax
