@@ -5,6 +5,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 PADDLE ?= paddlepaddle
+CONSTRAINTS ?= constraints.txt
 VENV ?= .venv
 BIN := $(VENV)/bin
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -21,7 +22,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt "$(PADDLE)" -e ".[test]"
+	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "$(PADDLE)" -e ".[test]"
 	@touch $@
 
 lab: setup

@@ -11,6 +11,13 @@ import io as _io
 import os as _os
 import warnings as _warnings
 
+import sys as _sys
+
+# Paddle imported before us has already fixed its thread count (it writes
+# OMP_NUM_THREADS=1 when the variable is unset); runtime.setup() mends that case.
+PADDLE_LOADED_SINGLE_THREADED = ("paddle" in _sys.modules
+                                 and _os.environ.get("OMP_NUM_THREADS", "1") == "1"
+                                 and (_os.cpu_count() or 1) > 1)
 _os.environ.setdefault("OMP_NUM_THREADS", str(_os.cpu_count() or 1))
 
 with _warnings.catch_warnings(), _contextlib.redirect_stderr(_io.StringIO()):
@@ -18,3 +25,7 @@ with _warnings.catch_warnings(), _contextlib.redirect_stderr(_io.StringIO()):
     import paddle as _paddle  # noqa: F401
 
 __version__ = "0.1.0"
+
+# Paddle's BatchNorm warns on every training forward that it tracks global statistics
+# (a note about an old API change, not about the student's code).
+_warnings.filterwarnings("ignore", message="When training, we now always track global mean")

@@ -247,8 +247,19 @@ class Trainer:
         if self.rank:
             return
         _atomic_save(dict(model=self.model.state_dict(), opt=self.opt.state_dict(),
-                          it=self.it, history=self.history, model_class=type(self.model).__name__,
+                          param_names=[p.name for p in self.model.parameters()], it=self.it, history=self.history, model_class=type(self.model).__name__,
                           scaler=self.scaler.state_dict() if self.scaler else None), path)
+
+    def _rename_opt_state(self, state, old_names):
+        """Optimiser slots are keyed by Paddle's global parameter names ("conv2d_3.w_0_velocity_0"),
+        which differ between two builds of the same model; map them by parameter order."""
+        new_names = [p.name for p in self.model.parameters()]
+        prefix = {o + "_": n + "_" for o, n in zip(old_names, new_names)}
+        out = {}
+        for key, value in state.items():
+            head = next((o for o in prefix if key.startswith(o)), None)
+            out[prefix[head] + key[len(head):] if head else key] = value
+        return out
 
     def resume(self, path):
         """Load a checkpoint written by ``save``; ``fit()`` then continues from its iteration."""
@@ -265,7 +276,7 @@ class Trainer:
             raise ValueError(f"{path} holds a {ckpt.get('model_class')} checkpoint whose "
                              f"parameters do not fit this {mine}")
         self.model.set_state_dict(theirs)
-        self.opt.set_state_dict(ckpt["opt"])
+        self.opt.set_state_dict(self._rename_opt_state(ckpt["opt"], ckpt.get("param_names", [])))
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.it, self.history = int(ckpt["it"]), ckpt["history"]

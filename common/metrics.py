@@ -82,3 +82,239 @@ class SegMetric:
 
     def compute(self):
         return segmentation_scores(self.conf)
+
+
+# ============================================================================
+# Instance and panoptic metrics (Day 6): mask IoU, matching, mask AP, PQ
+# ============================================================================
+#
+# Conventions (tested in tests/test_panoptic_metrics.py):
+#
+# - An instance prediction of one image is a dict ``masks`` (n, H, W) bool, ``labels``
+#   (n,) int, ``scores`` (n,) float; a ground truth is the same without ``scores``.
+# - ``mask_ap_at`` is COCO's AP for one IoU threshold, written out: detections of one
+#   class, sorted by score over all images, each matched to the unmatched ground truth
+#   of highest IoU (>= threshold) in its image, precision made monotone, then read at
+#   the 101 recall points 0, 0.01, ..., 1. ``mask_ap`` asks pycocotools for the same at
+#   the ten thresholds 0.50:0.05:0.95; both agree where they overlap.
+# - ``panoptic_quality`` follows the COCO panoptic rules (Kirillov et al., CVPR 2019).
+
+
+def mask_iou(masks_a, masks_b):
+    """IoU matrix (n, m) between boolean masks (n, H, W) and (m, H, W), as one matmul."""
+    a = np.asarray(masks_a, bool).reshape(len(masks_a), -1).astype(np.float64)
+    b = np.asarray(masks_b, bool).reshape(len(masks_b), -1).astype(np.float64)
+    inter = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def match_instances(iou, iou_thresh=0.5, scores=None):
+    """Greedy COCO matching of predictions (rows of ``iou``) to ground truths (columns).
+
+    Predictions go in descending ``scores`` order (given order if None); each takes the
+    still-unmatched ground truth of highest IoU, if that IoU >= ``iou_thresh``.
+    Returns ``gt_of_pred`` (n,) with the matched column or -1.
+    """
+    iou = np.asarray(iou, np.float64)
+    n, m = iou.shape
+    order = np.arange(n) if scores is None else np.argsort(-np.asarray(scores), kind="mergesort")
+    gt_of_pred = np.full(n, -1, np.int64)
+    taken = np.zeros(m, bool)
+    for d in order:
+        cand = np.where(taken, -1.0, iou[d])
+        if m and cand.max() >= iou_thresh:
+            g = int(cand.argmax())
+            gt_of_pred[d], taken[g] = g, True
+    return gt_of_pred
+
+
+def _average_precision_101(tp, num_gt):
+    """COCO's interpolated AP from the TP flags of score-sorted detections."""
+    tp = np.asarray(tp, np.float64)
+    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+    recall = ctp / num_gt
+    precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
+    precision = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    # precision at the first rank whose recall reaches r, for r = 0, 0.01, ..., 1 (0 if never)
+    idx = np.searchsorted(recall, np.linspace(0, 1, 101), side="left")
+    q = np.zeros(101)
+    q[idx < len(precision)] = precision[idx[idx < len(precision)]]
+    return float(np.mean(q))
+
+
+def mask_ap_at(preds, gts, iou_thresh=0.5, category=None, max_dets=100):
+    """Mask AP at one IoU threshold, by hand (see the conventions above).
+
+    ``category`` None: mean over the classes that have ground truth (as COCO). A class
+    with ground truth but no detection has AP 0.
+    """
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth images")
+    if category is None:
+        cats = sorted({int(c) for g in gts for c in np.asarray(g["labels"])})
+        return float(np.mean([mask_ap_at(preds, gts, iou_thresh, c, max_dets) for c in cats])) \
+            if cats else float("nan")
+    all_scores, all_tp, num_gt = [], [], 0
+    for p, g in zip(preds, gts):
+        gm = np.asarray(g["masks"], bool)[np.asarray(g["labels"]) == category]
+        keep = np.asarray(p["labels"]) == category
+        pm, ps = np.asarray(p["masks"], bool)[keep], np.asarray(p["scores"], np.float64)[keep]
+        order = np.argsort(-ps, kind="mergesort")[:max_dets]     # COCO keeps the top 100
+        pm, ps = pm[order], ps[order]
+        num_gt += len(gm)
+        matched = match_instances(mask_iou(pm, gm), iou_thresh) if len(pm) else np.zeros(0, int)
+        all_scores.append(ps)
+        all_tp.append(matched >= 0)
+    if num_gt == 0:
+        return float("nan")
+    scores, tp = np.concatenate(all_scores), np.concatenate(all_tp)
+    order = np.argsort(-scores, kind="mergesort")
+    return _average_precision_101(tp[order], num_gt)
+
+
+def _coco_from_instances(gts, preds):
+    """In-memory COCO ground truth dict and result list (RLE masks) for pycocotools."""
+    from pycocotools import mask as mask_utils
+
+    def rle(m):
+        return mask_utils.encode(np.asfortranarray(np.asarray(m, np.uint8)))
+
+    images, anns, cats, dets = [], [], set(), []
+    for i, (g, p) in enumerate(zip(gts, preds)):
+        masks = np.asarray(g["masks"], bool)
+        h, w = masks.shape[1:] if masks.ndim == 3 and len(masks) else np.asarray(p["masks"]).shape[1:]
+        images.append(dict(id=i + 1, height=int(h), width=int(w)))
+        for m, c in zip(masks, np.asarray(g["labels"])):
+            r = rle(m)
+            # ids start at 1: pycocotools uses id 0 to mean "unmatched"
+            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=int(c), segmentation=r,
+                             area=float(m.sum()), bbox=list(mask_utils.toBbox(r)), iscrowd=0))
+            cats.add(int(c))
+        for m, c, s in zip(np.asarray(p["masks"], bool), np.asarray(p["labels"]), np.asarray(p["scores"])):
+            dets.append(dict(image_id=i + 1, category_id=int(c), segmentation=rle(m), score=float(s)))
+            cats.add(int(c))
+    dataset = dict(images=images, annotations=anns, categories=[dict(id=c, name=str(c)) for c in sorted(cats)])
+    return dataset, dets
+
+
+def mask_ap(preds, gts, iou_thresholds=None):
+    """COCO mask AP through pycocotools: dict ``ap`` (AP@[.5:.95]), ``ap50``, ``ap75`` and
+    ``per_class`` {category: AP@[.5:.95]} over classes with ground truth."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth images")
+    dataset, dets = _coco_from_instances(gts, preds)
+    gt_cats = sorted({a["category_id"] for a in dataset["annotations"]})
+    if not gt_cats:
+        raise ValueError("mask_ap: the ground truth holds no instance")
+    if not dets:        # pycocotools cannot load an empty result list: nothing found = AP 0
+        return dict(ap=0.0, ap50=0.0, ap75=0.0, per_class={c: 0.0 for c in gt_cats})
+    with contextlib.redirect_stdout(io.StringIO()):      # pycocotools prints progress
+        coco_gt = COCO()
+        coco_gt.dataset = dataset
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(dets)
+        ev = COCOeval(coco_gt, coco_dt, iouType="segm")
+        if iou_thresholds is not None:
+            ev.params.iouThrs = np.asarray(iou_thresholds, np.float64)
+        ev.params.catIds = gt_cats
+        ev.evaluate()
+        ev.accumulate()
+    prec = ev.eval["precision"][:, :, :, 0, -1]        # (T, R, K) at area 'all', maxDets 100
+
+    def mean_valid(a):
+        a = a[a > -1]
+        return float(a.mean()) if a.size else float("nan")
+
+    thr = ev.params.iouThrs
+    at = lambda t: mean_valid(prec[np.isclose(thr, t)]) if np.isclose(thr, t).any() else float("nan")  # noqa: E731
+    return dict(ap=mean_valid(prec), ap50=at(0.5), ap75=at(0.75),
+                per_class={c: mean_valid(prec[:, :, k]) for k, c in enumerate(gt_cats)})
+
+
+def _segments(pan, things, cats, label_divisor):
+    """Segment id per pixel (-1 = void): stuff pixels lose their instance id."""
+    cat = np.floor_divide(pan, label_divisor)
+    seg = np.where(np.isin(cat, things), pan, cat * label_divisor)
+    return np.where(np.isin(cat, cats), seg, -1)
+
+
+def panoptic_quality(pred, target, things, stuffs, label_divisor=1000):
+    """Panoptic quality PQ = SQ x RQ (COCO panoptic rules), per class and averaged.
+
+    ``pred``/``target``: integer maps (H, W) or (N, H, W) of ``category * label_divisor +
+    instance``. A segment is a (category, instance) of a thing or a whole stuff category.
+    Per image, a predicted and a target segment of one category match when IoU > 0.5
+    (then unique). Void: a target pixel whose category is in neither ``things`` nor
+    ``stuffs``; the pixels a prediction puts on void leave its IoU's union, and an unmatched
+    prediction lying more than half on void is not a false positive. A predicted pixel of a
+    category in neither set is "no prediction" (unlabelled). Per class c over all images:
+    SQ = mean IoU of the matches, RQ = TP / (TP + FP/2 + FN/2), PQ = SQ x RQ.
+
+    Returns dict ``pq``, ``sq``, ``rq`` (means over the classes that occur, i.e. with any
+    TP, FP or FN), ``per_class`` {category: (pq, sq, rq)}, ``things`` and ``stuff``
+    (pq, sq, rq) triples over those classes (NaN when none occur), and ``counts``
+    {category: (tp, fp, fn)}.
+    """
+    pred, target = _to_numpy(pred).astype(np.int64), _to_numpy(target).astype(np.int64)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred shape {pred.shape} differs from target shape {target.shape}")
+    things, stuffs = [int(c) for c in things], [int(c) for c in stuffs]
+    if set(things) & set(stuffs):
+        raise ValueError(f"categories {sorted(set(things) & set(stuffs))} are both thing and stuff")
+    cats = things + stuffs
+    if pred.ndim == 2:
+        pred, target = pred[None], target[None]
+    tp, fp, fn = dict.fromkeys(cats, 0), dict.fromkeys(cats, 0), dict.fromkeys(cats, 0)
+    iou_sum = dict.fromkeys(cats, 0.0)
+    for p_map, t_map in zip(pred, target):
+        t_seg = _segments(t_map, things, cats, label_divisor).ravel()
+        p_seg = _segments(p_map, things, cats, label_divisor).ravel()
+        g_ids, g_idx = np.unique(t_seg, return_inverse=True)
+        p_ids, p_idx = np.unique(p_seg, return_inverse=True)
+        # np.unique sorts, so void (-1), when present, is index 0 of either side
+        g_void, p_void = g_ids[0] == -1, p_ids[0] == -1
+        G, P = len(g_ids), len(p_ids)
+        counts = np.bincount(g_idx * P + p_idx, minlength=G * P).reshape(G, P)
+        gs, ps = slice(int(g_void), G), slice(int(p_void), P)
+        inter = counts[gs, ps]
+        g_area, p_area = counts[gs].sum(1), counts[:, ps].sum(0)
+        p_on_void = counts[0, ps] if g_void else np.zeros(P - int(p_void), np.int64)
+        g_cat, p_cat = g_ids[gs] // label_divisor, p_ids[ps] // label_divisor
+        union = g_area[:, None] + p_area[None, :] - inter - p_on_void[None, :]
+        iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        match = (iou > 0.5) & (g_cat[:, None] == p_cat[None, :])
+        gi, pi = np.nonzero(match)
+        for g, p in zip(gi, pi):
+            tp[int(g_cat[g])] += 1
+            iou_sum[int(g_cat[g])] += float(iou[g, p])
+        g_free = ~match.any(1)
+        p_free = ~match.any(0) & (p_on_void <= 0.5 * p_area)
+        for c in g_cat[g_free]:
+            fn[int(c)] += 1
+        for c in p_cat[p_free]:
+            fp[int(c)] += 1
+
+    per_class, counts_out = {}, {}
+    for c in cats:
+        if tp[c] + fp[c] + fn[c] == 0:
+            continue
+        sq = iou_sum[c] / tp[c] if tp[c] else 0.0
+        rq = tp[c] / (tp[c] + 0.5 * fp[c] + 0.5 * fn[c])
+        per_class[c] = (sq * rq, sq, rq)
+        counts_out[c] = (tp[c], fp[c], fn[c])
+
+    def mean_over(group):
+        rows = [per_class[c] for c in group if c in per_class]
+        return tuple(float(v) for v in np.mean(rows, 0)) if rows else (float("nan"),) * 3
+
+    pq, sq, rq = mean_over(cats)
+    return dict(pq=pq, sq=sq, rq=rq, per_class=per_class, things=mean_over(things),
+                stuff=mean_over(stuffs), counts=counts_out)

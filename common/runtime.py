@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import warnings
 from dataclasses import dataclass
 
@@ -84,17 +83,19 @@ def setup(seed: int = 0, verbose: bool = True) -> Budget:
     fall back to ``set_num_threads`` (slower than the environment variable: on
     2 cores a 2048^2 matmul ran at 36 GFLOP/s against 51 with the variable).
     """
-    paddle_was_loaded = "paddle" in sys.modules
-    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS_WANTED))
     import paddle
+
+    import common
 
     device = "gpu" if has_gpu() else "cpu"
     paddle.set_device(device)
-    threads = int(os.environ["OMP_NUM_THREADS"])
-    if device == "cpu" and paddle_was_loaded and threads < _THREADS_WANTED:
-        warnings.warn("Paddle was imported before `common`: it may use one CPU thread. "
-                      "Import common first (or set OMP_NUM_THREADS) for full speed.")
+    threads = int(os.environ["OMP_NUM_THREADS"])    # set by the user, or by `import common`
+    if device == "cpu" and common.PADDLE_LOADED_SINGLE_THREADED:
+        warnings.warn("Paddle was imported before `common` and runs on one CPU thread; "
+                      "switching to all cores now, but importing common first is faster.")
         paddle.base.core.set_num_threads(_THREADS_WANTED)
+        os.environ["OMP_NUM_THREADS"] = str(_THREADS_WANTED)
+        common.PADDLE_LOADED_SINGLE_THREADED = False
         threads = _THREADS_WANTED
     seed_everything(seed)
     b = budget()

@@ -34,7 +34,9 @@ class RandomScale:
         h, w = label.shape
         size = (max(1, round(w * s)), max(1, round(h * s)))
         return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
-                cv2.resize(label, size, interpolation=cv2.INTER_NEAREST))
+                # INTER_NEAREST samples at floor(x / s), off by up to a pixel from the
+                # half-pixel grid INTER_LINEAR uses; NEAREST_EXACT shares that grid.
+                cv2.resize(label, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
 class RandomCrop:

@@ -1,0 +1,140 @@
+"""Trainer: it learns, resumes exactly, refuses foreign checkpoints, and data parallel
+over two processes equals one process on the same global batch."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+
+from common.data import SyntheticScenes, train_transform
+from common.engine import Trainer
+from common.models import build_model
+from common.models.tiny import TinySegNet
+
+
+class DropNet(TinySegNet):
+    """The tiny net plus dropout, so that resuming must also reproduce the dropout noise."""
+
+    def __init__(self, num_classes):
+        super().__init__(num_classes, width=8, depth=2)
+        self.drop = nn.Dropout2D(0.3)
+
+    def forward(self, x):
+        return self.classifier(self.drop(self.features(x)))
+
+
+def _weights(model):
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def test_trainer_learns_synthetic_scenes():
+    train = SyntheticScenes(24, 48, seed=0, transform=train_transform(48))
+    val = SyntheticScenes(8, 48, seed=10_000)
+    paddle.seed(0)
+    model = build_model("tiny", train.num_classes, width=16, depth=4)
+    trainer = Trainer(model, train, val, iters=60, batch_size=4, lr=0.01, optimizer="adam",
+                      progress=False)
+    before = trainer.evaluate()["miou"]
+    hist = trainer.fit()
+    after = hist["miou"][-1]
+    assert np.mean(hist["loss"][-10:]) < 0.6 * np.mean(hist["loss"][:5])
+    # 7 classes: a constant prediction scores at most ~0.1 mIoU
+    assert after > 0.3 and after > before + 0.15, (before, after)
+
+
+def _interrupting_loss(stop_at, trainer_ref):
+    from common.losses import SegLoss
+    base = SegLoss()
+
+    def loss(out, label):
+        if trainer_ref and trainer_ref[0].it == stop_at:
+            raise KeyboardInterrupt
+        return base(out, label)
+    return loss
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    data = SyntheticScenes(6, 32, seed=0, transform=train_transform(32))
+    kw = dict(iters=9, batch_size=2, lr=0.02, progress=False, ckpt_every=3)
+
+    paddle.seed(1)
+    straight = DropNet(7)
+    Trainer(straight, data, **kw).fit()
+
+    paddle.seed(1)
+    ref = []
+    first = Trainer(DropNet(7), data, loss_fn=_interrupting_loss(5, ref),
+                    ckpt_path=tmp_path / "run.pdckpt", **kw)
+    ref.append(first)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()                          # dies at iteration 5; last checkpoint at 3
+
+    paddle.seed(123)                         # a fresh process: other initial weights
+    resumed_model = DropNet(7)
+    resumed = Trainer(resumed_model, data, **kw).resume(tmp_path / "run.pdckpt")
+    assert resumed.it == 3
+    resumed.fit()
+    a, b = _weights(straight), _weights(resumed_model)
+    assert max(np.abs(a[k] - b[k]).max() for k in a) == 0.0
+    assert resumed.history["iter"] == list(range(1, 10))
+
+
+def test_resume_refuses_checkpoint_of_another_model(tmp_path):
+    data = SyntheticScenes(2, 32, seed=0)
+    t = Trainer(build_model("tiny", 7, width=8), data, iters=1, batch_size=2, progress=False)
+    t.save(tmp_path / "tiny.pdckpt")
+    other = Trainer(DropNet(7), data, iters=1, batch_size=2, progress=False)
+    with pytest.raises(ValueError, match=r"tiny\.pdckpt holds a TinySegNet checkpoint"):
+        other.resume(tmp_path / "tiny.pdckpt")
+    with pytest.raises(FileNotFoundError, match="missing.pdckpt"):
+        other.resume(tmp_path / "missing.pdckpt")
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    data = SyntheticScenes(2, 32, seed=0)
+    t = Trainer(build_model("tiny", 7, width=8), data, iters=1, batch_size=2, progress=False)
+    path = tmp_path / "c.pdckpt"
+    t.save(path)
+    before = path.read_bytes()
+
+    def broken(obj, p):
+        Path(p).write_bytes(b"half")
+        raise OSError("disk full")
+    monkeypatch.setattr(paddle, "save", broken)
+    with pytest.raises(OSError):
+        t.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.pdckpt"]
+
+
+def test_predict_window_scales_flip_shapes():
+    data = SyntheticScenes(2, 40, seed=0)
+    t = Trainer(build_model("tiny", 7, width=8), data, iters=1, batch_size=2, progress=False)
+    x = np.stack([data[i][0] for i in range(2)])
+    plain = t.logits(x)
+    assert tuple(plain.shape) == (2, 7, 40, 40)
+    # a window covering the whole image equals the plain forward pass
+    np.testing.assert_allclose(t.logits(x, window=(40, 40)).numpy(), plain.numpy(), atol=1e-6)
+    tiled = t.logits(x, window=(24, 16))
+    np.testing.assert_allclose(tiled.sum(1).numpy(), 1.0, atol=1e-5)
+    assert t.predict(x, scales=(0.75, 1.0, 1.25), flip=True).shape == (2, 40, 40)
+
+
+def test_two_process_data_parallel_equals_one_process(tmp_path):
+    worker = Path(__file__).with_name("dp_worker.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, str(worker), str(tmp_path / "one.npz")], check=True,
+                   env=env, capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                    "--backend", "gloo", "--log_dir", str(tmp_path / "log"), str(worker),
+                    str(tmp_path / "two.npz")], check=True, env=env, capture_output=True,
+                   timeout=180)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert int(one["world"]) == 1 and int(two["world"]) == 2
+    keys = [k for k in one if k != "world"]
+    assert max(np.abs(one[k] - two[k]).max() for k in keys) < 1e-5
+    moved = max(np.abs(one[k]).max() for k in keys)
+    assert moved > 0

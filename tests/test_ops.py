@@ -1,0 +1,201 @@
+"""common.ops against Paddle's built-ins on many seeded random configurations.
+
+Tolerance: float32, max |ours - paddle| <= ATOL + RTOL * |paddle| with ATOL = RTOL = 1e-4
+(NumPy and Paddle sum products in different orders; values are O(1) to O(10)).
+"""
+import cv2
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from common import ops
+
+ATOL = RTOL = 1e-4
+N_RANDOM = 40          # random configurations per operator (seeded)
+
+
+def close(ours, ref):
+    ref = ref.numpy() if isinstance(ref, paddle.Tensor) else np.asarray(ref)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    assert ours.dtype == np.float32 or ours.dtype == ref.dtype
+    np.testing.assert_allclose(ours, ref, atol=ATOL, rtol=RTOL)
+
+
+def rng_cases(seed):
+    return [np.random.default_rng([seed, i]) for i in range(N_RANDOM)]
+
+
+# ------------------------------------------------------------------ bilinear resize
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("rng", rng_cases(1))
+def test_bilinear_random(rng, align_corners):
+    n, c = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    h, w = (int(v) for v in rng.integers(1, 20, 2))
+    oh, ow = (int(v) for v in rng.integers(1, 40, 2))      # up, down, non-square, 1x1
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    ref = F.interpolate(paddle.to_tensor(x), size=(oh, ow), mode="bilinear",
+                        align_corners=align_corners)
+    close(ops.bilinear_resize(x, (oh, ow), align_corners), ref)
+    close(ops.bilinear_resize(x[0], (oh, ow), align_corners), ref[0])        # (C, H, W)
+    close(ops.bilinear_resize(x[0, 0], (oh, ow), align_corners), ref[0, 0])  # (H, W)
+
+
+@pytest.mark.parametrize("rng", rng_cases(2))
+def test_bilinear_matches_opencv(rng):
+    h, w = (int(v) for v in rng.integers(1, 30, 2))
+    oh, ow = (int(v) for v in rng.integers(1, 60, 2))
+    x = rng.standard_normal((h, w)).astype(np.float32)
+    ref = cv2.resize(x, (ow, oh), interpolation=cv2.INTER_LINEAR)
+    close(ops.bilinear_resize(x, (oh, ow)), ref.reshape(oh, ow))
+
+
+def test_bilinear_by_hand():
+    # 2 pixels -> 4: half-pixel centres give 0, 0.25, 0.75, 1 (borders clamp)
+    x = np.array([[0.0, 1.0]], np.float32)
+    assert np.allclose(ops.bilinear_resize(x, (1, 4)), [[0, 0.25, 0.75, 1]])
+    assert np.allclose(ops.bilinear_resize(x, (1, 4), align_corners=True), [[0, 1 / 3, 2 / 3, 1]])
+    with pytest.raises(ValueError, match="size"):
+        ops.bilinear_resize(x, (0, 3))
+
+
+# --------------------------------------------------------------- pooling / unpooling
+@pytest.mark.parametrize("rng", rng_cases(3))
+def test_maxpool_unpool_random(rng):
+    k = int(rng.integers(1, 5))
+    s = int(rng.integers(1, 5))                            # stride > kernel too
+    p = int(rng.integers(0, k // 2 + 1))                   # Paddle allows p <= k/2
+    h, w = (int(v) for v in rng.integers(k, 17, 2))
+    x = rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(1, 4)), h, w)).astype(np.float32)
+    ref_v, ref_i = F.max_pool2d(paddle.to_tensor(x), k, s, p, return_mask=True)
+    v, idx = ops.max_pool2d_with_indices(x, k, s, p)
+    close(v, ref_v)
+    np.testing.assert_array_equal(idx, ref_i.numpy())
+    out_size = (h, w)
+    ref_u = F.max_unpool2d(ref_v, ref_i, k, s, p, output_size=out_size)
+    close(ops.max_unpool2d(v, idx, k, s, p, output_size=out_size), ref_u)
+    # (C, H, W) input
+    v3, i3 = ops.max_pool2d_with_indices(x[0], k, s, p)
+    np.testing.assert_array_equal(i3, ref_i.numpy()[0])
+
+
+@pytest.mark.parametrize("rng", rng_cases(4))
+def test_unpool_random_indices(rng):
+    k = int(rng.integers(2, 4))
+    h, w = (int(v) for v in rng.integers(1, 8, 2))
+    x = rng.standard_normal((1, 2, h, w)).astype(np.float32)
+    idx = ops.random_pool_indices(x.shape, k, seed=int(rng.integers(1000)))
+    # each index lies inside its own pooling window
+    rows, cols = idx // (w * k), idx % (w * k)
+    assert np.all(rows // k == np.arange(h)[:, None]) and np.all(cols // k == np.arange(w))
+    ref = F.max_unpool2d(paddle.to_tensor(x), paddle.to_tensor(idx.astype(np.int32)), k)
+    close(ops.max_unpool2d(x, idx, k), ref)
+
+
+def test_unpool_bad_index():
+    with pytest.raises(ValueError, match="indices"):
+        ops.max_unpool2d(np.ones((1, 1, 1), np.float32), np.array([[[9]]]), 2)
+
+
+# ------------------------------------------------------------------ convolutions
+def random_conv_case(rng):
+    k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    s = int(rng.integers(1, 5))
+    d = int(rng.integers(1, 4))
+    p = int(rng.integers(0, 4))
+    span = [d * (kk - 1) + 1 for kk in k]
+    h = int(rng.integers(max(1, span[0] - 2 * p), 18))
+    w = int(rng.integers(max(1, span[1] - 2 * p), 18))
+    cin, cout = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    x = rng.standard_normal((int(rng.integers(1, 3)), cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cout, cin) + k).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, wt, b, s, p, d
+
+
+@pytest.mark.parametrize("rng", rng_cases(5))
+def test_conv2d_random(rng):
+    x, w, b, s, p, d = random_conv_case(rng)
+    ref = F.conv2d(paddle.to_tensor(x), paddle.to_tensor(w), paddle.to_tensor(b), s, p, d)
+    close(ops.conv2d(x, w, b, s, p, d), ref)
+    close(ops.conv2d(x[0], w, b, s, p, d), ref[0])
+
+
+@pytest.mark.parametrize("rng", rng_cases(6))
+def test_atrous_random(rng):
+    x, w, b, s, p, d = random_conv_case(rng)
+    ref = F.conv2d(paddle.to_tensor(x), paddle.to_tensor(w), paddle.to_tensor(b), s, p, d)
+    close(ops.atrous_conv2d(x, w, d, b, stride=s, padding=p), ref)
+
+
+def test_dilate_kernel_and_same_padding():
+    w = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
+    wd = ops.dilate_kernel(w, 2)
+    assert wd.shape == (1, 1, 5, 5) and wd[0, 0, 0, 1] == 0 and wd[0, 0, 4, 4] == 9
+    x = np.random.rand(1, 9, 11).astype(np.float32)
+    assert ops.atrous_conv2d(x, w, 3, padding="same").shape == (1, 9, 11)
+
+
+@pytest.mark.parametrize("rng", rng_cases(7))
+def test_transposed_conv_random(rng):
+    k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    s = int(rng.integers(1, 5))
+    p = int(rng.integers(0, min(k) + 1))
+    op = int(rng.integers(0, s)) if s > 1 else 0           # output_padding < stride
+    h, w = (int(v) for v in rng.integers(1, 12, 2))
+    if (h - 1) * s + k[0] + op - 2 * p < 1 or (w - 1) * s + k[1] + op - 2 * p < 1:
+        h, w, p = h + 2, w + 2, 0
+    cin, cout = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    x = rng.standard_normal((int(rng.integers(1, 3)), cin, h, w)).astype(np.float32)
+    wt = rng.standard_normal((cin, cout) + k).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    ref = F.conv2d_transpose(paddle.to_tensor(x), paddle.to_tensor(wt), paddle.to_tensor(b),
+                             stride=s, padding=p, output_padding=op)
+    close(ops.transposed_conv2d(x, wt, b, s, p, op), ref)
+    close(ops.transposed_conv2d_scatter(x, wt, b, s, p, op), ref)
+    assert ref.shape[2] == ops.transposed_conv_output_size(h, k[0], s, p, op)
+    assert ref.shape[3] == ops.transposed_conv_output_size(w, k[1], s, p, op)
+
+
+@pytest.mark.parametrize("rng", rng_cases(8))
+def test_conv_matrix_transpose(rng):
+    k, s = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    p = int(rng.integers(0, k))
+    h, w = (int(v) for v in rng.integers(k, 9, 2))
+    x = rng.standard_normal((h, w)).astype(np.float32)
+    kern = rng.standard_normal((k, k)).astype(np.float32)
+    C = ops.conv_matrix((h, w), kern, s, p)
+    y = ops.conv2d(x[None], kern[None, None], stride=s, padding=p)[0]
+    assert y.shape == (ops.conv_output_size(h, k, s, p), ops.conv_output_size(w, k, s, p))
+    np.testing.assert_allclose(C @ x.ravel(), y.ravel(), atol=ATOL, rtol=RTOL)
+    # C.T on the conv's output size is Paddle's transposed conv, cut to the input size
+    z = rng.standard_normal(y.shape).astype(np.float32)
+    op = (h + 2 * p - k) % s, (w + 2 * p - k) % s             # the sizes conv lost by flooring
+    ref = F.conv2d_transpose(paddle.to_tensor(z[None, None]), paddle.to_tensor(kern[None, None]),
+                             stride=s, padding=p, output_padding=op)
+    close((C.T @ z.ravel()).reshape(h, w), ref[0, 0])
+
+
+def test_output_size_formulas():
+    assert ops.conv_output_size(32, 3, 2, 1) == 16                # 越卷越小
+    assert ops.transposed_conv_output_size(16, 4, 2, 1) == 32     # 越变越大
+    assert ops.transposed_conv_output_size(1, 64, 32, 16) == 32
+    with pytest.raises(ValueError, match="w must be"):
+        ops.transposed_conv2d(np.ones((2, 3, 3), np.float32), np.ones((3, 1, 2, 2), np.float32))
+
+
+# ------------------------------------------------------------------ FC as conv
+@pytest.mark.parametrize("in_shape", [(6, 1, 1), (3, 2, 5)])
+def test_fc_to_conv(in_shape):
+    fc = paddle.nn.Linear(int(np.prod(in_shape)), 4)
+    conv = ops.fc_to_conv(fc, in_shape)
+    x = paddle.randn((2,) + in_shape)
+    close(conv(x).numpy()[:, :, 0, 0], fc(x.flatten(1)))
+    # on a bigger map the conv slides: a score map, one FC output per position
+    big = paddle.randn((1, in_shape[0], in_shape[1] + 3, in_shape[2] + 2))
+    scores = conv(big)
+    assert tuple(scores.shape) == (1, 4, 4, 3)
+    patch = big[:, :, 2:2 + in_shape[1], 1:1 + in_shape[2]]
+    close(scores.numpy()[:, :, 2, 1], fc(patch.flatten(1)))
+    with pytest.raises(ValueError, match="in_shape"):
+        ops.fc_weight_to_conv(np.ones((5, 2)), in_shape=(2, 1, 1))
