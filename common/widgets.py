@@ -62,3 +62,119 @@ def erode_dilate_demo(label_mask, pred_mask, steps=0, image=None, show=True):
         print(f"IoU(object) {s['iou_object']:.3f} | mIoU {s['miou']:.3f} | "
               f"pixel accuracy {s['pixel_acc']:.3f}")
     return s
+
+
+# ----------------------------------------------------------------------------- Day 4
+
+
+def atrous_footprint(rates, size=None):
+    """How many paths lead from each input pixel to the centre output unit of a stack of
+    3x3 convs with dilations ``rates`` (an int is one layer). Returns an int array
+    (size, size); zeros inside the covered square are the holes ("gridding", 网格效应)
+    that equal rates leave and that mixed rates such as multi-grid (1, 2, 4) fill."""
+    from scipy import ndimage as ndi
+
+    rates = [int(rates)] if np.isscalar(rates) else [int(r) for r in rates]
+    if not rates or min(rates) < 1:
+        raise ValueError(f"rates must be positive integers, got {rates}")
+    extent = 2 * sum(rates) + 1
+    size = extent + 4 if size is None else int(size)
+    if size < extent or size % 2 == 0:
+        raise ValueError(f"size must be odd and at least {extent} for rates {rates}, got {size}")
+    paths = np.zeros((size, size), np.int64)
+    paths[size // 2, size // 2] = 1
+    for r in rates:     # back-propagate the centre through each layer: a dilated 3x3 of ones
+        k = np.zeros((2 * r + 1, 2 * r + 1), np.int64)
+        k[::r, ::r] = 1
+        paths = ndi.convolve(paths, k, mode="constant")
+    return paths
+
+
+def atrous_demo(rate=2, layers=1, multi_grid=False, size=None, show=True):
+    """Widget callback: which input pixels a stack of ``layers`` 3x3 convs at ``rate`` sees
+    (with ``multi_grid`` the rates are rate x (1, 2, 4, 1, 2, 4, ...)). Prints the receptive
+    field, the pixels used inside it and the parameters (always 9 per channel pair and
+    layer); returns dict(rates, footprint, rf, used, covered_fraction)."""
+    grid = (1, 2, 4)
+    rates = [rate * (grid[i % 3] if multi_grid else 1) for i in range(int(layers))]
+    fp = atrous_footprint(rates, size)
+    rf = 2 * sum(rates) + 1
+    used = int((fp > 0).sum())
+    out = dict(rates=rates, footprint=fp, rf=rf, used=used, covered_fraction=used / rf ** 2)
+    if show:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=80)
+        ax.imshow(fp > 0, cmap="Blues", vmin=0, vmax=1.4, interpolation="nearest")
+        ax.set_title(f"rates {rates}: RF {rf}x{rf}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        plt.show()
+        print(f"rates {rates} | receptive field {rf}x{rf} | input pixels used {used} "
+              f"({100 * out['covered_fraction']:.0f}%) | weights per channel pair {9 * len(rates)}")
+    return out
+
+
+# ----------------------------------------------------------------------------- Day 3
+
+RF_PRESETS = ("none", "VGG block (2 conv + pool)", "ResNet stem (7x7 s2 + pool s2)",
+              "U-Net levels 0-1")
+
+
+def rf_stack(preset="none", n_layers=2, kernel=3, stride=1, dilation=1):
+    """The layer list of the receptive-field demo: a ``preset`` front (one of ``RF_PRESETS``)
+    followed by ``n_layers`` convs of ``kernel`` / ``stride`` / ``dilation`` ('same' padding)."""
+    from . import receptive_field as rf
+
+    fronts = {"none": [],
+              RF_PRESETS[1]: [rf.conv(3), rf.conv(3), rf.pool(2)],
+              RF_PRESETS[2]: [rf.conv(7, 2), rf.pool(3, 2, 1)],
+              RF_PRESETS[3]: rf.unet_encoder_layers(1, "same")}
+    if preset not in fronts:
+        raise ValueError(f"preset must be one of {RF_PRESETS}, got {preset!r}")
+    if min(kernel, stride, dilation) < 1 or n_layers < 0:
+        raise ValueError("kernel, stride and dilation must be >= 1 and n_layers >= 0")
+    return fronts[preset] + [rf.conv(kernel, stride, dilation) for _ in range(int(n_layers))]
+
+
+def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None, show=True):
+    """Widget callback: the receptive field of the centre output unit of ``rf_stack(...)``.
+
+    Computes it by the arithmetic and by back-propagation on an input of ``size`` pixels
+    (default: a little larger than the field, at most 257), draws the gradient (effective
+    receptive field) with the theoretical square, and the field after each layer. Returns
+    dict(rows, rf, jump, empirical_size, size); raises if the input shrinks to nothing.
+    """
+    from . import receptive_field as rf
+
+    layers = rf_stack(preset, n_layers, kernel, stride, dilation)
+    if not layers:
+        raise ValueError("the stack is empty: choose a preset or n_layers >= 1")
+    rows = rf.receptive_field(layers)
+    field, jump = rows[-1]["rf"], rows[-1]["jump"]
+    if size is None:
+        size = min(257, field + 2 * jump + 8) | 1
+    rows = rf.receptive_field(layers, size)
+    emp = rf.empirical_receptive_field(layers, size)
+    out = dict(rows=rows, rf=field, jump=jump, empirical_size=emp["size"], size=size)
+    if show:
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
+
+        lo, hi = rf.theoretical_extent(layers, size)
+        fig, (a, b) = plt.subplots(1, 2, figsize=(7, 3.2), dpi=80)
+        a.imshow(emp["grad"] / emp["grad"].max(), cmap="magma", interpolation="nearest")
+        a.add_patch(Rectangle((lo - 0.5, lo - 0.5), hi - lo + 1, hi - lo + 1, fill=False,
+                              ec="cyan", lw=1.5))
+        a.set_title(f"input {size}x{size}: RF {field} (cyan), jump {jump}", fontsize=9)
+        a.axis("off")
+        b.plot(range(1, len(rows) + 1), [r["rf"] for r in rows], "o-")
+        b.set_xlabel("layer")
+        b.set_ylabel("receptive field (pixels)")
+        b.grid(alpha=0.3)
+        fig.tight_layout()
+        plt.show()
+        print(rf.format_table(rows))
+        print(f"theoretical RF {field} | measured extent {emp['size']} "
+              f"(clipped to the {size}-pixel input)")
+    return out

@@ -1,0 +1,307 @@
+"""SOLO: Segmenting Objects by Locations (Wang et al., ECCV 2020), decoupled variant.
+
+Bottom-up instance segmentation (自底向上 / proposal-free): no boxes, no RoIs. The image
+is cut into an S x S grid; the cell that holds an object's centre must (a) say the
+object's class (category branch, S x S x C) and (b) paint its mask (mask branch).
+Decoupled SOLO predicts the mask of cell (i, j) as the product of two maps,
+``sigmoid(Y_i) * sigmoid(X_j)``: 2S output channels instead of S^2.
+Objects of different sizes go to different FPN levels (scale assignment), each level
+with its own grid size. Training: focal loss on the grid of categories, Dice loss on
+the masks of the positive cells. Inference: score, mask, then Matrix NMS.
+
+``model(images, targets)`` (train mode) -> dict of losses; ``model(images)`` in train mode
+-> raw outputs (for ``loss(outputs, targets)``, e.g. from the course's ``Trainer``);
+in eval mode -> a list (one per image) of dicts ``masks`` (n, H, W) bool, ``labels``
+(n,), ``scores`` (n,). Labels are 0..num_classes-1 over the *thing* classes only.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .backbones.resnet import ResNet
+from .layers import resize_to
+from .registry import register
+
+
+def _gn(ch):
+    # GroupNorm as in the paper: independent of the (tiny) batch size.
+    return nn.GroupNorm(min(32, max(1, ch // 4)), ch)
+
+
+class FPN(nn.Layer):
+    """Feature pyramid: lateral 1x1 convs, top-down nearest upsampling + add, 3x3 output
+    convs. Returns [P2, P3, P4, P5, P6] (P6 = P5 subsampled by 2, as in SOLO/RetinaNet)."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.lateral = nn.LayerList([nn.Conv2D(c, out_channels, 1) for c in in_channels])
+        self.output = nn.LayerList([nn.Conv2D(out_channels, out_channels, 3, padding=1)
+                                    for _ in in_channels])
+
+    def forward(self, feats):
+        lat = [conv(f) for conv, f in zip(self.lateral, feats)]
+        for k in range(len(lat) - 1, 0, -1):
+            lat[k - 1] = lat[k - 1] + resize_to(lat[k], lat[k - 1].shape[-2:], mode="nearest")
+        outs = [conv(x) for conv, x in zip(self.output, lat)]
+        return outs + [F.max_pool2d(outs[-1], 1, stride=2)]
+
+
+def _tower(in_ch, ch, n):
+    layers = []
+    for k in range(n):
+        layers += [nn.Conv2D(in_ch if k == 0 else ch, ch, 3, padding=1, bias_attr=False), _gn(ch), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _coords(x, axis):
+    """A (N, 1, h, w) map of normalised x (axis=1) or y (axis=0) coordinates in [-1, 1]: CoordConv,
+    so a translation-invariant conv can still paint a mask at a *position*."""
+    n, _, h, w = x.shape
+    line = paddle.linspace(-1, 1, w if axis == 1 else h)
+    grid = line.reshape([1, 1, 1, w]).expand([n, 1, h, w]) if axis == 1 else \
+        line.reshape([1, 1, h, 1]).expand([n, 1, h, w])
+    return grid.astype(x.dtype)
+
+
+def matrix_nms(masks, labels, scores, kernel="gaussian", sigma=2.0):
+    """Matrix NMS (SOLOv2): decay each score by its overlap with higher-scored masks of the
+    same class, in parallel, instead of deleting masks one by one.
+
+    For mask j, decay_j = min over higher-scored i of f(iou_ij) / f(comp_i), where comp_i
+    is i's own largest IoU with a mask above it (a mask that was itself suppressed should
+    suppress less). f(x) = exp(-sigma x^2) (gaussian) or 1 - x (linear).
+    Returns the decayed scores, in the input order.
+    """
+    masks = np.asarray(masks, bool)
+    n = len(masks)
+    if n == 0:
+        return np.zeros(0, np.float64)
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    m = masks[order].reshape(n, -1).astype(np.float64)
+    lab = np.asarray(labels)[order]
+    inter = m @ m.T
+    area = m.sum(1)
+    iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+    # only pairs (i above j) of the same class count
+    iou = np.triu(iou, k=1) * (lab[:, None] == lab[None, :])
+    comp = iou.max(0)                       # comp_i: max IoU of i with any mask above it
+    if kernel == "gaussian":
+        decay = np.exp(-sigma * (iou ** 2 - comp[:, None] ** 2)).min(0)
+    elif kernel == "linear":
+        decay = ((1 - iou) / (1 - comp[:, None])).min(0)
+    else:
+        raise ValueError(f"kernel must be 'gaussian' or 'linear', got {kernel!r}")
+    out = np.empty(n)
+    out[order] = np.asarray(scores, np.float64)[order] * decay
+    return out
+
+
+def dice_loss_masks(pred, target, eps=1e-3):
+    """1 - Dice per mask, SOLO's form: 2 sum(pg) / (sum p^2 + sum g^2); pred in [0, 1], (n, h, w)."""
+    inter = (pred * target).sum(axis=[1, 2])
+    denom = (pred * pred).sum(axis=[1, 2]) + (target * target).sum(axis=[1, 2])
+    return 1 - 2 * inter / (denom + eps)
+
+
+class SOLO(nn.Layer):
+    """Decoupled SOLO on a ResNet + FPN.
+
+    ``levels`` pick FPN outputs (0 = P2 at stride 4 ... 4 = P6 at stride 64), each with a
+    grid size in ``num_grids`` and a range of object scales sqrt(area) in pixels in
+    ``scale_ranges`` (ranges overlap, so an object near a border trains two levels).
+    Defaults are the paper's (P2..P6, grids 40 36 24 16 12). ``sigma`` sets the centre
+    region: the cells within sigma/2 of the box size around the centre of mass are positive.
+    """
+
+    def __init__(self, num_classes, depth=50, width=64, fpn_channels=256, head_channels=256,
+                 stacked_convs=7, levels=(0, 1, 2, 3, 4), num_grids=(40, 36, 24, 16, 12),
+                 scale_ranges=((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048)),
+                 sigma=0.2, mask_weight=3.0, score_thresh=0.1, mask_thresh=0.5,
+                 update_thresh=0.05, nms_pre=500, max_per_img=100, pretrained=None):
+        super().__init__()
+        if not len(levels) == len(num_grids) == len(scale_ranges):
+            raise ValueError("levels, num_grids and scale_ranges must have the same length")
+        self.num_classes, self.levels, self.num_grids = num_classes, tuple(levels), tuple(num_grids)
+        self.scale_ranges, self.sigma, self.mask_weight = tuple(scale_ranges), sigma, mask_weight
+        self.score_thresh, self.mask_thresh, self.update_thresh = score_thresh, mask_thresh, update_thresh
+        self.nms_pre, self.max_per_img = nms_pre, max_per_img
+        self.backbone = ResNet(depth, width, output_stride=32, pretrained=pretrained)
+        self.fpn = FPN(self.backbone.channels, fpn_channels)
+        self.cate_tower = _tower(fpn_channels, head_channels, stacked_convs)
+        prior = -math.log((1 - 0.01) / 0.01)   # start every cell at p=0.01: focal loss's prior
+        self.cate_out = nn.Conv2D(head_channels, num_classes, 3, padding=1,
+                                  bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(prior)))
+        self.mask_tower_x = _tower(fpn_channels + 1, head_channels, stacked_convs)
+        self.mask_tower_y = _tower(fpn_channels + 1, head_channels, stacked_convs)
+        self.mask_out_x = nn.LayerList([nn.Conv2D(head_channels, s, 3, padding=1) for s in num_grids])
+        self.mask_out_y = nn.LayerList([nn.Conv2D(head_channels, s, 3, padding=1) for s in num_grids])
+
+    # ------------------------------------------------------------------ forward
+    def heads(self, images):
+        """Raw outputs: per level ``cate`` (N, C, S, S) logits, ``mask_x`` / ``mask_y``
+        (N, S, h, w) logits at twice the level's resolution."""
+        feats = self.fpn(self.backbone(images))
+        out = dict(cate=[], mask_x=[], mask_y=[])
+        for k, (lvl, s) in enumerate(zip(self.levels, self.num_grids)):
+            f = feats[lvl]
+            out["cate"].append(self.cate_out(self.cate_tower(resize_to(f, (s, s)))))
+            up = (2 * f.shape[2], 2 * f.shape[3])
+            mx = self.mask_tower_x(paddle.concat([f, _coords(f, 1)], 1))
+            my = self.mask_tower_y(paddle.concat([f, _coords(f, 0)], 1))
+            out["mask_x"].append(self.mask_out_x[k](resize_to(mx, up)))
+            out["mask_y"].append(self.mask_out_y[k](resize_to(my, up)))
+        return out
+
+    def forward(self, images, targets=None):
+        out = self.heads(images)
+        if targets is not None:
+            return self.loss(out, targets, tuple(images.shape[-2:]))
+        if self.training:
+            return out
+        return self.postprocess(out, tuple(images.shape[-2:]))
+
+    # ------------------------------------------------------------------ targets
+    def assign(self, masks, labels, image_shape, mask_shapes):
+        """Targets of one image (NumPy): per level a category grid (S, S) (-1 = background)
+        and the positive cells as ``(i, j, soft mask at the level's mask resolution)``.
+
+        An object goes to every level whose scale range holds sqrt(its area); the cells
+        of its centre region (centre of mass +- sigma/2 of the box, at most one cell from
+        the centre cell) are positive. Larger objects are placed first, so a smaller one
+        wins a shared cell.
+        """
+        h, w = image_shape
+        masks = np.asarray(masks, bool)
+        areas = masks.reshape(len(masks), -1).sum(1)
+        out = []
+        for (lo, hi), s, mshape in zip(self.scale_ranges, self.num_grids, mask_shapes):
+            cate = np.full((s, s), -1, np.int64)
+            pos = {}
+            for k in np.argsort(-areas, kind="mergesort"):
+                if not (lo <= math.sqrt(areas[k]) <= hi) or areas[k] == 0:
+                    continue
+                ys, xs = np.nonzero(masks[k])
+                cy, cx = ys.mean() + 0.5, xs.mean() + 0.5
+                hh = 0.5 * self.sigma * (ys.max() + 1 - ys.min())
+                hw = 0.5 * self.sigma * (xs.max() + 1 - xs.min())
+                ci, cj = int(cy / h * s), int(cx / w * s)
+                top = max(int((cy - hh) / h * s), 0, ci - 1)
+                bottom = min(int((cy + hh) / h * s), s - 1, ci + 1)
+                left = max(int((cx - hw) / w * s), 0, cj - 1)
+                right = min(int((cx + hw) / w * s), s - 1, cj + 1)
+                cate[top:bottom + 1, left:right + 1] = labels[k]
+                # soft target: the fraction of each coarse mask pixel the object covers
+                small = cv2.resize(masks[k].astype(np.float32), (mshape[1], mshape[0]),
+                                   interpolation=cv2.INTER_AREA)
+                for i in range(top, bottom + 1):
+                    for j in range(left, right + 1):
+                        pos[(i, j)] = small
+            out.append((cate, [(i, j, m) for (i, j), m in sorted(pos.items())]))
+        return out
+
+    def loss(self, out, targets, image_shape):
+        """Focal loss on the category grids (normalised by the positives) + ``mask_weight`` x
+        mean Dice loss over the positive cells. ``targets``: list of dicts ``masks``, ``labels``."""
+        n = out["cate"][0].shape[0]
+        mask_shapes = [tuple(m.shape[-2:]) for m in out["mask_x"]]
+        per_image = [self.assign(np.asarray(t["masks"]), np.asarray(t["labels"]), image_shape, mask_shapes)
+                     for t in targets]
+        cate_logits, cate_labels, preds = [], [], []
+        for k, s in enumerate(self.num_grids):
+            cate_logits.append(out["cate"][k].transpose([0, 2, 3, 1]).reshape([-1, self.num_classes]))
+            grid = np.stack([per_image[b][k][0] for b in range(n)]).reshape(-1)
+            onehot = np.zeros((grid.size, self.num_classes), np.float32)
+            onehot[grid >= 0, grid[grid >= 0]] = 1
+            cate_labels.append(onehot)
+            idx_y, idx_x, tgt = [], [], []
+            for b in range(n):
+                for i, j, m in per_image[b][k][1]:
+                    idx_y.append(b * s + i)
+                    idx_x.append(b * s + j)
+                    tgt.append(m)
+            if tgt:
+                hm, wm = mask_shapes[k]
+                my = paddle.gather(out["mask_y"][k].reshape([-1, hm, wm]), paddle.to_tensor(idx_y))
+                mx = paddle.gather(out["mask_x"][k].reshape([-1, hm, wm]), paddle.to_tensor(idx_x))
+                # levels differ in mask resolution: one Dice value per positive, then the mean
+                preds.append(dice_loss_masks(F.sigmoid(my) * F.sigmoid(mx), paddle.to_tensor(np.stack(tgt))))
+        labels = paddle.to_tensor(np.concatenate(cate_labels))
+        num_pos = float(labels.sum())
+        loss_cate = F.sigmoid_focal_loss(paddle.concat(cate_logits), labels,
+                                         normalizer=paddle.to_tensor([num_pos + 1.0]))
+        if preds:
+            loss_mask = paddle.concat(preds).mean()
+        else:
+            loss_mask = (out["mask_x"][0] * 0).sum()
+        loss_mask = self.mask_weight * loss_mask
+        return dict(loss_cate=loss_cate, loss_mask=loss_mask, loss=loss_cate + loss_mask)
+
+    # --------------------------------------------------------------- inference
+    @paddle.no_grad()
+    def postprocess(self, out, image_shape):
+        """Per image: cells whose class score survives point NMS (a 2x2 local maximum) and
+        ``score_thresh``; their masks, binarised at ``mask_thresh``; score x maskness
+        (mean soft value inside the mask); Matrix NMS; keep decayed scores > ``update_thresh``."""
+        results = []
+        n = out["cate"][0].shape[0]
+        for b in range(n):
+            soft, labels, scores = [], [], []
+            for k, s in enumerate(self.num_grids):
+                heat = F.sigmoid(out["cate"][k][b:b + 1])
+                hmax = F.max_pool2d(heat, 2, stride=1, padding=1)[:, :, :-1, :-1]
+                heat = (heat * (hmax == heat).astype(heat.dtype))[0].numpy()   # (C, S, S)
+                c, i, j = np.nonzero(heat > self.score_thresh)
+                if len(c) == 0:
+                    continue
+                my = F.sigmoid(out["mask_y"][k][b])
+                mx = F.sigmoid(out["mask_x"][k][b])
+                m = paddle.gather(my, paddle.to_tensor(i)) * paddle.gather(mx, paddle.to_tensor(j))
+                soft.append(resize_to(m.unsqueeze(0), image_shape)[0].numpy())
+                labels.append(c)
+                scores.append(heat[c, i, j])
+            if not soft:
+                h, w = image_shape
+                results.append(dict(masks=np.zeros((0, h, w), bool), labels=np.zeros(0, np.int64),
+                                    scores=np.zeros(0, np.float32)))
+                continue
+            soft, labels, scores = np.concatenate(soft), np.concatenate(labels), np.concatenate(scores)
+            masks = soft > self.mask_thresh
+            area = masks.reshape(len(masks), -1).sum(1)
+            keep = area > 0
+            maskness = (soft * masks).reshape(len(masks), -1).sum(1) / np.maximum(area, 1)
+            masks, labels, scores = masks[keep], labels[keep], (scores * maskness)[keep]
+            top = np.argsort(-scores, kind="mergesort")[:self.nms_pre]
+            masks, labels, scores = masks[top], labels[top], scores[top]
+            scores = matrix_nms(masks, labels, scores)
+            top = np.argsort(-scores, kind="mergesort")
+            top = top[scores[top] > self.update_thresh][:self.max_per_img]
+            results.append(dict(masks=masks[top], labels=labels[top].astype(np.int64),
+                                scores=scores[top].astype(np.float32)))
+        return results
+
+
+class SOLOLoss:
+    """``loss_fn(outputs, panoptic_labels)`` for the course's ``Trainer``: thing instances
+    are read from the panoptic labels, and the model's own ``loss`` is summed."""
+
+    def __init__(self, model, thing_ids, label_divisor=1000):
+        self.model, self.thing_ids, self.label_divisor = model, tuple(thing_ids), label_divisor
+
+    def __call__(self, outputs, labels):
+        from ..data.panoptic import instances_from_panoptic
+
+        pans = labels.numpy()
+        targets = [instances_from_panoptic(p, self.thing_ids, self.label_divisor) for p in pans]
+        return self.model.loss(outputs, targets, tuple(pans.shape[-2:]))["loss"]
+
+
+@register("solo")
+def solo(num_classes, **kwargs):
+    """Decoupled SOLO; ``num_classes`` counts the thing classes."""
+    return SOLO(num_classes, **kwargs)
