@@ -15,6 +15,40 @@ import time
 # (build_model name, kwargs at the CPU-course size). Each day appends its models.
 BENCH_MODELS = [
     ("tiny", dict(width=16)),
+    # FCN (Day 2): VGG16-BN at 1/8 of the paper's width, FC6/FC7 at 16 x width
+    ("fcn32s", dict(width=8, fc_channels=128, batch_norm=True)),
+    ("fcn16s", dict(width=8, fc_channels=128, batch_norm=True)),
+    ("fcn8s", dict(width=8, fc_channels=128, batch_norm=True)),
+    # U-Net and PSPNet (Day 3) at the CPU width
+    ("unet", dict(width=16)),
+    ("pspnet", dict(depth=18, width=16)),
+    # DeepLab V1/V2/V3/V3+ (Day 4) at the sizes day4_deeplab trains in CPU mode
+    ("deeplabv1", dict(width=8)),
+    ("deeplabv2", dict(depth=18, width=8)),
+    ("deeplabv3", dict(depth=18, width=8)),
+    ("deeplabv3plus", dict(width=8, middle_blocks=2)),
+    # bottom-up instance / panoptic (Day 6 B): the small configs of solo.small_config and
+    # panoptic_deeplab.small_config at width 16, 96 px (both train through bench_step)
+    ("solo", dict(depth=18, width=16, fpn_channels=64, head_channels=64, stacked_convs=2,
+                  levels=(1, 2), num_grids=(12, 8), scale_ranges=((0, 28.8), (19.2, 1e4)))),
+    ("panoptic_deeplab", dict(thing_ids=(4, 5, 6), depth=18, width=16, channels=64,
+                              aspp_rates=(1, 2, 3), nms_kernel=5, stuff_area=61)),
+    # top-down instance / panoptic (Day 6 A): mask_rcnn.small_config(16) and
+    # upsnet.small_config(16) (both train through bench_step on synthetic scene targets)
+    ("mask_rcnn", dict(thing_ids=(4, 5, 6), depth=18, width=16, fpn_channels=32, rpn_p6=False,
+                       anchor_sizes=(12, 24, 48, 96), rpn_batch=64, rpn_pre_nms=(300, 200),
+                       rpn_post_nms=(100, 50), roi_batch=64, fc_channels=128, mask_roi_size=7,
+                       mask_channels=32, mask_convs=2, canonical_size=48, max_detections=20)),
+    ("upsnet", dict(thing_ids=(4, 5, 6), stuff_ids=(0, 1, 2, 3), depth=18, width=16,
+                    fpn_channels=32, rpn_p6=False, anchor_sizes=(12, 24, 48, 96), rpn_batch=64,
+                    rpn_pre_nms=(300, 200), rpn_post_nms=(100, 50), roi_batch=64,
+                    fc_channels=128, mask_roi_size=7, mask_channels=32, mask_convs=2,
+                    canonical_size=48, max_detections=20, sem_channels=32, deformable=False)),
+    # context / graph units (Day 5): the shared ContextNet at ResNet-18, width 16
+    ("context_baseline", dict(depth=18, width=16)),
+    ("gcu", dict(depth=18, width=16)),
+    ("glore", dict(depth=18, width=16)),
+    ("ginet", dict(depth=18, width=16)),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import paddle
@@ -312,10 +313,19 @@ def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     history = dict(iter=[], loss=[], seconds=0.0)
     warm = max(1, iters // 10)
-    n = len(data)
     model.train()
     start = time.perf_counter()
     bar = tqdm(range(iters), desc="train", disable=not progress)
+    with warnings.catch_warnings():
+        # Paddle's BatchNorm repeats a notice on every training forward; not for students
+        warnings.filterwarnings("ignore", message="When training, we now always track")
+        _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history)
+    history["seconds"] = time.perf_counter() - start
+    return history
+
+
+def _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history):
+    n = len(data)
     for it in bar:
         per_epoch = max(n // batch_size, 1)
         epoch, j = divmod(it, per_epoch)
@@ -334,5 +344,35 @@ def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
         for k, v in losses.items():
             history.setdefault(k, []).append(float(v))
         bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-    history["seconds"] = time.perf_counter() - start
-    return history
+
+
+def draw_boxes(ax, boxes, labels=None, classes=None, scores=None, color="w", lw=1.0):
+    """Outline boxes (n, 4) on a matplotlib axis, captioned with class name and score."""
+    import matplotlib.patches as patches
+
+    for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
+        ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                       edgecolor=color, linewidth=lw))
+        text = []
+        if labels is not None:
+            lab = int(np.asarray(labels)[k])
+            text.append(classes[lab] if classes is not None else str(lab))
+        if scores is not None:
+            text.append(f"{float(np.asarray(scores)[k]):.2f}")
+        if text:
+            ax.text(x0 - 0.5, y0 - 1.5, " ".join(text), color=color, fontsize=6)
+
+
+@paddle.no_grad()
+def predict_dataset(model, data, batch_size=8):
+    """Eval-mode outputs of ``model`` on every item of ``data``, and the targets:
+    ``(predictions, targets)``, two lists with one dict per image (for ``mask_ap``, PQ)."""
+    from .data.instances import collate_instances
+
+    model.eval()
+    preds, targets = [], []
+    for s in range(0, len(data), batch_size):
+        images, t = collate_instances([data[i] for i in range(s, min(s + batch_size, len(data)))])
+        preds += model(paddle.to_tensor(images))
+        targets += t
+    return preds, targets

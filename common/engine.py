@@ -133,6 +133,7 @@ class Trainer:
 
     def train_step(self, images, labels):
         """One forward / loss / backward / step; returns the loss as a float."""
+        self.model.train()          # evaluate()/predict() leave the model in eval mode
         self.opt.set_lr(self.lr_at(self.it))
         paddle.seed(self.seed * 1_000_003 + self.it)      # dropout noise: a function of it
         with paddle.amp.auto_cast(enable=self.amp):

@@ -147,3 +147,13 @@ def mask_to_rgb(mask, color=(255, 255, 255)):
     would otherwise be drawn with the palette's class-0 and class-1 colours)."""
     mask = np.asarray(mask, bool)
     return (mask[..., None] * np.asarray(color, np.uint8)).astype(np.uint8)
+
+
+def gray_to_rgb(image, vmin=None, vmax=None):
+    """Grayscale image (H, W), any dtype -> RGB uint8 scaled from [vmin, vmax] (default: its
+    own range), so ``show_grid`` draws it in gray and not as a label map or in false colour."""
+    a = np.asarray(image, np.float64)
+    lo = a.min() if vmin is None else vmin
+    hi = a.max() if vmax is None else vmax
+    g = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255
+    return np.repeat(g.astype(np.uint8)[..., None], 3, axis=-1)

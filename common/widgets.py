@@ -169,6 +169,7 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
         a.set_title(f"input {size}x{size}: RF {field} (cyan), jump {jump}", fontsize=9)
         a.axis("off")
         b.plot(range(1, len(rows) + 1), [r["rf"] for r in rows], "o-")
+        b.set_xticks(range(1, len(rows) + 1))
         b.set_xlabel("layer")
         b.set_ylabel("receptive field (pixels)")
         b.grid(alpha=0.3)
@@ -177,4 +178,50 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
         print(rf.format_table(rows))
         print(f"theoretical RF {field} | measured extent {emp['size']} "
               f"(clipped to the {size}-pixel input)")
+    return out
+
+
+# ----------------------------------------------------------------------------- Day 2
+
+
+def transposed_conv_demo(stride=2, kernel_size=4, padding=1, size=4, show=True):
+    """Widget callback: a transposed conv (转置卷积) of a constant ``size`` x ``size`` map with
+    an all-ones ``kernel_size`` kernel, done as the notes teach (zero insertion, padding by
+    k - 1 - p, rotated kernel). Each output pixel then counts how many kernel copies overlap
+    it: uneven counts are the checkerboard artefact, which vanishes when the kernel size is a
+    multiple of the stride (FCN's 2s / s / s/2 layers). Returns dict(zero_inserted, output,
+    output_size, even) where ``even`` says whether the output's interior is constant."""
+    from .ops import transposed_conv2d, transposed_conv_output_size, zero_insert
+
+    stride, k, padding, size = int(stride), int(kernel_size), int(padding), int(size)
+    if stride < 1 or k < 1 or size < 1 or padding < 0:
+        raise ValueError("stride, kernel_size and size must be >= 1 and padding >= 0")
+    n_out = transposed_conv_output_size(size, k, stride, padding)
+    if n_out < 1:
+        raise ValueError(f"padding {padding} leaves no output (size {n_out}); lower it")
+    x = np.ones((1, 1, size, size), np.float32)
+    z = zero_insert(x, stride)[0, 0]
+    q = k - 1 - padding
+    zp = np.pad(z, max(q, 0))[max(-q, 0):z.shape[0] + 2 * max(q, 0) - max(-q, 0),
+                              max(-q, 0):z.shape[1] + 2 * max(q, 0) - max(-q, 0)]
+    y = transposed_conv2d(x, np.ones((1, 1, k, k), np.float32), stride=stride, padding=padding)[0, 0]
+    # interior: away from the borders that fewer kernel copies reach
+    m = min(k, max(n_out // 2 - 1, 0))
+    inner = y[m:n_out - m, m:n_out - m] if n_out > 2 * m else y
+    out = dict(zero_inserted=zp, output=y, output_size=n_out, even=bool(inner.min() == inner.max()))
+    if show:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(8, 2.9), dpi=80)
+        for ax, img, title in zip(axes, [x[0, 0], zp, y],
+                                  [f"input {size}x{size}", f"zero-inserted + padded ({q:+d})",
+                                   f"output {n_out}x{n_out}: overlap count"]):
+            ax.imshow(img, cmap="viridis", interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        plt.show()
+        print(f"stride {stride}, kernel {k}, padding {padding}: {size} -> {n_out}; "
+              f"interior {'even' if out['even'] else 'UNEVEN (checkerboard)'}")
     return out

@@ -98,14 +98,16 @@ def test_ginet_unit_shapes():
 
 @pytest.mark.parametrize("name", ["context_baseline", "gcu", "glore", "ginet"])
 def test_model_forward_backward_odd_size(name):
-    model = build_model(name, 6, depth=18, width=4)
+    # GINet's visual->semantic branch only feeds the semantic-context loss: switch it on
+    kw = dict(sc_loss=True) if name == "ginet" else {}
+    model = build_model(name, 6, depth=18, width=4, **kw)
     x = paddle.randn([2, 3, 37, 29])
     model.eval()
     assert tuple(model(x).shape) == (2, 6, 37, 29)
     model.train()
     out = model(x)
-    assert [tuple(o.shape) for o in out] == [(2, 6, 37, 29)] * 2
-    SegLoss()(out, paddle.randint(0, 6, [2, 37, 29])).backward()
+    assert [tuple(o.shape) for o in out[:2]] == [(2, 6, 37, 29)] * 2
+    ContextLoss()(out, paddle.randint(0, 6, [2, 37, 29])).backward()
     unit_params = [p for p in model.unit.parameters() if not p.stop_gradient]
     assert all(p.grad is not None for p in unit_params)
 
@@ -132,7 +134,7 @@ def test_ginet_semantic_context_loss():
 @pytest.mark.parametrize("name", ["context_baseline", "gcu", "glore", "ginet"])
 def test_model_learns_tiny_set(name):
     images, labels = make_scenes(4, 32, seed=1, variant="context")
-    x = paddle.to_tensor(np.stack([to_tensor_arrays(i)[0] for i in images]))
+    x = paddle.to_tensor(np.stack([to_tensor_arrays(i) for i in images]))
     y = paddle.to_tensor(labels.astype("int64"))
     model = build_model(name, 6, depth=18, width=4, aux=False)
     model.train()
@@ -145,3 +147,15 @@ def test_model_learns_tiny_set(name):
         opt.clear_grad()
         losses.append(float(loss))
     assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("depth,stage,kernel", [(18, 0, 1), (50, 1, 3), (18, 2, 3)])
+def test_backbone_cut_keeps_output_size(depth, stage, kernel):
+    model = build_model("gcu", 6, depth=depth, width=4, stage=stage, kernel=kernel, nodes=(2, 4))
+    model.train()                                      # the aux head too
+    assert [tuple(o.shape) for o in model(paddle.randn([1, 3, 35, 27]))] == [(1, 6, 35, 27)] * 2
+    model.eval()
+    assert tuple(model(paddle.randn([1, 3, 35, 27])).shape) == (1, 6, 35, 27)
+    assert isinstance(model.backbone.layer4, paddle.nn.Identity)
+    with pytest.raises(ValueError, match="stage"):
+        build_model("glore", 6, depth=18, width=4, stage=5)

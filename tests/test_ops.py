@@ -32,7 +32,8 @@ def rng_cases(seed):
 def test_bilinear_random(rng, align_corners):
     n, c = int(rng.integers(1, 3)), int(rng.integers(1, 4))
     h, w = (int(v) for v in rng.integers(1, 20, 2))
-    oh, ow = (int(v) for v in rng.integers(1, 40, 2))      # up, down, non-square, 1x1
+    # up, down, non-square, and often an output side of 1 (Paddle then takes pixel 0)
+    oh, ow = (int(v) if rng.random() < 0.8 else 1 for v in rng.integers(1, 40, 2))
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     ref = F.interpolate(paddle.to_tensor(x), size=(oh, ow), mode="bilinear",
                         align_corners=align_corners)
@@ -44,7 +45,7 @@ def test_bilinear_random(rng, align_corners):
 @pytest.mark.parametrize("rng", rng_cases(2))
 def test_bilinear_matches_opencv(rng):
     h, w = (int(v) for v in rng.integers(1, 30, 2))
-    oh, ow = (int(v) for v in rng.integers(1, 60, 2))
+    oh, ow = (int(v) for v in rng.integers(2, 60, 2))    # OpenCV samples the centre for size 1
     x = rng.standard_normal((h, w)).astype(np.float32)
     ref = cv2.resize(x, (ow, oh), interpolation=cv2.INTER_LINEAR)
     close(ops.bilinear_resize(x, (oh, ow)), ref.reshape(oh, ow))
@@ -55,6 +56,8 @@ def test_bilinear_by_hand():
     x = np.array([[0.0, 1.0]], np.float32)
     assert np.allclose(ops.bilinear_resize(x, (1, 4)), [[0, 0.25, 0.75, 1]])
     assert np.allclose(ops.bilinear_resize(x, (1, 4), align_corners=True), [[0, 1 / 3, 2 / 3, 1]])
+    # an output side of 1 takes the first input pixel, as Paddle does
+    assert np.allclose(ops.bilinear_resize(np.arange(6, dtype=np.float32)[None], (1, 1)), 0)
     with pytest.raises(ValueError, match="size"):
         ops.bilinear_resize(x, (0, 3))
 
@@ -199,3 +202,17 @@ def test_fc_to_conv(in_shape):
     close(scores.numpy()[:, :, 2, 1], fc(patch.flatten(1)))
     with pytest.raises(ValueError, match="in_shape"):
         ops.fc_weight_to_conv(np.ones((5, 2)), in_shape=(2, 1, 1))
+
+
+# ------------------------------------------------------------------ the Day 2 widget
+def test_transposed_conv_widget():
+    from common.widgets import transposed_conv_demo
+
+    fcn = transposed_conv_demo(stride=2, kernel_size=4, padding=1, show=False)
+    odd = transposed_conv_demo(stride=2, kernel_size=3, padding=1, show=False)
+    assert fcn["output_size"] == 8 and fcn["even"] and not odd["even"]
+    assert odd["output_size"] == 7 and odd["output"].shape == (7, 7)
+    assert odd["zero_inserted"].shape == (9, 9)           # 4 -> 7 by zero insertion, + 1 a side
+    with pytest.raises(ValueError, match="padding"):
+        transposed_conv_demo(stride=1, kernel_size=1, padding=3, size=2, show=False)
+    transposed_conv_demo(stride=3, kernel_size=5, padding=0, show=True)   # draws (Agg)

@@ -210,6 +210,9 @@ def make_clip(seed=0, num_frames=8, size=64, num_things=3, variant="scenes"):
     (T, H, W) int32 with the same id for the same object in every frame (0 = stuff), and
     ``labels`` {id: class}. Objects keep a fixed depth order (higher id in front).
     """
+    if variant != "scenes":
+        # A hull gliding from water onto road would change class mid-clip.
+        raise ValueError(f"make_clip supports variant='scenes' only, got {variant!r}")
     rng = _as_rng(seed)
     h, w = _size2(size)
     var = get_variant(variant)
@@ -221,7 +224,7 @@ def make_clip(seed=0, num_frames=8, size=64, num_things=3, variant="scenes"):
     kinds = {4: "disc", 5: "square", 6: "triangle"}
     objs = []
     for k in range(num_things):
-        cls = int(rng.integers(4, 7)) if var.name == "scenes" else 4 + k % 2
+        cls = int(rng.integers(4, 7))
         start = np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.3, 0.85) * h])
         # Alternate directions so that paths cross in the middle of the clip.
         end = np.array([w - start[0], rng.uniform(0.3, 0.85) * h])
@@ -229,7 +232,7 @@ def make_clip(seed=0, num_frames=8, size=64, num_things=3, variant="scenes"):
         hue = (k * 60 + rng.uniform(0, 30)) % 180
         rgb = cv2.cvtColor(np.array([[[hue, 200, 230]]], np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
         shape_rng_seed = int(rng.integers(1 << 31))
-        objs.append((cls, start, end, r, rgb, shape_rng_seed, kinds.get(cls, "hull")))
+        objs.append((cls, start, end, r, rgb, shape_rng_seed, kinds[cls]))
     for t in range(num_frames):
         img = background.copy()
         a = t / max(num_frames - 1, 1)

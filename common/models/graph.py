@@ -19,13 +19,14 @@ Only the unit differs, so a comparison measures the unit:
 
 Sign and ReLU of the GloRe graph convolution (paper vs. the authors' code)
 --------------------------------------------------------------------------
-The paper (Eq. 3) writes Z = (I - A_g) V W_g with no nonlinearity. The reference code
-(facebookresearch/GloRe, ``GCN``) computes ``conv2(relu(conv1(V^T)^T + V))``, i.e.
-Z = ReLU((I + A) V + b) W_g: a plus sign, a bias on the node conv and a ReLU between the
-node-wise and the state-wise Conv1D. Because A_g is learned and its initialisation is
-symmetric around zero, I - A_g and I + A are the same family (A = -A_g); we keep the
-paper's minus sign so the code reads like the equation, and the code's ReLU placement
-(between the two Conv1D), without the bias. ``NodeGCN`` is that block; GINet reuses it.
+The paper writes the graph convolution as Z = (I - A_g) V W_g, with no nonlinearity in the
+equation. The reference code (facebookresearch/GloRe, ``GCN``) computes
+``conv2(relu(conv1(V^T)^T + V))``, i.e. Z = ReLU((I + A) V + b) W_g: a plus sign, a bias
+on the node conv and a ReLU between the node-wise and the state-wise Conv1D. Because A_g
+is learned and its initialisation is symmetric around zero, I - A_g and I + A are the same
+family (A = -A_g); we keep the paper's minus sign so the code reads like the equation, and
+the code's ReLU placement (between the two Conv1D), without the bias. ``NodeGCN`` is that
+block; GINet reuses it.
 
 The reference code divides V = B X by the number of pixels only when ``normalize=True``
 ("if the input size is not fixed"); our models accept any H, W, so we always divide.
@@ -52,6 +53,7 @@ from .backbones.resnet import ResNet
 from .layers import ConvBNReLU, resize_to
 from .registry import register
 
+CONTEXT_MODELS = ("context_baseline", "gcu", "glore", "ginet")
 WORD_VECTORS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "word_vectors.npz")
 
 
@@ -195,8 +197,8 @@ class GloReUnit(nn.Layer):
 # --------------------------------------------------------------------------- GINet
 def make_word_vectors(corpus, dim=16, window=3):
     """Count-based word vectors: co-occurrence in a +-``window`` word window, positive PMI,
-    truncated SVD (U * sqrt(S)), rows L2-normalised; each vector's sign is fixed so its
-    largest-magnitude entry is positive. Returns (words, vectors (V, dim) float32).
+    truncated SVD (U * sqrt(S)), rows L2-normalised; the sign of each SVD axis is fixed
+    so that its largest-magnitude entry is positive. Returns (words, vectors (V, dim) float32).
     Deterministic: the same corpus gives the same vectors."""
     sents = [s.lower().replace(".", " ").replace(",", " ").split() for s in corpus]
     words = sorted({w for s in sents for w in s})
@@ -218,7 +220,8 @@ def make_word_vectors(corpus, dim=16, window=3):
     ppmi = np.where(np.isfinite(pmi) & (pmi > 0), pmi, 0.0)
     u, s, _ = np.linalg.svd(ppmi)
     vec = u[:, :dim] * np.sqrt(s[:dim])
-    vec = vec * np.sign(vec[np.argmax(np.abs(vec), 0), np.arange(vec.shape[1])])   # fix SVD sign per axis
+    # an SVD axis has no sign of its own: make each axis's largest-magnitude entry positive
+    vec = vec * np.sign(vec[np.argmax(np.abs(vec), 0), np.arange(vec.shape[1])])
     vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
     return words, vec.astype(np.float32)
 
@@ -292,30 +295,46 @@ class GIUnit(nn.Layer):
 # ----------------------------------------------------------------------- the network
 class ContextNet(nn.Layer):
     """backbone -> 3x3 conv to ``mid`` -> ``unit`` -> head (3x3 conv, dropout, 1x1) -> resize.
+    The unit is any Layer ``unit_fn(mid)`` with an ``out_channels`` attribute.
 
     Train mode returns ``[main, aux]`` (aux: an FCN head on c4, as PSPNet and GINet do),
     plus the (N, M) class-node logits when ``sc_loss`` is on (use ``ContextLoss``).
+    ``stage`` < 4 cuts the backbone after ResNet stage ``stage`` (2: after layer2, still
+    stride 8; 1: after layer1, stride 4; 0: the stem only, stride 4, an 11-pixel receptive
+    field), and ``kernel=1`` makes the reduce and head convs 1x1: experiments on what
+    context adds to a network that sees little around each pixel.
     """
 
     def __init__(self, backbone, unit_fn, num_classes, mid=512, aux=True, sc_loss=False,
-                 dropout=0.1):
+                 dropout=0.1, stage=4, kernel=3):
         super().__init__()
-        self.backbone = backbone
-        c4, c5 = backbone.channels[2], backbone.channels[3]
-        self.reduce = ConvBNReLU(c5, mid, 3)
+        if stage not in (0, 1, 2, 3, 4):
+            raise ValueError(f"stage must be 0..4, got {stage}")
+        for i in range(stage + 1, 5):                                  # drop the unused stages
+            setattr(backbone, f"layer{i}", nn.Identity())
+        self.backbone, self.stage = backbone, stage
+        chans = [backbone.conv1.weight.shape[0]] + list(backbone.channels)   # stem, c2..c5
+        c4, c5 = chans[max(stage - 1, min(stage, 1))], chans[stage]      # aux input: stage - 1
+        self.reduce = ConvBNReLU(c5, mid, kernel)
         self.unit = unit_fn(mid)
-        self.head = nn.Sequential(ConvBNReLU(self.unit.out_channels, mid, 3), nn.Dropout(dropout),
+        self.head = nn.Sequential(ConvBNReLU(self.unit.out_channels, mid, kernel), nn.Dropout(dropout),
                                   nn.Conv2D(mid, num_classes, 1))
         self.aux = nn.Sequential(ConvBNReLU(c4, max(c4 // 4, 1), 3), nn.Dropout(dropout),
                                  nn.Conv2D(max(c4 // 4, 1), num_classes, 1)) if aux else None
         if sc_loss and not hasattr(self.unit, "class_logits"):
-            raise ValueError(f"sc_loss needs a unit with class nodes (GIUnit), not {type(self.unit).__name__}")
+            raise ValueError("sc_loss needs a unit with class nodes (GIUnit), "
+                             f"not {type(self.unit).__name__}")
         self.sc_loss = sc_loss
+
+    def unit_input(self, x):
+        """The features the unit sees (N, mid, h, w), and the aux head's input."""
+        feats = self.backbone(x)
+        return self.reduce(feats[max(self.stage - 1, 0)]), feats[max(self.stage - 2, 0)]
 
     def forward(self, x):
         size = x.shape[-2:]
-        _, _, c4, c5 = self.backbone(x)
-        out = resize_to(self.head(self.unit(self.reduce(c5))), size)
+        feat, c4 = self.unit_input(x)
+        out = resize_to(self.head(self.unit(feat)), size)
         if not self.training:
             return out
         outs = [out]
@@ -345,7 +364,8 @@ class ContextLoss:
         for logits in (o for o in outputs if o.ndim == 2):
             m = logits.shape[1]
             lab = label.astype("int64").reshape([label.shape[0], -1])
-            onehot = F.one_hot(paddle.where(lab == self.ignore_index, paddle.full_like(lab, m), lab), m + 1)
+            lab = paddle.where(lab == self.ignore_index, paddle.full_like(lab, m), lab)  # 255 -> extra
+            onehot = F.one_hot(lab, m + 1)
             present = (onehot.sum(1)[:, :m] > 0).astype(logits.dtype)
             loss = loss + self.sc_weight * F.binary_cross_entropy_with_logits(logits, present)
         return loss
@@ -355,9 +375,11 @@ def _backbone(depth, width, pretrained):
     return ResNet(depth=depth, width=width, output_stride=8, pretrained=pretrained)
 
 
-def _build(num_classes, unit_fn, depth=50, width=64, mid=None, aux=True, pretrained=None, sc_loss=False):
+def _build(num_classes, unit_fn, depth=50, width=64, mid=None, aux=True, pretrained=None,
+           sc_loss=False, stage=4, kernel=3):
     backbone = _backbone(depth, width, pretrained)
-    return ContextNet(backbone, unit_fn, num_classes, mid=mid or 8 * width, aux=aux, sc_loss=sc_loss)
+    return ContextNet(backbone, unit_fn, num_classes, mid=mid or 8 * width, aux=aux,
+                      sc_loss=sc_loss, stage=stage, kernel=kernel)
 
 
 @register("context_baseline")
@@ -394,8 +416,57 @@ def _class_names(num_classes, classes):
 def ginet(num_classes, classes=None, embeddings=None, num_nodes=64, node_dim=None,
           learn_embeddings=False, **kw):
     """GINet: graph interaction unit with word vectors of ``classes`` (default: the synthetic
-    variant with ``num_classes`` classes) or given ``embeddings`` (M, k)."""
+    variant with ``num_classes`` classes) or given ``embeddings`` (M, k). ``sc_loss=True``
+    adds the class-node logits to the train-mode outputs for the semantic-context loss
+    (train with ``loss_fn=ContextLoss()``); off by default because on the context scenes,
+    where every image holds both surfaces, it did not change the result (notebook 04)."""
     if embeddings is None:
         embeddings = load_word_vectors(_class_names(num_classes, classes))
     return _build(num_classes, lambda c: GIUnit(c, embeddings, num_nodes, node_dim, learn_embeddings),
                   **kw)
+
+
+# ------------------------------------------------------------------- the experiment
+def context_experiment(name, budget, seed=0, progress=True, **model_kw):
+    """Train ``name`` on the 'context' variant (boat on water, car on road) with the sizes
+    of ``budget`` and the settings every Day 5 notebook shares, so that their numbers
+    compare: only the stem of ResNet-18 (7x7 conv and max-pool: stride 4, an 11-pixel
+    receptive field) and 1x1 reduce / head convs, so that without a unit the network sees
+    almost nothing around a hull pixel; no aux head; Adam. ``model_kw`` overrides.
+    Returns (trainer, held-out scores); the scores also hold ``conf`` (the confusion
+    matrix) and ``swap``: the fraction of hull pixels (boat or car) predicted as the
+    *other* hull class, the context error.
+    """
+    from ..data import synthetic_splits, train_transform
+    from ..engine import Trainer
+    from . import build_model
+
+    paddle.seed(seed)
+    train, val = synthetic_splits(budget, "context", train_transform(budget.image_size), seed=seed)
+    kw = dict(depth=18, width=budget.width // 2, aux=False)
+    if name in CONTEXT_MODELS:                   # other families (pspnet) keep their backbone
+        kw.update(stage=0, kernel=1)
+    kw.update(model_kw)
+    model = build_model(name, train.num_classes, **kw)
+    loss = ContextLoss() if kw.get("sc_loss") else None
+    trainer = Trainer(model, train, val, iters=budget.iters // 2, batch_size=budget.batch_size,
+                      lr=3e-3, optimizer="adam", loss_fn=loss, eval_every=budget.iters,
+                      seed=seed, progress=progress)
+    trainer.fit()
+    return trainer, context_scores(trainer, val)
+
+
+def context_scores(trainer, data):
+    """``segmentation_scores`` of ``trainer``'s model on ``data``, plus ``conf`` and ``swap``."""
+    from ..metrics import SegMetric
+
+    metric = SegMetric(data.num_classes)
+    for s in range(0, len(data), 8):
+        items = [data[i] for i in range(s, min(s + 8, len(data)))]
+        metric.update(trainer.predict(np.stack([x for x, _ in items])), np.stack([y for _, y in items]))
+    scores = metric.compute()
+    boat, car = data.classes.index("boat"), data.classes.index("car")
+    hull = metric.conf[[boat, car]]
+    scores.update(conf=metric.conf.copy(),
+                  swap=float((hull[0, car] + hull[1, boat]) / max(hull.sum(), 1)))
+    return scores

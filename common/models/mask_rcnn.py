@@ -175,6 +175,8 @@ class MaskRCNN(nn.Layer):
         """RoIAlign each RoI on its FPN level: level = 4 + log2(sqrt(area) / canonical),
         clamped to the pyramid (FPN paper, eq. 1). ``rois`` is a list per image."""
         counts = [r.shape[0] for r in rois]
+        if sum(counts) == 0:
+            return paddle.zeros([0, feats[0].shape[1], size, size])
         boxes = paddle.concat(rois)
         img = paddle.concat([paddle.full([c], i, "int64") for i, c in enumerate(counts)])
         scale = paddle.sqrt(det.box_area(boxes).clip(min=1e-6))
@@ -198,19 +200,21 @@ class MaskRCNN(nn.Layer):
         pre, post = self.rpn_pre_nms[not self.training], self.rpn_post_nms[not self.training]
         out = []
         with paddle.no_grad():
-            for i in range(objs[0].shape[0]):
-                boxes, scores, lvls = [], [], []
-                for lv, (anc, o, d) in enumerate(zip(anchors, objs, deltas)):
-                    s, top = paddle.topk(o[i], min(pre, o.shape[1]))
-                    boxes.append(det.clip_boxes(det.decode_boxes(anc[top], d[i][top]), image_size))
-                    scores.append(s)
-                    lvls.append(paddle.full([s.shape[0]], lv, "int64"))
-                boxes, scores, lvls = paddle.concat(boxes), paddle.concat(scores), paddle.concat(lvls)
-                wh = boxes[:, 2:] - boxes[:, :2]
-                ok = paddle.nonzero((wh > 1).all(1)).flatten()
-                boxes, scores, lvls = boxes[ok], scores[ok], lvls[ok]
-                keep = det.batched_nms(boxes, scores, lvls, self.rpn_nms, post)
-                out.append(boxes[keep])
+            n = objs[0].shape[0]
+            boxes, scores, lvls = [], [], []
+            for lv, (anc, o, d) in enumerate(zip(anchors, objs, deltas)):
+                s, top = paddle.topk(o, min(pre, o.shape[1]), axis=1)       # (N, k), whole batch
+                d = paddle.take_along_axis(d, top[..., None].expand([n, top.shape[1], 4]), 1)
+                b = det.decode_boxes(anc[top.flatten()], d.reshape([-1, 4]))
+                boxes.append(det.clip_boxes(b, image_size).reshape([n, -1, 4]))
+                scores.append(s)
+                lvls.append(paddle.full([s.shape[1]], lv, "int64"))
+            boxes, scores, lvls = paddle.concat(boxes, 1), paddle.concat(scores, 1), paddle.concat(lvls)
+            big = ((boxes[..., 2:] - boxes[..., :2]) > 1).all(-1)               # drop slivers
+            for i in range(n):
+                ok = paddle.nonzero(big[i]).flatten()
+                keep = det.batched_nms(boxes[i][ok], scores[i][ok], lvls[ok], self.rpn_nms, post)
+                out.append(boxes[i][ok][keep])
         return out
 
     def rpn_losses(self, anchors, objs, deltas, targets):
@@ -337,6 +341,18 @@ class MaskRCNN(nn.Layer):
         return dict(boxes=result["boxes"].numpy().reshape(-1, 4), scores=result["scores"].numpy(),
                     labels=ids[result["classes"].numpy() - 1],
                     masks=probs.numpy().reshape(-1, *image_size) >= self.mask_thresh)
+
+    def bench_step(self, images, opt):
+        """One training step with the targets of synthetic scenes of the images' size
+        (``common.bench`` times models on random images)."""
+        from ..data.instances import SceneInstances
+
+        n, size = images.shape[0], tuple(images.shape[-2:])
+        data = SceneInstances(n, size, seed=0)
+        losses = self(images, det.targets_to_paddle([data[i][1] for i in range(n)]))
+        paddle.add_n(list(losses.values())).backward()
+        opt.step()
+        opt.clear_grad()
 
     # ------------------------------------------------------------- forward
     def instance_forward(self, feats, image_size, targets=None):

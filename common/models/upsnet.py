@@ -13,7 +13,8 @@ whose channels are: the stuff classes, one channel per detected instance, and an
                        instances of the mask logits: large where the semantic head sees
                        a thing but no instance explains it (a missed or wrong detection).
 
-The argmax gives ``class * 1000 + id`` (``void`` where unknown wins). In training the
+The argmax gives ``class * 1000 + id``, and ``255 * 1000`` (void, category 255 = ignore)
+where unknown wins. In training the
 instance channels are built from the ground-truth boxes, a random fraction of instances
 is hidden and labelled unknown, and a cross-entropy on the panoptic logits back-propagates
 into both heads. ``model(images, targets)`` returns the loss dict; eval ``model(images)``
@@ -95,7 +96,8 @@ def panoptic_logits(sem_logits, boxes, classes, mask_logits, stuff_ids, thing_id
     return paddle.concat([stuff, inst, unknown[None]])
 
 
-def panoptic_from_logits(logits, classes, stuff_ids, void=-1, label_divisor=LABEL_DIVISOR):
+def panoptic_from_logits(logits, classes, stuff_ids, void=255 * LABEL_DIVISOR,
+                         label_divisor=LABEL_DIVISOR):
     """Argmax of the panoptic logits -> (H, W) int64 map: stuff ``s * divisor``, instance i
     ``class_i * divisor + i + 1``, ``void`` where the unknown channel wins."""
     ns, n = len(stuff_ids), len(classes)
@@ -109,7 +111,7 @@ def panoptic_from_logits(logits, classes, stuff_ids, void=-1, label_divisor=LABE
 class UPSNet(MaskRCNN):
     def __init__(self, num_classes, thing_ids=None, stuff_ids=None, sem_channels=128,
                  deformable=True, sem_weight=1.0, pan_weight=0.5, unknown_fraction=0.2,
-                 void=-1, ignore_index=255, **kwargs):
+                 ignore_index=255, **kwargs):
         if thing_ids is None or stuff_ids is None:
             raise ValueError("UPSNet needs thing_ids and stuff_ids (e.g. variant.thing_ids)")
         super().__init__(num_classes, thing_ids=thing_ids, **kwargs)
@@ -117,7 +119,8 @@ class UPSNet(MaskRCNN):
         self.semantic_head = SemanticHead(self.fpn.lateral[0].weight.shape[0], sem_channels,
                                           len(self.levels), num_classes, deformable)
         self.sem_weight, self.pan_weight = sem_weight, pan_weight
-        self.unknown_fraction, self.void, self.ignore_index = unknown_fraction, void, ignore_index
+        self.unknown_fraction, self.ignore_index = unknown_fraction, ignore_index
+        self.void = ignore_index * LABEL_DIVISOR       # category 255: neither stuff nor thing
 
     def panoptic_target(self, semantic, masks, shown):
         """Per-pixel channel of the panoptic logits: stuff index, ns + j for shown instance

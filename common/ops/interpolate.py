@@ -7,6 +7,9 @@ Two conventions for where output pixel ``d`` samples the input:
   output pixels repeat the border instead of reading outside the image;
 * ``align_corners=True``: the corner pixels of input and output coincide,
   ``src = d * (in - 1) / (out - 1)``.
+
+One exception, Paddle's: an output axis of length 1 samples input index 0 (Paddle sets the
+scale to 0), in both conventions; OpenCV samples the centre instead. We follow Paddle.
 """
 import numpy as np
 
@@ -17,9 +20,10 @@ def source_coords(out_size, in_size, align_corners=False):
     """For each output index along one axis: left neighbour ``i0``, right ``i1`` and the
     weight ``t`` of the right one (so the value is ``(1 - t) * a[i0] + t * a[i1]``)."""
     d = np.arange(out_size, dtype=np.float64)
-    if align_corners:
-        scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
-        src = d * scale
+    if out_size == 1:                       # Paddle: scale 0, i.e. the first input pixel
+        src = np.zeros(1)
+    elif align_corners:
+        src = d * (in_size - 1) / (out_size - 1)
     else:
         src = np.maximum((d + 0.5) * (in_size / out_size) - 0.5, 0.0)
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
@@ -32,7 +36,7 @@ def bilinear_resize(x, size, align_corners=False):
     """Resize the last two axes of ``x`` ((H, W), (C, H, W) or (N, C, H, W)) to ``size``
     = (H_out, W_out) (an int means square), as ``paddle.nn.functional.interpolate(
     mode='bilinear', align_corners=...)``; with ``align_corners=False`` also as
-    ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)``.
+    ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` (except output sides of 1, see above).
 
     Two 1-D linear interpolations: first each row along x (width), then each column
     along y (height). Each is a gather of two neighbours and a weighted sum, for all

@@ -8,7 +8,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ._util import as_batch, pair
-from .conv import conv_output_size
 
 
 def _windows(x, kernel_size, stride, padding, fill):
@@ -89,4 +88,4 @@ def random_pool_indices(shape, kernel_size, stride=None, padding=0, in_hw=None, 
 
 
 __all__ = ["max_pool2d_with_indices", "max_unpool2d", "random_pool_indices",
-           "unpool_output_size", "conv_output_size"]
+           "unpool_output_size"]
