@@ -15,7 +15,7 @@ export OMP_NUM_THREADS ?= $(NPROC)
 export PYTHONDONTWRITEBYTECODE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup lab test test-unit test-notebooks notebooks bench clean
+.PHONY: setup lab test test-unit test-notebooks notebooks bench bench-paddleseg clean
 
 setup: $(VENV)/.installed
 
@@ -51,5 +51,11 @@ notebooks: setup
 bench: setup
 	$(BIN)/python -m common.bench
 
+# PaddleSeg is not a dependency of the course: installed into .bench-paddleseg/ only here.
+bench-paddleseg: setup
+	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
+	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth
+	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.bench --paddleseg --size 128 --batch 2 --steps 3
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .bench-paddleseg

@@ -137,6 +137,72 @@ def bench_models(names, size, batch, steps):
         print(f"{name:16s} | {params:10.2f} | {train_rate:11.1f} | {infer_rate:11.1f}")
 
 
+# Same architecture in PaddleSeg 2.8 (ResNet50_vd: ResNet-50 with a deep stem and avg-pool
+# shortcuts) and ours at the papers' full size. PaddleSeg is not a course dependency;
+# `make bench-paddleseg` installs it beside the venv.
+PADDLESEG_PAIRS = [
+    ("unet", dict(), "UNet(K)  # PaddleSeg stops at 512 channels, the paper (and ours) at 1024"),
+    ("pspnet", dict(depth=50), "PSPNet(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
+    ("deeplabv3", dict(depth=50, output_stride=8),
+     "DeepLabV3(K, ResNet50_vd(output_stride=8, multi_grid=(1, 2, 4)), backbone_indices=(3,))"),
+    ("deeplabv3plus", dict(backbone="resnet", depth=50, output_stride=8),
+     "DeepLabV3P(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 3))"),
+    ("glore", dict(depth=50), "GloRe(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
+    ("ginet", dict(depth=50), "GINet(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 1, 2, 3))"),
+]
+
+
+def _train_infer_rates(model, x, y, steps):
+    import paddle
+
+    from common.losses import SegLoss
+
+    loss_fn = SegLoss()
+    opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
+
+    def step():
+        out = model(x)
+        loss = loss_fn(out if isinstance(out, (list, tuple)) else [out], y)
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+    model.train()
+    train = _rate(step, x.shape[0], steps)
+    model.eval()
+    with paddle.no_grad():
+        infer = _rate(lambda: model(x), x.shape[0], steps)
+    return train, infer
+
+
+def bench_paddleseg(size, batch, steps):
+    """Ours vs PaddleSeg's model of the same architecture, full size, same input."""
+    import contextlib
+    import io
+
+    import numpy as np
+    import paddle
+
+    from common.models import build_model
+    with contextlib.redirect_stdout(io.StringIO()):
+        import paddleseg.models as PS  # noqa: F401  (used by eval below)
+        from paddleseg.models.backbones import ResNet50_vd  # noqa: F401
+    K = 7  # noqa: N806
+    x = paddle.randn([batch, 3, size, size])
+    y = paddle.randint(0, K, [batch, size, size])
+    print(f"\nours vs PaddleSeg 2.8, full size, batch {batch}, {size}x{size}: img/s (params M)")
+    print("model          | ours train | PS train | ours infer | PS infer | ours M | PS M")
+    for name, kwargs, ctor in PADDLESEG_PAIRS:
+        ours = build_model(name, K, **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):
+            theirs = eval("PS." + ctor.split("  #")[0])
+        rows = []
+        for m in (ours, theirs):
+            rows.append(_train_infer_rates(m, x, y, steps)
+                        + (sum(int(np.prod(p.shape)) for p in m.parameters()) / 1e6,))
+        (ot, oi, op), (tt, ti, tp) = rows
+        print(f"{name:14s} | {ot:10.2f} | {tt:8.2f} | {oi:10.2f} | {ti:8.2f} | {op:6.1f} | {tp:5.1f}")
+
+
 def main(argv=None):
     import common  # noqa: F401  (threads before Paddle)
 
@@ -146,7 +212,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--models", nargs="*", default=None)
     p.add_argument("--skip-threads", action="store_true")
+    p.add_argument("--paddleseg", action="store_true",
+                   help="only compare with PaddleSeg's models (needs paddleseg importable)")
     a = p.parse_args(argv)
+    if a.paddleseg:
+        bench_paddleseg(a.size, a.batch, a.steps)
+        return
     if not a.skip_threads:
         bench_threads()
     bench_data(a.size, a.batch)

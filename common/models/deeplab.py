@@ -25,8 +25,9 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .backbones.resnet import ResNet
+from .backbones.vgg import VGG16
 from .backbones.xception import Xception
-from .layers import ConvBNReLU, SeparableConvBNReLU, count_parameters, load_pretrained, resize_to
+from .layers import ConvBNReLU, SeparableConvBNReLU, count_parameters, resize_to
 from .registry import register
 
 
@@ -37,54 +38,21 @@ def _scale_rates(rates, output_stride, base_stride):
 
 
 # ----------------------------------------------------------------------------- V1
-class AtrousVGG16(nn.Layer):
-    """VGG16 conv1..conv5 for DeepLab V1: 3x3 max pools (padding 1) with stride 2 after
-    blocks 1-3 and stride 1 after blocks 4-5, dilation 2 in block 5 => output stride 8.
-
-    ``features`` has paddle.vision's vgg16 layer indices (conv, ReLU, ..., pool), so an
-    ImageNet vgg16 state dict loads directly (its classifier keys are ignored). Returns
-    the outputs of pool1..pool5; ``channels`` lists theirs. ``width`` = 64 in the paper.
-    """
-
-    def __init__(self, width=64, pretrained=None):
-        super().__init__()
-        layers, c, self._pools = [], 3, []
-        for block, (n, k) in enumerate([(2, 1), (2, 2), (3, 4), (3, 8), (3, 8)]):
-            rate = 2 if block == 4 else 1
-            for _ in range(n):
-                layers += [nn.Conv2D(c, width * k, 3, padding=rate, dilation=rate), nn.ReLU()]
-                c = width * k
-            layers.append(nn.MaxPool2D(3, stride=2 if block < 3 else 1, padding=1))
-            self._pools.append(len(layers) - 1)
-        self.features = nn.Sequential(*layers)
-        self.channels = [width * k for k in (1, 2, 4, 8, 8)]
-        if pretrained:
-            load_pretrained(self, pretrained)
-
-    def forward(self, x):
-        outs = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self._pools:
-                outs.append(x)
-        return outs
-
-
-class _Head(nn.Sequential):
+def _head(in_ch, mid_ch, num_classes, kernel_size=3, stride=1, rate=1, dropout=0.5):
     """Conv(k, stride, rate)+ReLU+Drop, Conv1x1+ReLU+Drop, Conv1x1(classes): the classifier
-    of V1 (FC6/FC7/FC8) and of its multi-scale heads."""
-
-    def __init__(self, in_ch, mid_ch, num_classes, kernel_size=3, stride=1, rate=1, dropout=0.5):
-        super().__init__(
-            nn.Conv2D(in_ch, mid_ch, kernel_size, stride=stride, padding=rate * (kernel_size - 1) // 2,
-                      dilation=rate), nn.ReLU(), nn.Dropout(dropout),
-            nn.Conv2D(mid_ch, mid_ch, 1), nn.ReLU(), nn.Dropout(dropout),
-            nn.Conv2D(mid_ch, num_classes, 1))
+    of V1 (FC6/FC7/FC8) and of its multi-scale heads (a plain Sequential, so it slices)."""
+    return nn.Sequential(
+        nn.Conv2D(in_ch, mid_ch, kernel_size, stride=stride, padding=rate * (kernel_size - 1) // 2,
+                  dilation=rate), nn.ReLU(), nn.Dropout(dropout),
+        nn.Conv2D(mid_ch, mid_ch, 1), nn.ReLU(), nn.Dropout(dropout),
+        nn.Conv2D(mid_ch, num_classes, 1))
 
 
 class DeepLabV1(nn.Layer):
     """DeepLab V1 (DeepLab-MSc-LargeFOV by default).
 
+    ``pretrained``: a local paddle.vision vgg16 state dict; its conv layers are loaded (the
+    paper also subsampled the 4096-wide FC6/FC7 into its 1024-wide ones; ours start fresh).
     Args: ``width`` VGG's first channel count (64; FC6/FC7 have 16x, the MSc heads 2x);
     ``fc6_rate`` 12 with ``fc6_kernel`` 3 is LargeFOV (the paper's other setting: 4 with 7);
     ``msc`` adds the multi-scale heads whose class scores are summed with FC8's.
@@ -101,15 +69,16 @@ class DeepLabV1(nn.Layer):
                  pretrained=None):
         super().__init__()
         self.output_stride = 8
-        self.backbone = AtrousVGG16(width, pretrained)
+        # pools 1-3 stride 2, pools 4-5 stride 1, block 5 at dilation 2: the team's VGG16 option
+        self.backbone = VGG16(width, deeplab=True, pretrained=pretrained)
         c5 = self.backbone.channels[-1]
-        self.classifier = _Head(c5, 16 * width, num_classes, fc6_kernel, 1, fc6_rate, dropout)
+        self.classifier = _head(c5, 16 * width, num_classes, fc6_kernel, 1, fc6_rate, dropout)
         self.msc = None
         if msc:
             # the input (stride 1) and pool1..pool4 (strides 2, 4, 8, 8) reach stride 8
             ins = [3] + list(self.backbone.channels[:4])
             strides = [8, 4, 2, 1, 1]
-            self.msc = nn.LayerList([_Head(c, 2 * width, num_classes, 3, s, 1, dropout)
+            self.msc = nn.LayerList([_head(c, 2 * width, num_classes, 3, s, 1, dropout)
                                      for c, s in zip(ins, strides)])
 
     def forward(self, x):

@@ -1,0 +1,140 @@
+"""DeepLab V1/V2/V3/V3+: atrous conv, ASPP, shapes on odd sizes, output strides, loading
+ImageNet weights, the comparison table, and learning on a tiny synthetic set."""
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from common.models import build_model
+from common.models.deeplab import ASPPConcat, ASPPSum, DEEPLAB_MODELS, TABLE_COLUMNS, deeplab_table
+from common.widgets import atrous_demo, atrous_footprint
+
+# CPU-tiny configurations of the four versions (same keys as the notebooks use).
+TINY = dict(deeplabv1=dict(width=4),
+            deeplabv2=dict(depth=18, width=4),
+            deeplabv3=dict(depth=18, width=4),
+            deeplabv3plus=dict(width=4, middle_blocks=1))
+STRIDES = dict(deeplabv1=[8], deeplabv2=[8, 16], deeplabv3=[8, 16], deeplabv3plus=[8, 16])
+
+
+def _dilate(w, rate):
+    """Zero insertion written independently of common.ops."""
+    k = w.shape[-1]
+    out = np.zeros(w.shape[:2] + ((k - 1) * rate + 1,) * 2, w.dtype)
+    out[..., ::rate, ::rate] = w
+    return out
+
+
+@pytest.mark.parametrize("rate,h,w", [(1, 9, 9), (2, 11, 13), (3, 15, 10), (5, 21, 17)])
+def test_dilated_kernel_equals_dilation(rate, h, w):
+    x = np.random.randn(2, 3, h, w).astype("float32")
+    k = np.random.randn(4, 3, 3, 3).astype("float32")
+    ref = F.conv2d(paddle.to_tensor(x), paddle.to_tensor(k), padding=rate, dilation=rate).numpy()
+    by_hand = F.conv2d(paddle.to_tensor(x), paddle.to_tensor(_dilate(k, rate)), padding=rate).numpy()
+    assert ref.shape == (2, 4, h, w)               # padding = rate keeps the size (3x3 kernel)
+    np.testing.assert_allclose(by_hand, ref, atol=1e-4)
+    ops = pytest.importorskip("common.ops")
+    if not hasattr(ops, "atrous_conv2d"):
+        pytest.skip("common.ops.atrous_conv2d not written yet")
+    np.testing.assert_allclose(ops.dilate_kernel(k, rate), _dilate(k, rate))
+    np.testing.assert_allclose(ops.atrous_conv2d(x, k, rate, padding=rate), ref, atol=1e-4)
+
+
+def test_atrous_footprint_gridding_and_multigrid():
+    one = atrous_footprint(2)
+    assert one.sum() == 9 and (one > 0).sum() == 9           # 9 taps spread over 5x5
+    same = atrous_demo(2, layers=3, show=False)              # rates 2, 2, 2
+    mg = atrous_demo(1, layers=3, multi_grid=True, show=False)  # rates 1, 2, 4
+    assert (same["rf"], mg["rf"]) == (13, 15)
+    assert same["covered_fraction"] < 0.3                    # only even offsets: holes
+    assert mg["covered_fraction"] == 1.0                     # multi-grid fills every pixel
+    with pytest.raises(ValueError, match="rates"):
+        atrous_footprint([0])
+
+
+def test_aspp_sum_vs_concat_shapes():
+    x = paddle.randn([2, 16, 9, 11])
+    s = ASPPSum(16, 5, rates=(1, 2, 3, 4))
+    assert s(x).shape == [2, 5, 9, 11]                       # summed: the class count
+    c = ASPPConcat(16, 8, rates=(1, 2, 3))
+    c.eval()
+    assert c(x).shape == [2, 8, 9, 11]                       # projected back to out_ch
+    assert c.project[0]._in_channels == 5 * 8                # 1x1 + 3 atrous + image pooling
+    sep = ASPPConcat(16, 8, rates=(1, 2, 3), separable=True)
+    assert sum(p.size for p in sep.parameters()) < sum(p.size for p in c.parameters())
+
+
+@pytest.mark.parametrize("name", DEEPLAB_MODELS)
+def test_forward_backward_odd_sizes(name):
+    for os_ in STRIDES[name]:
+        kw = dict(TINY[name], **({} if name == "deeplabv1" else {"output_stride": os_}))
+        m = build_model(name, 5, **kw)
+        assert m.output_stride == os_
+        # the backbone's deepest feature really is at 1/os (ceil for odd sizes)
+        m.eval()
+        feat = m.backbone(paddle.randn([1, 3, 64, 64]))[-1]
+        assert feat.shape[-1] == 64 // os_, (name, os_, feat.shape)
+        m.train()
+        x = paddle.randn([2, 3, 37, 29])
+        y = m(x)
+        assert y.shape == [2, 5, 37, 29]
+        y.mean().backward()
+        first = m.parameters()[0]
+        assert first.grad is not None and float(first.grad.abs().sum()) > 0
+        m.eval()
+        assert m(paddle.randn([1, 3, 31, 45])).shape == [1, 5, 31, 45]
+
+
+def test_resnet_imagenet_weights_load(tmp_path):
+    from paddle.vision.models import resnet18
+
+    ref = resnet18(pretrained=False)
+    path = str(tmp_path / "resnet18.pdparams")
+    paddle.save(ref.state_dict(), path)
+    m = build_model("deeplabv3", 4, depth=18, width=64, pretrained=path)
+    np.testing.assert_array_equal(m.backbone.layer3[1].conv2.weight.numpy(),
+                                  ref.layer3[1].conv2.weight.numpy())
+    with pytest.raises(FileNotFoundError):
+        build_model("deeplabv2", 4, depth=18, width=8, pretrained=str(tmp_path / "missing.pdparams"))
+
+
+def test_v1_backbone_layout():
+    m = build_model("deeplabv1", 5, width=4)
+    assert m.backbone.strides == [2, 4, 8, 8, 8]
+    assert {l._dilation[0] for l in m.backbone.stage5 if hasattr(l, "_dilation")} == {2}
+    assert m.classifier[0]._dilation[0] == 12 and m.classifier[0]._kernel_size[0] == 3   # LargeFOV
+    assert [h[0]._stride[0] for h in m.msc] == [8, 4, 2, 1, 1]
+
+
+def test_table_from_code():
+    small = {n: TINY[n] for n in DEEPLAB_MODELS}
+    rows = deeplab_table(num_classes=5, kwargs=small)
+    assert [r["network"] for r in rows] == ["DeepLab V1", "DeepLab V2", "DeepLab V3", "DeepLab V3+"]
+    assert all(tuple(r) == TABLE_COLUMNS for r in rows)
+    assert [r["CRF"] for r in rows] == ["yes", "yes", "no", "no"]
+    assert [r["output stride"] for r in rows] == [8, 8, 16, 16]
+    assert "sum" in rows[1]["ASPP fusion"] and "concat" in rows[2]["ASPP fusion"]
+    assert all(0 < r["params (M)"] < 1 for r in rows)
+    v3 = build_model("deeplabv3", 5, **TINY["deeplabv3"])
+    assert v3.aspp.rates == (6, 12, 18)
+    assert build_model("deeplabv3", 5, **TINY["deeplabv3"], output_stride=8).aspp.rates == (12, 24, 36)
+
+
+@pytest.mark.parametrize("name", ["deeplabv2", "deeplabv3plus"])
+def test_learns_tiny_set(name):
+    from common.data import make_scenes
+    from common.data.transforms import to_tensor_arrays
+
+    images, labels = make_scenes(4, 33, seed=1)
+    xs = np.stack([to_tensor_arrays(i, l)[0] for i, l in zip(images, labels)])
+    x, y = paddle.to_tensor(xs), paddle.to_tensor(np.stack(labels).astype("int64"))
+    m = build_model(name, 7, **TINY[name], output_stride=8)
+    opt = paddle.optimizer.Adam(0.01, parameters=m.parameters())
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(m(x), y, axis=1)
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        losses.append(float(loss))
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
