@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
 import paddle
@@ -316,10 +315,7 @@ def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
     model.train()
     start = time.perf_counter()
     bar = tqdm(range(iters), desc="train", disable=not progress)
-    with warnings.catch_warnings():
-        # Paddle's BatchNorm repeats a notice on every training forward; not for students
-        warnings.filterwarnings("ignore", message="When training, we now always track")
-        _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history)
+    _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history)
     history["seconds"] = time.perf_counter() - start
     return history
 

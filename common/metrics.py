@@ -102,8 +102,9 @@ class SegMetric:
 
 def mask_iou(masks_a, masks_b):
     """IoU matrix (n, m) between boolean masks (n, H, W) and (m, H, W), as one matmul."""
-    a = np.asarray(masks_a, bool).reshape(len(masks_a), -1).astype(np.float64)
-    b = np.asarray(masks_b, bool).reshape(len(masks_b), -1).astype(np.float64)
+    a, b = np.asarray(masks_a, bool), np.asarray(masks_b, bool)
+    a = a.reshape(len(a), int(np.prod(a.shape[1:]))).astype(np.float64)
+    b = b.reshape(len(b), int(np.prod(b.shape[1:]))).astype(np.float64)
     inter = a @ b.T
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -257,6 +258,7 @@ def panoptic_quality(pred, target, things, stuffs, label_divisor=1000):
     prediction lying more than half on void is not a false positive. A predicted pixel of a
     category in neither set is "no prediction" (unlabelled). Per class c over all images:
     SQ = mean IoU of the matches, RQ = TP / (TP + FP/2 + FN/2), PQ = SQ x RQ.
+    COCO's crowd regions are not modelled (label them void instead).
 
     Returns dict ``pq``, ``sq``, ``rq`` (means over the classes that occur, i.e. with any
     TP, FP or FN), ``per_class`` {category: (pq, sq, rq)}, ``things`` and ``stuff``

@@ -137,10 +137,12 @@ class SOLO(nn.Layer):
         prior = -math.log((1 - 0.01) / 0.01)   # start every cell at p=0.01: focal loss's prior
         self.cate_out = nn.Conv2D(head_channels, num_classes, 3, padding=1,
                                   bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(prior)))
-        self.mask_tower_x = _tower(fpn_channels + 1, head_channels, stacked_convs)
-        self.mask_tower_y = _tower(fpn_channels + 1, head_channels, stacked_convs)
-        self.mask_out_x = nn.LayerList([nn.Conv2D(head_channels, s, 3, padding=1) for s in num_grids])
-        self.mask_out_y = nn.LayerList([nn.Conv2D(head_channels, s, 3, padding=1) for s in num_grids])
+        # One mask tower (shared by the levels, with x and y coordinates as extra inputs)
+        # feeds two 1x1 outputs per level: S maps for the columns (X), S for the rows (Y).
+        # The logits are then upsampled 2x (cheaper on a CPU than convolving at 2x).
+        self.mask_tower = _tower(fpn_channels + 2, head_channels, stacked_convs)
+        self.mask_out_x = nn.LayerList([nn.Conv2D(head_channels, s, 1) for s in num_grids])
+        self.mask_out_y = nn.LayerList([nn.Conv2D(head_channels, s, 1) for s in num_grids])
 
     # ------------------------------------------------------------------ forward
     def heads(self, images):
@@ -152,10 +154,9 @@ class SOLO(nn.Layer):
             f = feats[lvl]
             out["cate"].append(self.cate_out(self.cate_tower(resize_to(f, (s, s)))))
             up = (2 * f.shape[2], 2 * f.shape[3])
-            mx = self.mask_tower_x(paddle.concat([f, _coords(f, 1)], 1))
-            my = self.mask_tower_y(paddle.concat([f, _coords(f, 0)], 1))
-            out["mask_x"].append(self.mask_out_x[k](resize_to(mx, up)))
-            out["mask_y"].append(self.mask_out_y[k](resize_to(my, up)))
+            t = self.mask_tower(paddle.concat([f, _coords(f, 1), _coords(f, 0)], 1))
+            out["mask_x"].append(resize_to(self.mask_out_x[k](t), up))
+            out["mask_y"].append(resize_to(self.mask_out_y[k](t), up))
         return out
 
     def forward(self, images, targets=None):
@@ -178,7 +179,7 @@ class SOLO(nn.Layer):
         """
         h, w = image_shape
         masks = np.asarray(masks, bool)
-        areas = masks.reshape(len(masks), -1).sum(1)
+        areas = masks.reshape(len(masks), h * w).sum(1)
         out = []
         for (lo, hi), s, mshape in zip(self.scale_ranges, self.num_grids, mask_shapes):
             cate = np.full((s, s), -1, np.int64)
@@ -242,6 +243,16 @@ class SOLO(nn.Layer):
         loss_mask = self.mask_weight * loss_mask
         return dict(loss_cate=loss_cate, loss_mask=loss_mask, loss=loss_cate + loss_mask)
 
+    def bench_step(self, images, opt):
+        """One training step on a stand-in target (a centred square per image), for common.bench."""
+        h, w = images.shape[-2:]
+        m = np.zeros((1, h, w), bool)
+        m[0, h // 3:2 * h // 3, w // 3:2 * w // 3] = True
+        loss = self(images, [dict(masks=m, labels=np.array([0]))] * images.shape[0])["loss"]
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+
     # --------------------------------------------------------------- inference
     @paddle.no_grad()
     def postprocess(self, out, image_shape):
@@ -299,6 +310,14 @@ class SOLOLoss:
         pans = labels.numpy()
         targets = [instances_from_panoptic(p, self.thing_ids, self.label_divisor) for p in pans]
         return self.model.loss(outputs, targets, tuple(pans.shape[-2:]))["loss"]
+
+
+def small_config(image_size=96, width=16):
+    """CPU-course SOLO: ResNet-18 of ``width``, one GN conv per tower, two levels (P3 with a
+    12x12 grid for small objects, P4 with 8x8 for large), scale ranges in pixels of sqrt(area)."""
+    return dict(depth=18, width=width, fpn_channels=4 * width, head_channels=4 * width,
+                stacked_convs=2, levels=(1, 2), num_grids=(12, 8),
+                scale_ranges=((0, 0.3 * image_size), (0.2 * image_size, 1e4)))
 
 
 @register("solo")

@@ -1,0 +1,235 @@
+"""Video segmentation: VOS (视频目标分割) by mask propagation, its J and F scores, and VIS
+(视频实例分割) by linking per-frame instances into tracks.
+
+- VOS, semi-supervised: the first frame's object masks are given; we carry them forward
+  with dense optical flow (OpenCV Farneback): each pixel of frame t looks up, through the
+  flow, where it was in frame t-1 and takes that pixel's label. Errors accumulate: that
+  drift is what learned VOS models (memory, matching) fight.
+- Scores (DAVIS): J = region similarity (IoU of the masks); F = boundary F-measure
+  (precision and recall of boundary pixels, matched within a small tolerance).
+- VIS: every frame has its own instances (here ground truth with noise, shuffled, or a
+  model's output); tracks are formed by matching each frame's masks to the tracks' last
+  masks, moved by their last velocity, by IoU with the Hungarian algorithm (one-to-one,
+  globally best). An identity switch is a ground-truth object whose matched track id
+  changes between frames.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .metrics import mask_iou
+
+
+# ----------------------------------------------------------------------------- VOS
+def optical_flow(frame_to, frame_from):
+    """Dense flow (H, W, 2) as (dx, dy) such that ``frame_to[y, x] ~ frame_from[y + dy, x + dx]``."""
+    a = cv2.cvtColor(np.asarray(frame_to, np.uint8), cv2.COLOR_RGB2GRAY)
+    b = cv2.cvtColor(np.asarray(frame_from, np.uint8), cv2.COLOR_RGB2GRAY)
+    return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=9,
+                                        iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
+
+
+def warp_labels(labels, flow):
+    """Labels (H, W) of the previous frame carried to the current one along ``flow`` (nearest)."""
+    h, w = labels.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(np.asarray(labels, np.float32), xx + flow[..., 0], yy + flow[..., 1],
+                     interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0).astype(np.int32)
+
+
+def propagate_masks(frames, first_labels):
+    """Semi-supervised VOS: object ids (T, H, W) from the first frame's ids (H, W) (0 =
+    background), propagated frame to frame with optical flow."""
+    out = np.zeros((len(frames),) + np.asarray(first_labels).shape, np.int32)
+    out[0] = first_labels
+    for t in range(1, len(frames)):
+        out[t] = warp_labels(out[t - 1], optical_flow(frames[t], frames[t - 1]))
+    return out
+
+
+def region_similarity(pred, gt):
+    """J: IoU of two boolean masks (1.0 when both are empty)."""
+    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
+    union = (pred | gt).sum()
+    return float((pred & gt).sum() / union) if union else 1.0
+
+
+def mask_boundary(mask):
+    """Boundary pixels: the mask minus its erosion by a 3x3 cross."""
+    m = np.asarray(mask, np.uint8)
+    return m.astype(bool) & ~cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
+                                       borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def boundary_f_measure(pred, gt, bound_th=0.008):
+    """F: harmonic mean of boundary precision and recall. A predicted boundary pixel is
+    right if a true boundary pixel lies within the tolerance (``bound_th`` x the image
+    diagonal as in DAVIS, at least 1 pixel; a value >= 1 is taken in pixels), and
+    vice versa. 1.0 when both masks are empty, 0.0 when just one is."""
+    pb, gb = mask_boundary(pred), mask_boundary(gt)
+    if not pb.any() and not gb.any():
+        return 1.0
+    if not pb.any() or not gb.any():
+        return 0.0
+    h, w = pb.shape
+    r = int(bound_th if bound_th >= 1 else max(1, np.ceil(bound_th * np.hypot(h, w))))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    gd = cv2.dilate(gb.astype(np.uint8), disk).astype(bool)
+    pd = cv2.dilate(pb.astype(np.uint8), disk).astype(bool)
+    precision = (pb & gd).sum() / pb.sum()
+    recall = (gb & pd).sum() / gb.sum()
+    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+
+
+def j_and_f(pred, gt, ids=None, skip_first=True):
+    """DAVIS scores of id maps (T, H, W): per object the mean J and F over frames (the given
+    first frame skipped), then means over objects. Returns dict ``J``, ``F``, ``JF``
+    (their mean) and ``per_object`` {id: (J, F)}."""
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    ids = sorted(int(i) for i in np.unique(gt) if i != 0) if ids is None else list(ids)
+    frames = range(1 if skip_first else 0, len(gt))
+    per = {}
+    for i in ids:
+        js = [region_similarity(pred[t] == i, gt[t] == i) for t in frames]
+        fs = [boundary_f_measure(pred[t] == i, gt[t] == i) for t in frames]
+        per[i] = (float(np.mean(js)), float(np.mean(fs)))
+    J = float(np.mean([v[0] for v in per.values()])) if per else float("nan")
+    F = float(np.mean([v[1] for v in per.values()])) if per else float("nan")
+    return dict(J=J, F=F, JF=(J + F) / 2, per_object=per)
+
+
+# ----------------------------------------------------------------------------- VIS
+def noisy_instances(instance, labels, seed=0, jitter=1, drop=0.0, min_area=4):
+    """Per-frame detections made from ground-truth ids (T, H, W): each visible object's mask,
+    eroded or dilated by up to ``jitter`` pixels, dropped with probability ``drop``, in a
+    shuffled order (so no id leaks). Returns a list of dicts ``masks``, ``labels``, ``scores``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for frame in np.asarray(instance):
+        masks, labs = [], []
+        for i in np.unique(frame):
+            if i == 0 or rng.random() < drop:
+                continue
+            m = (frame == i).astype(np.uint8)
+            k = int(rng.integers(-jitter, jitter + 1))
+            if k:
+                kernel = np.ones((2 * abs(k) + 1,) * 2, np.uint8)
+                m = cv2.dilate(m, kernel) if k > 0 else cv2.erode(m, kernel)
+            if m.sum() >= min_area:
+                masks.append(m.astype(bool))
+                labs.append(labels[int(i)])
+        order = rng.permutation(len(masks))
+        h, w = frame.shape
+        out.append(dict(masks=np.array([masks[o] for o in order], bool).reshape(-1, h, w),
+                        labels=np.array([labs[o] for o in order], np.int64),
+                        scores=rng.uniform(0.5, 1.0, len(masks)).astype(np.float32)))
+    return out
+
+
+def _centroid(mask):
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()]) if len(xs) else np.zeros(2)
+
+
+def _shift(mask, d):
+    """Mask translated by d = (dx, dy) pixels."""
+    h, w = mask.shape
+    m = np.float32([[1, 0, d[0]], [0, 1, d[1]]])
+    return cv2.warpAffine(mask.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST).astype(bool)
+
+
+def link_instances(detections, iou_thresh=0.1, max_age=3, method="hungarian", motion=True,
+                   occluded=0.6):
+    """Track ids for per-frame instances: a list (one per frame) of int arrays aligned with
+    each frame's ``masks``.
+
+    Each live track predicts its mask in the new frame (its last mask, moved by its last
+    velocity times the frames since it was seen, if ``motion``). Cost = 1 - IoU (IoU 0
+    between different classes); ``method`` 'hungarian' solves the one-to-one assignment
+    (``scipy.optimize.linear_sum_assignment``), 'greedy' takes the best pairs first.
+    Pairs with IoU < ``iou_thresh`` are not linked; an unmatched detection starts a new
+    track; a track unseen for more than ``max_age`` frames ends (so an object hidden for
+    a frame or two, e.g. while another crosses in front, keeps its id). A matched
+    detection smaller than ``occluded`` x the track's mask is taken as partly hidden: the
+    track keeps its whole (moved) shape and velocity instead.
+    """
+    tracks = []          # dicts: id, mask, velocity, label, age
+    next_id, result = 1, []
+    for det in detections:
+        masks, labels = np.asarray(det["masks"], bool), np.asarray(det["labels"])
+        ids = np.zeros(len(masks), np.int64)
+        if tracks and len(masks):
+            pred = np.stack([_shift(t["mask"], t["velocity"] * (t["age"] + 1)) if motion else t["mask"]
+                             for t in tracks])
+            iou = mask_iou(pred, masks) * (np.array([t["label"] for t in tracks])[:, None] == labels[None])
+            if method == "hungarian":
+                rows, cols = linear_sum_assignment(1 - iou)
+            elif method == "greedy":
+                rows, cols, used_r, used_c = [], [], set(), set()
+                for flat in np.argsort(-iou, axis=None, kind="mergesort"):
+                    r, c = divmod(int(flat), iou.shape[1])
+                    if r not in used_r and c not in used_c:
+                        rows.append(r)
+                        cols.append(c)
+                        used_r.add(r)
+                        used_c.add(c)
+            else:
+                raise ValueError(f"method must be 'hungarian' or 'greedy', got {method!r}")
+            for r, c in zip(rows, cols):
+                if iou[r, c] >= iou_thresh:
+                    t = tracks[r]
+                    if masks[c].sum() >= occluded * t["mask"].sum():
+                        t["velocity"] = (_centroid(masks[c]) - _centroid(t["mask"])) / (t["age"] + 1)
+                        t["mask"] = masks[c]
+                    else:
+                        # much smaller than before: partly hidden. Keep the whole shape, moved
+                        # as predicted, and the velocity (the fragment's centroid would lie).
+                        t["mask"] = pred[r]
+                    t["age"] = -1
+                    ids[c] = t["id"]
+        for c in np.flatnonzero(ids == 0):
+            tracks.append(dict(id=next_id, mask=masks[c], velocity=np.zeros(2), label=labels[c], age=-1))
+            ids[c] = next_id
+            next_id += 1
+        for t in tracks:
+            t["age"] += 1
+        tracks = [t for t in tracks if t["age"] <= max_age]
+        result.append(ids)
+    return result
+
+
+def id_switches(detections, track_ids, gt_instance, iou_thresh=0.5):
+    """Identity switches (as in CLEAR MOT): per frame, detections are matched one-to-one to the
+    ground-truth objects (Hungarian, IoU >= ``iou_thresh``); a switch is counted when an
+    object's matched track id differs from the one it last had. Returns (switches,
+    fraction of object-frames matched)."""
+    last, switches, matched, total = {}, 0, 0, 0
+    for det, ids, frame in zip(detections, track_ids, np.asarray(gt_instance)):
+        gt_ids = [int(i) for i in np.unique(frame) if i != 0]
+        total += len(gt_ids)
+        if not gt_ids or not len(ids):
+            continue
+        iou = mask_iou(np.asarray(det["masks"], bool), frame[None] == np.array(gt_ids)[:, None, None])
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows, cols):
+            if iou[r, c] < iou_thresh:
+                continue
+            g, tid = gt_ids[c], int(ids[r])
+            matched += 1
+            if g in last and last[g] != tid:
+                switches += 1
+            last[g] = tid
+    return switches, matched / max(total, 1)
+
+
+def track_map(detections, track_ids, shape):
+    """Id maps (T, H, W) of tracks (0 = none; later masks drawn over earlier) for display
+    and for ``j_and_f``."""
+    out = np.zeros((len(detections),) + tuple(shape), np.int32)
+    for t, (det, ids) in enumerate(zip(detections, track_ids)):
+        for m, i in zip(np.asarray(det["masks"], bool), ids):
+            out[t][m] = i
+    return out

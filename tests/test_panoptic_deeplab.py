@@ -1,0 +1,112 @@
+"""Panoptic-DeepLab: targets, post-processing on a hand-made case, forward/backward, learning."""
+import numpy as np
+import paddle
+import pytest
+
+from common.data.panoptic import PanopticScenes
+from common.metrics import panoptic_quality
+from common.models import build_model
+from common.models.panoptic_deeplab import (PanopticDeepLabLoss, find_instance_centers, group_pixels,
+                                            merge_semantic_and_instance, panoptic_deeplab_targets,
+                                            panoptic_from_outputs)
+
+THINGS = (4, 5, 6)
+SMALL = dict(thing_ids=THINGS, depth=18, width=8, channels=16, aspp_rates=(1, 2, 3), nms_kernel=3,
+             stuff_area=8)
+
+
+def _two_objects():
+    """12x16: grass (1) with a square (class 5) on the left and a disc (class 4) on the right."""
+    pan = np.full((12, 16), 1000, np.int64)
+    pan[2:8, 1:7] = 5001
+    pan[4:10, 9:15] = 4002
+    return pan
+
+
+def test_targets_point_every_thing_pixel_to_its_centre():
+    pan = _two_objects()
+    t = panoptic_deeplab_targets(pan, THINGS, sigma=2.0)
+    yy, xx = np.mgrid[0:12, 0:16]
+    for seg, (cy, cx) in ((5001, (4.5, 3.5)), (4002, (6.5, 11.5))):
+        m = pan == seg
+        np.testing.assert_allclose(yy[m] + t["offset"][0][m], cy)
+        np.testing.assert_allclose(xx[m] + t["offset"][1][m], cx)
+    assert t["center"].max() <= 1 and t["center"][4:6, 3:5].min() == pytest.approx(np.exp(-0.5 / 8))
+    assert (t["offset"][:, pan == 1000] == 0).all() and t["offset_weight"].sum() == 72
+    assert (t["semantic"] == pan // 1000).all()
+
+
+def test_post_processing_hand_made_case():
+    """Two centres and exact offsets: grouping, majority vote and stuff give the expected map."""
+    pan = _two_objects()
+    t = panoptic_deeplab_targets(pan, THINGS, sigma=2.0)
+    heat = np.zeros((12, 16), np.float32)
+    heat[4, 3], heat[6, 11], heat[5, 4] = 0.9, 0.8, 0.5          # (5, 4) is not a local max
+    centers = find_instance_centers(heat, threshold=0.1, nms_kernel=3)
+    assert centers.tolist() == [[4, 3], [6, 11]]
+    semantic = pan // 1000
+    semantic[2, 1] = 4          # one mislabelled pixel: the majority vote keeps class 5
+    out = panoptic_from_outputs(semantic, heat, t["offset"], THINGS, threshold=0.1, nms_kernel=3,
+                                stuff_area=1)
+    expected = np.where(pan == 5001, 5001, np.where(pan == 4002, 4002, 1000))
+    np.testing.assert_array_equal(out, expected)
+    # the same instance ids whatever the heatmap's order: ids follow the centres' scores
+    inst = group_pixels(centers, t["offset"], np.isin(semantic, THINGS))
+    assert set(np.unique(inst[pan == 5001])) == {1} and set(np.unique(inst[pan == 4002])) == {2}
+
+
+def test_merge_stuff_area_threshold_and_no_centre():
+    semantic = np.array([[0, 0, 0, 2], [1, 1, 1, 1]])
+    instance = np.zeros_like(semantic)
+    out = merge_semantic_and_instance(semantic, instance, THINGS, stuff_area=2)
+    np.testing.assert_array_equal(out, [[0, 0, 0, -1], [1000] * 4])          # water: 1 px -> void
+    sem = np.array([[4, 4], [5, 1]])
+    out = merge_semantic_and_instance(sem, np.zeros_like(sem), THINGS, stuff_area=1)
+    np.testing.assert_array_equal(out, [[-1, -1], [-1, 1000]])               # things without centre
+
+
+def test_find_centers_top_k_and_threshold():
+    heat = np.zeros((20, 20), np.float32)
+    for k, (y, x) in enumerate([(2, 2), (10, 10), (17, 3), (5, 15)]):
+        heat[y, x] = 0.2 + 0.2 * k
+    assert find_instance_centers(heat, 0.1, 3, top_k=2).tolist() == [[5, 15], [17, 3]]
+    assert len(find_instance_centers(heat, 0.5, 3)) == 2
+
+
+def test_forward_backward_odd_size():
+    model = build_model("panoptic_deeplab", 7, **SMALL)
+    x = paddle.randn([2, 3, 45, 53])
+    out = model(x)
+    assert [tuple(out[k].shape) for k in ("semantic", "center", "offset")] == \
+        [(2, 7, 45, 53), (2, 1, 45, 53), (2, 2, 45, 53)]
+    pans = np.full((2, 45, 53), 1000, np.int64)
+    pans[:, 10:20, 10:25] = 4001
+    loss = PanopticDeepLabLoss(THINGS, sigma=2.0)(out, pans)
+    loss.backward()
+    assert model.offset_head[1].weight.grad is not None
+    pan = model.panoptic(x)
+    assert pan.shape == (2, 45, 53) and pan.dtype == np.int64
+
+
+def test_learns_a_tiny_set():
+    paddle.seed(0)
+    data = PanopticScenes(4, 48, seed=0)
+    x = paddle.to_tensor(np.stack([data[i][0] for i in range(4)]))
+    pans = np.stack([data[i][1] for i in range(4)])
+    model = build_model("panoptic_deeplab", 7, **SMALL)
+    loss_fn = PanopticDeepLabLoss(THINGS, sigma=2.0, offset_weight=0.1)
+    opt = paddle.optimizer.Adam(3e-3, parameters=model.parameters())
+    stuff_pq = lambda: panoptic_quality(model.panoptic(x), pans, THINGS, (0, 1, 2, 3))["stuff"][0]  # noqa: E731
+    before = stuff_pq()
+    hist = []
+    for _ in range(25):
+        parts = loss_fn.parts(model(x), pans)
+        loss = sum(parts.values())
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        hist.append([float(v) for v in parts.values()])
+    hist = np.array(hist)
+    assert (hist[-3:].mean(0) < hist[:3].mean(0)).all(), hist     # every term drops
+    assert hist[-3:].sum(1).mean() < 0.5 * hist[:3].sum(1).mean()
+    assert stuff_pq() > before + 0.1
