@@ -88,7 +88,8 @@ class Up(nn.Layer):
     def __init__(self, in_ch, out_ch, padding="same", bn=True):
         super().__init__()
         self.up = nn.Conv2DTranspose(in_ch, in_ch // 2, 2, stride=2)
-        self.conv = DoubleConv(in_ch // 2 + in_ch // 2, out_ch, padding, bn)
+        # The skip brings the other in_ch // 2 channels: the concat has in_ch again.
+        self.conv = DoubleConv(in_ch, out_ch, padding, bn)
 
     def forward(self, x, skip):
         x = self.up(x)
