@@ -64,54 +64,49 @@ def erode_dilate_demo(label_mask, pred_mask, steps=0, image=None, show=True):
     return s
 
 
-# ----------------------------------------------------------------------------- Day 4
+# ----------------------------------------------------------------------------- Day 2
 
 
-def atrous_footprint(rates, size=None):
-    """How many paths lead from each input pixel to the centre output unit of a stack of
-    3x3 convs with dilations ``rates`` (an int is one layer). Returns an int array
-    (size, size); zeros inside the covered square are the holes ("gridding", 网格效应)
-    that equal rates leave and that mixed rates such as multi-grid (1, 2, 4) fill."""
-    from scipy import ndimage as ndi
+def transposed_conv_demo(stride=2, kernel_size=4, padding=1, size=4, show=True):
+    """Widget callback: a transposed conv (转置卷积) of a constant ``size`` x ``size`` map with
+    an all-ones ``kernel_size`` kernel, done as the notes teach (zero insertion, padding by
+    k - 1 - p, rotated kernel). Each output pixel then counts how many kernel copies overlap
+    it: uneven counts are the checkerboard artefact, which vanishes when the kernel size is a
+    multiple of the stride (FCN's 2s / s / s/2 layers). Returns dict(zero_inserted, output,
+    output_size, even) where ``even`` says whether the output's interior is constant."""
+    from .ops import transposed_conv2d, transposed_conv_output_size, zero_insert
 
-    rates = [int(rates)] if np.isscalar(rates) else [int(r) for r in rates]
-    if not rates or min(rates) < 1:
-        raise ValueError(f"rates must be positive integers, got {rates}")
-    extent = 2 * sum(rates) + 1
-    size = extent + 4 if size is None else int(size)
-    if size < extent or size % 2 == 0:
-        raise ValueError(f"size must be odd and at least {extent} for rates {rates}, got {size}")
-    paths = np.zeros((size, size), np.int64)
-    paths[size // 2, size // 2] = 1
-    for r in rates:     # back-propagate the centre through each layer: a dilated 3x3 of ones
-        k = np.zeros((2 * r + 1, 2 * r + 1), np.int64)
-        k[::r, ::r] = 1
-        paths = ndi.convolve(paths, k, mode="constant")
-    return paths
-
-
-def atrous_demo(rate=2, layers=1, multi_grid=False, size=None, show=True):
-    """Widget callback: which input pixels a stack of ``layers`` 3x3 convs at ``rate`` sees
-    (with ``multi_grid`` the rates are rate x (1, 2, 4, 1, 2, 4, ...)). Prints the receptive
-    field, the pixels used inside it and the parameters (always 9 per channel pair and
-    layer); returns dict(rates, footprint, rf, used, covered_fraction)."""
-    grid = (1, 2, 4)
-    rates = [rate * (grid[i % 3] if multi_grid else 1) for i in range(int(layers))]
-    fp = atrous_footprint(rates, size)
-    rf = 2 * sum(rates) + 1
-    used = int((fp > 0).sum())
-    out = dict(rates=rates, footprint=fp, rf=rf, used=used, covered_fraction=used / rf ** 2)
+    stride, k, padding, size = int(stride), int(kernel_size), int(padding), int(size)
+    if stride < 1 or k < 1 or size < 1 or padding < 0:
+        raise ValueError("stride, kernel_size and size must be >= 1 and padding >= 0")
+    n_out = transposed_conv_output_size(size, k, stride, padding)
+    if n_out < 1:
+        raise ValueError(f"padding {padding} leaves no output (size {n_out}); lower it")
+    x = np.ones((1, 1, size, size), np.float32)
+    z = zero_insert(x, stride)[0, 0]
+    q = k - 1 - padding
+    zp = np.pad(z, max(q, 0))[max(-q, 0):z.shape[0] + 2 * max(q, 0) - max(-q, 0),
+                              max(-q, 0):z.shape[1] + 2 * max(q, 0) - max(-q, 0)]
+    y = transposed_conv2d(x, np.ones((1, 1, k, k), np.float32), stride=stride, padding=padding)[0, 0]
+    # interior: away from the borders that fewer kernel copies reach
+    m = min(k, max(n_out // 2 - 1, 0))
+    inner = y[m:n_out - m, m:n_out - m] if n_out > 2 * m else y
+    out = dict(zero_inserted=zp, output=y, output_size=n_out, even=bool(inner.min() == inner.max()))
     if show:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=80)
-        ax.imshow(fp > 0, cmap="Blues", vmin=0, vmax=1.4, interpolation="nearest")
-        ax.set_title(f"rates {rates}: RF {rf}x{rf}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        fig, axes = plt.subplots(1, 3, figsize=(8, 2.9), dpi=80)
+        for ax, img, title in zip(axes, [x[0, 0], zp, y],
+                                  [f"input {size}x{size}", f"zero-inserted + padded ({q:+d})",
+                                   f"output {n_out}x{n_out}: overlap count"]):
+            ax.imshow(img, cmap="viridis", interpolation="nearest")
+            ax.set_title(title, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
         plt.show()
-        print(f"rates {rates} | receptive field {rf}x{rf} | input pixels used {used} "
-              f"({100 * out['covered_fraction']:.0f}%) | weights per channel pair {9 * len(rates)}")
+        print(f"stride {stride}, kernel {k}, padding {padding}: {size} -> {n_out}; "
+              f"interior {'even' if out['even'] else 'UNEVEN (checkerboard)'}")
     return out
 
 
@@ -181,47 +176,52 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
     return out
 
 
-# ----------------------------------------------------------------------------- Day 2
+# ----------------------------------------------------------------------------- Day 4
 
 
-def transposed_conv_demo(stride=2, kernel_size=4, padding=1, size=4, show=True):
-    """Widget callback: a transposed conv (转置卷积) of a constant ``size`` x ``size`` map with
-    an all-ones ``kernel_size`` kernel, done as the notes teach (zero insertion, padding by
-    k - 1 - p, rotated kernel). Each output pixel then counts how many kernel copies overlap
-    it: uneven counts are the checkerboard artefact, which vanishes when the kernel size is a
-    multiple of the stride (FCN's 2s / s / s/2 layers). Returns dict(zero_inserted, output,
-    output_size, even) where ``even`` says whether the output's interior is constant."""
-    from .ops import transposed_conv2d, transposed_conv_output_size, zero_insert
+def atrous_footprint(rates, size=None):
+    """How many paths lead from each input pixel to the centre output unit of a stack of
+    3x3 convs with dilations ``rates`` (an int is one layer). Returns an int array
+    (size, size); zeros inside the covered square are the holes ("gridding", 网格效应)
+    that equal rates leave and that mixed rates such as multi-grid (1, 2, 4) fill."""
+    from scipy import ndimage as ndi
 
-    stride, k, padding, size = int(stride), int(kernel_size), int(padding), int(size)
-    if stride < 1 or k < 1 or size < 1 or padding < 0:
-        raise ValueError("stride, kernel_size and size must be >= 1 and padding >= 0")
-    n_out = transposed_conv_output_size(size, k, stride, padding)
-    if n_out < 1:
-        raise ValueError(f"padding {padding} leaves no output (size {n_out}); lower it")
-    x = np.ones((1, 1, size, size), np.float32)
-    z = zero_insert(x, stride)[0, 0]
-    q = k - 1 - padding
-    zp = np.pad(z, max(q, 0))[max(-q, 0):z.shape[0] + 2 * max(q, 0) - max(-q, 0),
-                              max(-q, 0):z.shape[1] + 2 * max(q, 0) - max(-q, 0)]
-    y = transposed_conv2d(x, np.ones((1, 1, k, k), np.float32), stride=stride, padding=padding)[0, 0]
-    # interior: away from the borders that fewer kernel copies reach
-    m = min(k, max(n_out // 2 - 1, 0))
-    inner = y[m:n_out - m, m:n_out - m] if n_out > 2 * m else y
-    out = dict(zero_inserted=zp, output=y, output_size=n_out, even=bool(inner.min() == inner.max()))
+    rates = [int(rates)] if np.isscalar(rates) else [int(r) for r in rates]
+    if not rates or min(rates) < 1:
+        raise ValueError(f"rates must be positive integers, got {rates}")
+    extent = 2 * sum(rates) + 1
+    size = extent + 4 if size is None else int(size)
+    if size < extent or size % 2 == 0:
+        raise ValueError(f"size must be odd and at least {extent} for rates {rates}, got {size}")
+    paths = np.zeros((size, size), np.int64)
+    paths[size // 2, size // 2] = 1
+    for r in rates:     # back-propagate the centre through each layer: a dilated 3x3 of ones
+        k = np.zeros((2 * r + 1, 2 * r + 1), np.int64)
+        k[::r, ::r] = 1
+        paths = ndi.convolve(paths, k, mode="constant")
+    return paths
+
+
+def atrous_demo(rate=2, layers=1, multi_grid=False, size=None, show=True):
+    """Widget callback: which input pixels a stack of ``layers`` 3x3 convs at ``rate`` sees
+    (with ``multi_grid`` the rates are rate x (1, 2, 4, 1, 2, 4, ...)). Prints the receptive
+    field, the pixels used inside it and the parameters (always 9 per channel pair and
+    layer); returns dict(rates, footprint, rf, used, covered_fraction)."""
+    grid = (1, 2, 4)
+    rates = [rate * (grid[i % 3] if multi_grid else 1) for i in range(int(layers))]
+    fp = atrous_footprint(rates, size)
+    rf = 2 * sum(rates) + 1
+    used = int((fp > 0).sum())
+    out = dict(rates=rates, footprint=fp, rf=rf, used=used, covered_fraction=used / rf ** 2)
     if show:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 3, figsize=(8, 2.9), dpi=80)
-        for ax, img, title in zip(axes, [x[0, 0], zp, y],
-                                  [f"input {size}x{size}", f"zero-inserted + padded ({q:+d})",
-                                   f"output {n_out}x{n_out}: overlap count"]):
-            ax.imshow(img, cmap="viridis", interpolation="nearest")
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.tight_layout()
+        fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=80)
+        ax.imshow(fp > 0, cmap="Blues", vmin=0, vmax=1.4, interpolation="nearest")
+        ax.set_title(f"rates {rates}: RF {rf}x{rf}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
         plt.show()
-        print(f"stride {stride}, kernel {k}, padding {padding}: {size} -> {n_out}; "
-              f"interior {'even' if out['even'] else 'UNEVEN (checkerboard)'}")
+        print(f"rates {rates} | receptive field {rf}x{rf} | input pixels used {used} "
+              f"({100 * out['covered_fraction']:.0f}%) | weights per channel pair {9 * len(rates)}")
     return out
