@@ -247,7 +247,7 @@ def _segments(pan, things, cats, label_divisor):
     return np.where(np.isin(cat, cats), seg, -1)
 
 
-def panoptic_quality(pred, target, things, stuffs, label_divisor=1000):
+def panoptic_quality(pred, target, things, stuffs, label_divisor=1000, crowd=()):
     """Panoptic quality PQ = SQ x RQ (COCO panoptic rules), per class and averaged.
 
     ``pred``/``target``: integer maps (H, W) or (N, H, W) of ``category * label_divisor +
@@ -258,7 +258,10 @@ def panoptic_quality(pred, target, things, stuffs, label_divisor=1000):
     prediction lying more than half on void is not a false positive. A predicted pixel of a
     category in neither set is "no prediction" (unlabelled). Per class c over all images:
     SQ = mean IoU of the matches, RQ = TP / (TP + FP/2 + FN/2), PQ = SQ x RQ.
-    COCO's crowd regions are not modelled (label them void instead).
+    Crowd: ``crowd`` lists target segment values (``category * label_divisor + id``) that
+    are crowd regions (COCO's ``iscrowd``): they are never matched and never a false
+    negative, and an unmatched prediction of the same category lying more than half on
+    void plus that category's crowd pixels is not a false positive.
 
     Returns dict ``pq``, ``sq``, ``rq`` (means over the classes that occur, i.e. with any
     TP, FP or FN), ``per_class`` {category: (pq, sq, rq)}, ``things`` and ``stuff``
@@ -292,13 +295,16 @@ def panoptic_quality(pred, target, things, stuffs, label_divisor=1000):
         g_cat, p_cat = g_ids[gs] // label_divisor, p_ids[ps] // label_divisor
         union = g_area[:, None] + p_area[None, :] - inter - p_on_void[None, :]
         iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-        match = (iou > 0.5) & (g_cat[:, None] == p_cat[None, :])
+        same_cat = g_cat[:, None] == p_cat[None, :]
+        is_crowd = np.isin(g_ids[gs], np.asarray(crowd, np.int64))
+        match = (iou > 0.5) & same_cat & ~is_crowd[:, None]
         gi, pi = np.nonzero(match)
         for g, p in zip(gi, pi):
             tp[int(g_cat[g])] += 1
             iou_sum[int(g_cat[g])] += float(iou[g, p])
-        g_free = ~match.any(1)
-        p_free = ~match.any(0) & (p_on_void <= 0.5 * p_area)
+        g_free = ~match.any(1) & ~is_crowd
+        p_on_crowd = (inter * (same_cat & is_crowd[:, None])).sum(0)
+        p_free = ~match.any(0) & (p_on_void + p_on_crowd <= 0.5 * p_area)
         for c in g_cat[g_free]:
             fn[int(c)] += 1
         for c in p_cat[p_free]:

@@ -61,6 +61,23 @@ def test_iou_at_most_half_is_no_match_and_stuff_ids_are_ignored():
     assert r2["counts"][4] == (0, 1, 2) and r2["pq"] == 0.0
 
 
+def test_crowd_regions_are_neither_matched_nor_missed():
+    """A crowd of class 4 (segment 4999): a prediction on it is not a FP, and nobody has
+    to find it; without the crowd flag it is an ordinary object, matched here."""
+    t = np.zeros((6, 10), np.int64)
+    t[:, 0:4] = 4999                     # crowd region, 24 px
+    t[:, 6:9] = 4001                     # a normal thing, 18 px
+    p = np.zeros((6, 10), np.int64)
+    p[:, 0:3] = 4005                     # 18 px, all on the crowd: not a FP
+    p[:, 6:9] = 4001                     # exact match
+    r = panoptic_quality(p, t, THINGS, STUFF, crowd=[4999])
+    assert r["counts"][4] == (1, 0, 0) and r["per_class"][4] == (1.0, 1.0, 1.0)
+    plain = panoptic_quality(p, t, THINGS, STUFF)
+    assert plain["counts"][4] == (2, 0, 0)     # 18/24 = 0.75 IoU: a crowd matched as a thing
+    p[:, 3:6] = 4006                     # 18 px, a third on the crowd: a FP even so
+    assert panoptic_quality(p, t, THINGS, STUFF, crowd=[4999])["counts"][4] == (1, 1, 0)
+
+
 def test_batch_accumulates_over_images_and_unlabelled_prediction():
     p, t = _hand_case()
     none = np.full_like(t, -1)                              # nothing predicted: all FN
