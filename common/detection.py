@@ -301,15 +301,10 @@ def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
     from .data.instances import collate_instances
 
     collate = collate or collate_instances
-    params = model.parameters()
+    from .engine import make_optimizer
+
     clip = paddle.nn.ClipGradByGlobalNorm(clip_norm) if clip_norm else None
-    if optimizer == "adam":
-        opt = paddle.optimizer.AdamW(lr, parameters=params, weight_decay=weight_decay, grad_clip=clip)
-    elif optimizer == "sgd":
-        opt = paddle.optimizer.Momentum(lr, momentum=0.9, parameters=params,
-                                        weight_decay=weight_decay, grad_clip=clip)
-    else:
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    opt = make_optimizer(optimizer, lr, model.parameters(), weight_decay, clip)
     history = dict(iter=[], loss=[], seconds=0.0)
     warm = max(1, iters // 10)
     model.train()

@@ -57,9 +57,10 @@ def _interrupting_loss(stop_at, trainer_ref):
     return loss
 
 
-def test_resume_gives_identical_weights(tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_resume_gives_identical_weights(tmp_path, optimizer):
     data = SyntheticScenes(6, 32, seed=0, transform=train_transform(32))
-    kw = dict(iters=9, batch_size=2, lr=0.02, progress=False, ckpt_every=3)
+    kw = dict(iters=9, batch_size=2, lr=0.02, progress=False, ckpt_every=3, optimizer=optimizer)
 
     paddle.seed(1)
     straight = DropNet(7)
