@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "$(PADDLE)" -e ".[test]"
+	@# pydensecrf2 compiles C++: optional, the CRF has its own filtering fallback without it.
+	@$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[crf]" \
+	    || echo "note: pydensecrf2 did not build; common.crf uses its own fast CRF instead"
 	@touch $@
 
 lab: setup
