@@ -57,7 +57,7 @@ bench: setup
 # PaddleSeg is not a dependency of the course: installed into .bench-paddleseg/ only here.
 bench-paddleseg: setup
 	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
-	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth
+	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
 	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.bench --paddleseg --size 128 --batch 2 --steps 3
 
 clean:
