@@ -29,7 +29,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)"
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" \
+	    $(if $(filter 0,$(shell id -u)),--allow-root)   # containers (AI Studio, Docker) run as root
 
 test: setup
 	$(MAKE) --no-print-directory test-unit test-notebooks
