@@ -244,27 +244,12 @@ class DeepLabV3Plus(nn.Layer):
 
 
 # ------------------------------------------------------------------ registry, table
-@register("deeplabv1")
-def deeplabv1(num_classes, **kwargs):
-    return DeepLabV1(num_classes, **kwargs)
+# build_model name -> class; each class is its own builder ``cls(num_classes, **kwargs)``.
+DEEPLAB_MODELS = {"deeplabv1": DeepLabV1, "deeplabv2": DeepLabV2, "deeplabv3": DeepLabV3,
+                  "deeplabv3plus": DeepLabV3Plus}
+for _name, _cls in DEEPLAB_MODELS.items():
+    register(_name)(_cls)
 
-
-@register("deeplabv2")
-def deeplabv2(num_classes, **kwargs):
-    return DeepLabV2(num_classes, **kwargs)
-
-
-@register("deeplabv3")
-def deeplabv3(num_classes, **kwargs):
-    return DeepLabV3(num_classes, **kwargs)
-
-
-@register("deeplabv3plus")
-def deeplabv3plus(num_classes, **kwargs):
-    return DeepLabV3Plus(num_classes, **kwargs)
-
-
-DEEPLAB_MODELS = ("deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3plus")
 TABLE_COLUMNS = ("network", "backbone", "atrous conv", "ASPP fusion", "multi-scale",
                  "CRF", "params (M)", "output stride")
 
@@ -283,5 +268,5 @@ def deeplab_table(num_classes=21, kwargs=None):
     VOC's 21 classes). Returns a list of dict rows with the keys ``TABLE_COLUMNS``.
     """
     kwargs = kwargs or {}
-    return [describe(globals()[n](num_classes, **kwargs.get(n, {}))) for n in DEEPLAB_MODELS]
+    return [describe(cls(num_classes, **kwargs.get(n, {}))) for n, cls in DEEPLAB_MODELS.items()]
 
