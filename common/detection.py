@@ -299,10 +299,9 @@ def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
     from tqdm.auto import tqdm
 
     from .data.instances import collate_instances
-
-    collate = collate or collate_instances
     from .engine import make_optimizer
 
+    collate = collate or collate_instances
     clip = paddle.nn.ClipGradByGlobalNorm(clip_norm) if clip_norm else None
     opt = make_optimizer(optimizer, lr, model.parameters(), weight_decay, clip)
     history = dict(iter=[], loss=[], seconds=0.0)
@@ -316,15 +315,12 @@ def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
 
 
 def _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history):
-    n = len(data)
+    from .engine import step_batch, step_seed
+
     for it in bar:
-        per_epoch = max(n // batch_size, 1)
-        epoch, j = divmod(it, per_epoch)
-        order = np.random.default_rng([seed, epoch]).permutation(n)
-        idx = np.resize(order, per_epoch * batch_size)[j * batch_size:(j + 1) * batch_size]
-        images, targets = collate([data[(int(i), seed * 1_000_003 + it)] for i in idx])
+        images, targets = collate([data[i] for i in step_batch(len(data), batch_size, it, seed)])
         opt.set_lr(lr * min(1.0, (it + 1) / warm) * (1 - it / iters) ** 0.9)
-        paddle.seed(seed * 1_000_003 + it)              # RoI sampling: a function of it
+        paddle.seed(step_seed(seed, it))                # RoI sampling: a function of it
         losses = model(paddle.to_tensor(images), targets_to_paddle(targets))
         loss = paddle.add_n(list(losses.values()))
         loss.backward()

@@ -24,25 +24,32 @@ from .losses import SegLoss
 from .metrics import SegMetric
 
 
+def step_seed(seed, it):
+    """The seed of iteration ``it``: augmentation and dropout/RoI-sampling noise."""
+    return seed * 1_000_003 + it
+
+
+def step_batch(n, batch_size, it, seed, rank=0, world=1):
+    """``[(index, step_seed), ...]`` of iteration ``it``'s batch: epoch ``e`` visits the
+    ``n`` items in the order ``default_rng([seed, e]).permutation(n)``. Under data parallel
+    each of ``world`` processes takes every ``world``-th item of the global batch."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, j = divmod(it, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    idx = np.resize(order, per_epoch * batch_size)[j * batch_size:(j + 1) * batch_size]
+    return [(int(i), step_seed(seed, it)) for i in idx[rank::world]]
+
+
 class _StepSampler(paddle.io.Sampler):
-    """Yields, for iterations ``start..iters-1``, the list of ``(index, seed)`` of that
-    iteration's batch (this process's share of the global batch under data parallel)."""
+    """Yields ``step_batch`` for iterations ``start..iters-1``."""
 
     def __init__(self, n, batch_size, iters, start, seed, rank=0, world=1):
         self.n, self.bs, self.iters, self.start, self.seed = n, batch_size, iters, start, seed
         self.rank, self.world = rank, world
 
-    def batch(self, it):
-        per_epoch = max(self.n // self.bs, 1)
-        epoch, j = divmod(it, per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-        idx = np.resize(order, per_epoch * self.bs)[j * self.bs:(j + 1) * self.bs]
-        share = idx[self.rank::self.world]
-        return [(int(i), self.seed * 1_000_003 + it) for i in share]
-
     def __iter__(self):
         for it in range(self.start, self.iters):
-            yield self.batch(it)
+            yield step_batch(self.n, self.bs, it, self.seed, self.rank, self.world)
 
     def __len__(self):
         return self.iters - self.start
@@ -144,7 +151,7 @@ class Trainer:
         """One forward / loss / backward / step; returns the loss as a float."""
         self.model.train()          # evaluate()/predict() leave the model in eval mode
         self.opt.set_lr(self.lr_at(self.it))
-        paddle.seed(self.seed * 1_000_003 + self.it)      # dropout noise: a function of it
+        paddle.seed(step_seed(self.seed, self.it))        # dropout noise: a function of it
         with paddle.amp.auto_cast(enable=self.amp):
             outputs = self.net(images)
             loss = self.loss_fn(outputs, labels)
