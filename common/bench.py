@@ -28,13 +28,13 @@ BENCH_MODELS = [
     ("deeplabv3", dict(depth=18, width=8)),
     ("deeplabv3plus", dict(width=8, middle_blocks=2)),
     # bottom-up instance / panoptic (Day 6 B): the small configs of solo.small_config and
-    # panoptic_deeplab.small_config at width 16, 96 px (both train through bench_step)
+    # panoptic_deeplab.small_config at width 16, 96 px (both train through bench_loss)
     ("solo", dict(depth=18, width=16, fpn_channels=64, head_channels=64, stacked_convs=2,
                   levels=(1, 2), num_grids=(12, 8), scale_ranges=((0, 28.8), (19.2, 1e4)))),
     ("panoptic_deeplab", dict(thing_ids=(4, 5, 6), depth=18, width=16, channels=64,
                               aspp_rates=(1, 2, 3), nms_kernel=5, stuff_area=61)),
     # top-down instance / panoptic (Day 6 A): mask_rcnn.small_config(16) and
-    # upsnet.small_config(16) (both train through bench_step on synthetic scene targets)
+    # upsnet.small_config(16) (both train through bench_loss on synthetic scene targets)
     ("mask_rcnn", dict(thing_ids=(4, 5, 6), depth=18, width=16, fpn_channels=32, rpn_p6=False,
                        anchor_sizes=(12, 24, 48, 96), rpn_batch=64, rpn_pre_nms=(300, 200),
                        rpn_post_nms=(100, 50), roi_batch=64, fc_channels=128, mask_roi_size=7,
@@ -116,26 +116,8 @@ def bench_models(names, size, batch, steps):
         if names and name not in names:
             continue
         model = build_model(name, 7, **kwargs)
-        params = sum(int(np.prod(p.shape)) for p in model.parameters()) / 1e6
-        opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
-        train_rate = float("nan")
-        if hasattr(model, "bench_step"):        # models trained on targets, not label maps
-            step = lambda: model.bench_step(x, opt)  # noqa: E731
-        else:
-            from common.losses import SegLoss
-            loss_fn = SegLoss()
-
-            def step():
-                loss = loss_fn(model(x), y)
-                loss.backward()
-                opt.step()
-                opt.clear_grad()
-        model.train()
-        train_rate = _rate(step, batch, steps)
-        model.eval()
-        with paddle.no_grad():
-            infer_rate = _rate(lambda: model(x), batch, steps)
-        print(f"{name:16s} | {params:10.2f} | {train_rate:11.1f} | {infer_rate:11.1f}")
+        train_rate, infer_rate = _train_infer_rates(model, x, y, steps)
+        print(f"{name:16s} | {_params_m(model):10.2f} | {train_rate:11.1f} | {infer_rate:11.1f}")
 
 
 # Same architecture in PaddleSeg 2.8 (ResNet50_vd: ResNet-50 with a deep stem and avg-pool
@@ -153,18 +135,23 @@ PADDLESEG_PAIRS = [
 ]
 
 
+def _params_m(model):
+    return sum(int(p.size) for p in model.parameters()) / 1e6
+
+
 def _train_infer_rates(model, x, y, steps):
+    """(train, inference) images/s; momentum SGD on the segmentation loss, or on the
+    model's own ``bench_loss(x)`` for models trained on targets rather than label maps."""
     import paddle
 
     from common.losses import SegLoss
 
     loss_fn = SegLoss()
+    loss_of = getattr(model, "bench_loss", None) or (lambda x: loss_fn(model(x), y))
     opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
 
     def step():
-        out = model(x)
-        loss = loss_fn(out if isinstance(out, (list, tuple)) else [out], y)
-        loss.backward()
+        loss_of(x).backward()
         opt.step()
         opt.clear_grad()
     model.train()
@@ -180,7 +167,6 @@ def bench_paddleseg(size, batch, steps):
     import contextlib
     import io
 
-    import numpy as np
     import paddle
 
     from common.models import build_model
@@ -198,8 +184,7 @@ def bench_paddleseg(size, batch, steps):
             theirs = eval("PS." + ctor.split("  #")[0])
         rows = []
         for m in (ours, theirs):
-            rows.append(_train_infer_rates(m, x, y, steps)
-                        + (sum(int(np.prod(p.shape)) for p in m.parameters()) / 1e6,))
+            rows.append(_train_infer_rates(m, x, y, steps) + (_params_m(m),))
         (ot, oi, op), (tt, ti, tp) = rows
         print(f"{name:14s} | {ot:10.2f} | {tt:8.2f} | {oi:10.2f} | {ti:8.2f} | {op:6.1f} | {tp:5.1f}")
 

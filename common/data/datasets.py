@@ -7,7 +7,6 @@ resumed run see exactly the batches an uninterrupted one would).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2

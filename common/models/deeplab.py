@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from .backbones.resnet import ResNet
 from .backbones.vgg import VGG16

@@ -15,7 +15,8 @@ and thing_ids[k] is class k + 1.
 """
 from __future__ import annotations
 
-import math
+import functools
+
 
 import numpy as np
 import paddle
@@ -117,6 +118,15 @@ class MaskHead(nn.Layer):
 
     def forward(self, x):
         return self.predict(F.relu(self.up(self.convs(x))))
+
+
+@functools.lru_cache(maxsize=4)
+def _bench_targets(n, size):
+    """Targets of ``n`` synthetic scenes (made once per size, outside the timed steps)."""
+    from ..data.instances import SceneInstances
+
+    data = SceneInstances(n, size, seed=0)
+    return [data[i][1] for i in range(n)]
 
 
 class MaskRCNN(nn.Layer):
@@ -342,17 +352,11 @@ class MaskRCNN(nn.Layer):
                     labels=ids[result["classes"].numpy() - 1],
                     masks=probs.numpy().reshape(-1, *image_size) >= self.mask_thresh)
 
-    def bench_step(self, images, opt):
-        """One training step with the targets of synthetic scenes of the images' size
+    def bench_loss(self, images):
+        """Training loss on the targets of synthetic scenes of the images' size
         (``common.bench`` times models on random images)."""
-        from ..data.instances import SceneInstances
-
-        n, size = images.shape[0], tuple(images.shape[-2:])
-        data = SceneInstances(n, size, seed=0)
-        losses = self(images, det.targets_to_paddle([data[i][1] for i in range(n)]))
-        paddle.add_n(list(losses.values())).backward()
-        opt.step()
-        opt.clear_grad()
+        targets = _bench_targets(images.shape[0], tuple(images.shape[-2:]))
+        return paddle.add_n(list(self(images, det.targets_to_paddle(targets)).values()))
 
     # ------------------------------------------------------------- forward
     def instance_forward(self, feats, image_size, targets=None):

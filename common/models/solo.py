@@ -243,15 +243,12 @@ class SOLO(nn.Layer):
         loss_mask = self.mask_weight * loss_mask
         return dict(loss_cate=loss_cate, loss_mask=loss_mask, loss=loss_cate + loss_mask)
 
-    def bench_step(self, images, opt):
-        """One training step on a stand-in target (a centred square per image), for common.bench."""
+    def bench_loss(self, images):
+        """Training loss on a stand-in target (a centred square per image), for common.bench."""
         h, w = images.shape[-2:]
         m = np.zeros((1, h, w), bool)
         m[0, h // 3:2 * h // 3, w // 3:2 * w // 3] = True
-        loss = self(images, [dict(masks=m, labels=np.array([0]))] * images.shape[0])["loss"]
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
+        return self(images, [dict(masks=m, labels=np.array([0]))] * images.shape[0])["loss"]
 
     # --------------------------------------------------------------- inference
     @paddle.no_grad()

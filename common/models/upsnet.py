@@ -100,7 +100,7 @@ def panoptic_from_logits(logits, classes, stuff_ids, void=255 * LABEL_DIVISOR,
                          label_divisor=LABEL_DIVISOR):
     """Argmax of the panoptic logits -> (H, W) int64 map: stuff ``s * divisor``, instance i
     ``class_i * divisor + i + 1``, ``void`` where the unknown channel wins."""
-    ns, n = len(stuff_ids), len(classes)
+    n = len(classes)
     ch = logits.argmax(0).numpy()
     table = np.concatenate([np.asarray(stuff_ids, np.int64) * label_divisor,
                             np.asarray(classes, np.int64) * label_divisor + np.arange(1, n + 1),
