@@ -86,18 +86,127 @@ def read_image(path):
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _read_palette_indices(path):
+    """The index plane of a palette ("P" mode) PNG, or None when ``path`` is not one.
+
+    OpenCV expands a palette image into its colours, so PIL reads these: in the VOC
+    format the palette index *is* the class id (255 = the ignored border).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        im = Image.open(path)
+    except (FileNotFoundError, UnidentifiedImageError, IsADirectoryError):
+        return None                     # cv2 below gives the error naming the file
+    except (OSError, SyntaxError) as err:   # PIL's errors for a truncated or corrupt header
+        raise ValueError(f"cannot read label file {path}: {err}") from err
+    with im:
+        if im.mode != "P":
+            return None
+        try:
+            return np.array(im, dtype=np.uint8)
+        except OSError as err:          # truncated or corrupt data
+            raise ValueError(f"cannot decode palette label file {path}: {err}") from err
+
+
+def rgb_to_index(label_rgb, palette, ignore_color=None, ignore_index=255):
+    """Convert a colour-coded label (H, W, 3) to class indices with ``palette``.
+
+    Args:
+        label_rgb: uint8 (H, W, 3) RGB label image.
+        palette: (K, 3) RGB colour of each class; colour ``palette[k]`` becomes class ``k``.
+        ignore_color: optional RGB colour mapped to ``ignore_index`` (e.g. VOC's
+            (224, 224, 192) border).
+        ignore_index: value given to ``ignore_color`` pixels.
+
+    Returns:
+        int64 (H, W) class indices.
+
+    Raises:
+        ValueError: a pixel has a colour that is neither in ``palette`` nor ``ignore_color``
+            (the message lists the unknown colours), or the palette repeats a colour.
+    """
+    lab = np.asarray(label_rgb)
+    if lab.ndim != 3 or lab.shape[2] != 3:
+        raise ValueError(f"label_rgb must be (H, W, 3), got shape {lab.shape}")
+    pal = np.asarray(palette, np.int64).reshape(-1, 3)
+    code = lambda c: (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]     # one int per colour
+    keys, values = code(pal), np.arange(len(pal), dtype=np.int64)
+    if ignore_color is not None:
+        keys = np.append(keys, code(np.asarray(ignore_color, np.int64)))
+        values = np.append(values, ignore_index)
+    if np.unique(keys).size != keys.size:
+        raise ValueError("palette (with ignore_color) repeats a colour; classes would be ambiguous")
+    order = np.argsort(keys)
+    keys, values = keys[order], values[order]
+    colours, inverse = np.unique(code(lab.astype(np.int64)), return_inverse=True)
+    pos = np.minimum(np.searchsorted(keys, colours), len(keys) - 1)
+    unknown = colours[keys[pos] != colours]
+    if unknown.size:
+        rgb = [((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255) for c in unknown[:10]]
+        raise ValueError(f"label colours {rgb}{' ...' if unknown.size > 10 else ''} are not in "
+                         f"the palette ({unknown.size} unknown colour(s))")
+    return values[pos][inverse.reshape(lab.shape[:2])]
+
+
 def read_label(path):
-    """Read a single-channel label PNG (class index per pixel)."""
+    """Read a label PNG as class indices (H, W).
+
+    Accepts single-channel images (8 or 16 bit) and palette ("P" mode) PNGs such as VOC's,
+    whose palette index is the class (255 stays 255, the ignored border). A true RGB
+    colour-coded label is refused: convert it with ``rgb_to_index(label_rgb, palette)``.
+
+    Args:
+        path: the label file.
+
+    Returns:
+        (H, W) integer array of class indices.
+    """
+    lab = _read_palette_indices(path)
+    if lab is not None:
+        return lab
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise ValueError(f"cannot read label file {path} (missing, empty or not an image)")
     if lab.ndim != 2:
         raise ValueError(f"{path}: a label must be single-channel class indices, "
-                         f"got shape {lab.shape} (a colour-coded label must be converted first)")
+                         f"got shape {lab.shape}; a colour-coded (RGB) label must be converted "
+                         "first: read_image(path) then rgb_to_index(label_rgb, palette)")
     return lab
 
 
-class SegFolder(SegmentationDataset):
+class LabelledFiles(SegmentationDataset):
+    """Base of the datasets of image files with label files (``SegFolder`` and the real
+    datasets of ``common.data.real``): a subclass fills ``self.pairs`` with (image path,
+    label path) and sets ``num_classes`` / ``ignore_index``. ``load`` reads a pair, maps the
+    label with ``convert_label`` and checks it: same height and width as the image, values
+    in ``[0, num_classes)`` or ``ignore_index``. Errors name the offending file.
+    """
+
+    ignore_index = 255
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def convert_label(self, label):
+        """The file's label values -> class indices (identity here; Cityscapes maps its
+        label ids to train ids)."""
+        return label
+
+    def load(self, i):
+        img_path, lab_path = self.pairs[i]
+        image, label = read_image(img_path), self.convert_label(read_label(lab_path))
+        if image.shape[:2] != label.shape:
+            raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
+                             f"{lab_path} is {label.shape[1]}x{label.shape[0]} (width x height)")
+        bad = np.unique(label[(label >= self.num_classes) & (label != self.ignore_index)])
+        if bad.size:
+            raise ValueError(f"{lab_path}: label values {bad[:10].tolist()} are outside "
+                             f"[0, {self.num_classes}) and not ignore_index={self.ignore_index}")
+        return image, label
+
+
+class SegFolder(LabelledFiles):
     """Images in ``root/images`` and labels in ``root/labels`` with the same file stem.
 
     Every pair is checked on first load: same height and width, label values in
@@ -123,18 +232,3 @@ class SegFolder(SegmentationDataset):
             self.pairs.append((p, labels[p.stem]))
         if not self.pairs:
             raise FileNotFoundError(f"no images in {img_dir}")
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def load(self, i):
-        img_path, lab_path = self.pairs[i]
-        image, label = read_image(img_path), read_label(lab_path)
-        if image.shape[:2] != label.shape:
-            raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
-                             f"{lab_path} is {label.shape[1]}x{label.shape[0]} (width x height)")
-        bad = np.unique(label[(label >= self.num_classes) & (label != self.ignore_index)])
-        if bad.size:
-            raise ValueError(f"{lab_path}: label values {bad[:10].tolist()} are outside "
-                             f"[0, {self.num_classes}) and not ignore_index={self.ignore_index}")
-        return image, label
