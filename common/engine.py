@@ -12,16 +12,16 @@ the same weights as a run never stopped (tested).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
+from . import inference
 from .losses import SegLoss
-from .metrics import SegMetric
 
 
 def step_seed(seed, it):
@@ -57,9 +57,15 @@ class _StepSampler(paddle.io.Sampler):
 
 def _atomic_save(obj, path):
     """Write to a temporary file in the same folder, then rename over ``path``: a crash
-    mid-write never leaves a truncated checkpoint or destroys the previous one."""
+    mid-write never leaves a truncated checkpoint or destroys the previous one. Temporary
+    files that a killed save left next to ``path`` (``<name>.XXXXXXXX.tmp``) are removed
+    first; only one process may save to a given path (the Trainer saves on rank 0)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    stale = re.compile(re.escape(path.name) + r"\.[a-z0-9_]{8}\.tmp")    # mkstemp's names
+    for old in path.parent.iterdir():
+        if stale.fullmatch(old.name) and old.is_file():
+            old.unlink()
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -68,6 +74,23 @@ def _atomic_save(obj, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+# make_optimizer's names of Paddle's optimiser classes, and a slot name of each (to tell
+# the optimiser of a checkpoint written before checkpoints recorded it).
+_OPTIMIZER_NAMES = {"Momentum": "sgd", "Adam": "adam"}
+_OPTIMIZER_SLOTS = {"_velocity_": "Momentum", "_moment1_": "Adam"}
+
+
+def _checkpoint_optimizer(ckpt):
+    """Class name of the optimiser whose state ``ckpt`` holds, or None if unknown/empty."""
+    if ckpt.get("optimizer"):
+        return ckpt["optimizer"]
+    for key in ckpt.get("opt", {}):
+        for slot, name in _OPTIMIZER_SLOTS.items():
+            if slot in key:
+                return name
+    return None
 
 
 def make_optimizer(name, lr, parameters, weight_decay=1e-4, grad_clip=None):
@@ -197,66 +220,33 @@ class Trainer:
         return self.history
 
     # -------------------------------------------------------------- evaluation
+    # One inference path: these call ``common.inference``. They leave the model in eval
+    # mode (``train_step`` switches back), as they always did.
     def evaluate(self, data=None, batch_size=None, **predict_kwargs):
-        """Dataset scores (``common.metrics.segmentation_scores``) on ``data`` (default val)."""
+        """Dataset scores (``common.metrics.segmentation_scores``) on ``data`` (default val);
+        ``predict_kwargs`` (scales, flip, window) as ``predict_probs``."""
         data = self.val_data if data is None else data
         if data is None:
             raise ValueError("evaluate() needs data: no val_data was given")
-        metric = SegMetric(self.num_classes, self.ignore_index)
-        bs = batch_size or self.batch_size
-        for s in range(0, len(data), bs):
-            items = [data[i] for i in range(s, min(s + bs, len(data)))]
-            images = np.stack([x for x, _ in items])
-            metric.update(self.predict(images, **predict_kwargs), np.stack([y for _, y in items]))
-        return metric.compute()
-
-    @paddle.no_grad()
-    def logits(self, images, scales=(1.0,), flip=False, window=None):
-        """Averaged softmax probabilities (N, K, H, W) over scales and flips.
-
-        ``window=(size, stride)`` runs a sliding window at each scale (for images larger
-        than the training crops); overlapping windows are averaged.
-        """
         self.model.eval()
-        x = images if isinstance(images, paddle.Tensor) else paddle.to_tensor(np.asarray(images, np.float32))
-        h, w = x.shape[-2:]
-        total = 0
-        for s in scales:
-            xs = x if s == 1 else F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))),
-                                                mode="bilinear", align_corners=False)
-            for flipped in ((False, True) if flip else (False,)):
-                xi = xs.flip([3]) if flipped else xs
-                out = self._window(xi, *window) if window else self.model(xi)
-                if isinstance(out, (list, tuple)):
-                    out = out[0]
-                p = F.softmax(out.astype("float32"), axis=1)
-                if flipped:
-                    p = p.flip([3])
-                total = total + F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
-        return total / (len(scales) * (2 if flip else 1))
+        return inference.evaluate(self.model, data, self.num_classes, self.ignore_index,
+                                  batch_size or self.batch_size, **predict_kwargs)
 
-    def _window(self, x, size, stride):
-        n, _, h, w = x.shape
-        ys = list(range(0, max(h - size, 0) + 1, stride))
-        xs = list(range(0, max(w - size, 0) + 1, stride))
-        if ys[-1] + size < h:
-            ys.append(h - size)
-        if xs[-1] + size < w:
-            xs.append(w - size)
-        acc = count = 0
-        for y in ys:
-            for x0 in xs:
-                patch = x[:, :, max(y, 0):y + size, max(x0, 0):x0 + size]
-                out = self.model(patch)
-                out = out[0] if isinstance(out, (list, tuple)) else out
-                pad = [max(x0, 0), w - max(x0, 0) - patch.shape[3], max(y, 0), h - max(y, 0) - patch.shape[2]]
-                acc = acc + F.pad(out, pad)
-                count = count + F.pad(paddle.ones_like(out[:, :1]), pad)
-        return acc / count
+    def predict_probs(self, images, scales=(1.0,), flip=False, window=None):
+        """Softmax probabilities (N, K, H, W) averaged over scales and flips
+        (``common.inference.predict_probs``); ``window=(size, stride)`` runs a sliding
+        window at each scale (for images larger than the training crops)."""
+        self.model.eval()
+        return inference.predict_probs(self.model, images, scales, flip, window)
+
+    def logits(self, images, **kwargs):
+        """Deprecated name of ``predict_probs`` (it returns probabilities, not logits);
+        kept because the Day 4 notebooks call it."""
+        return self.predict_probs(images, **kwargs)
 
     def predict(self, images, **kwargs):
-        """Label maps (N, H, W) int64 for normalised images (N, 3, H, W); kwargs as ``logits``."""
-        return self.logits(images, **kwargs).argmax(1).numpy()
+        """Label maps (N, H, W) int64 for normalised images (N, 3, H, W); kwargs as ``predict_probs``."""
+        return self.predict_probs(images, **kwargs).argmax(1).numpy()
 
     # ------------------------------------------------------------- checkpoints
     def save(self, path):
@@ -264,7 +254,9 @@ class Trainer:
         if self.rank:
             return
         _atomic_save(dict(model=self.model.state_dict(), opt=self.opt.state_dict(),
-                          param_names=[p.name for p in self.model.parameters()], it=self.it, history=self.history, model_class=type(self.model).__name__,
+                          optimizer=type(self.opt).__name__,
+                          param_names=[p.name for p in self.model.parameters()], it=self.it,
+                          history=self.history, model_class=type(self.model).__name__,
                           scaler=self.scaler.state_dict() if self.scaler else None), path)
 
     def _rename_opt_state(self, state, old_names):
@@ -279,19 +271,47 @@ class Trainer:
         return out
 
     def resume(self, path):
-        """Load a checkpoint written by ``save``; ``fit()`` then continues from its iteration."""
-        if not os.path.isfile(path):
+        """Load a checkpoint written by ``save``; ``fit()`` then continues from its iteration.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is empty or unreadable, holds another model (class,
+                parameter names or shapes, e.g. another ``num_classes``), or the state of
+                another optimiser (its moments cannot carry over; resuming would silently
+                restart them). Every message names the file.
+        """
+        path = Path(path)
+        if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        ckpt = paddle.load(str(path))
+        if path.stat().st_size == 0:
+            raise ValueError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or save?")
+        try:
+            ckpt = paddle.load(str(path))
+        except Exception as err:        # pickle/EOF/parse errors: none of them names the file
+            raise ValueError(f"cannot read checkpoint {path} (truncated or not a Paddle "
+                             f"checkpoint): {type(err).__name__}: {err}") from err
         if not isinstance(ckpt, dict) or "model" not in ckpt or "it" not in ckpt:
             raise ValueError(f"{path} is not a Trainer checkpoint")
         mine = type(self.model).__name__
         own = self.model.state_dict()
         theirs = ckpt["model"]
-        if ckpt.get("model_class") != mine or set(theirs) != set(own) or any(
-                list(theirs[k].shape) != list(own[k].shape) for k in own):
+        if ckpt.get("model_class") != mine or set(theirs) != set(own):
             raise ValueError(f"{path} holds a {ckpt.get('model_class')} checkpoint whose "
                              f"parameters do not fit this {mine}")
+        bad = [(k, list(theirs[k].shape), list(own[k].shape)) for k in own
+               if list(theirs[k].shape) != list(own[k].shape)]
+        if bad:
+            raise ValueError(f"{path} does not fit this {mine} (another num_classes or width?): "
+                             + "; ".join(f"parameter {k} has shape {a} in the checkpoint, {b} here"
+                                         for k, a, b in bad[:4]) + (" ..." if len(bad) > 4 else ""))
+        saved, ours = _checkpoint_optimizer(ckpt), type(self.opt).__name__
+        if saved is not None and saved != ours:
+            raise ValueError(
+                f"{path} holds the state of a {saved} optimiser "
+                f"(optimizer={_OPTIMIZER_NAMES.get(saved, saved)!r}) but this Trainer uses {ours} "
+                f"(optimizer={_OPTIMIZER_NAMES.get(ours, ours)!r}): its state cannot carry over. "
+                "Resume with the checkpoint's optimizer, or start a new run from its weights "
+                "with model.set_state_dict(paddle.load(path)['model']).")
         self.model.set_state_dict(theirs)
         self.opt.set_state_dict(self._rename_opt_state(ckpt["opt"], ckpt.get("param_names", [])))
         if self.scaler is not None and ckpt.get("scaler"):
