@@ -25,13 +25,33 @@ def _to_numpy(x):
     return np.asarray(x)
 
 
+def _class_indices(v, name):
+    """``v`` flattened to int64. Floats must hold whole numbers: casting would floor a
+    probability or a bilinearly resized label into a wrong class without a word."""
+    if v.dtype.kind == "f":
+        if not np.isfinite(v).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        frac = v[v != np.round(v)]
+        if frac.size:
+            raise ValueError(f"{name} has non-integral values (e.g. {frac[:3].tolist()}): pass class "
+                             "indices (the argmax of probabilities; resize labels with nearest "
+                             "neighbour), not probabilities or an interpolated label")
+    elif v.dtype.kind not in "biu":
+        raise ValueError(f"{name} must hold integer class indices, got dtype {v.dtype}")
+    return v.astype(np.int64).ravel()
+
+
 def confusion_matrix(pred, label, num_classes, ignore_index=255):
-    """(K, K) int64 counts: ``conf[gt, pred]``. ``pred`` and ``label`` share one shape."""
+    """(K, K) int64 counts: ``conf[gt, pred]``. ``pred`` and ``label`` share one shape.
+
+    Both hold class indices: integers, or floats with whole values (2.0); a fractional or
+    NaN value is refused (ValueError), as is a value outside ``[0, K)`` other than a
+    label's ``ignore_index``.
+    """
     pred, label = _to_numpy(pred), _to_numpy(label)
     if pred.shape != label.shape:
         raise ValueError(f"pred shape {pred.shape} differs from label shape {label.shape}")
-    pred = pred.astype(np.int64).ravel()
-    label = label.astype(np.int64).ravel()
+    pred, label = _class_indices(pred, "pred"), _class_indices(label, "label")
     keep = label != ignore_index
     pred, label = pred[keep], label[keep]
     k = int(num_classes)
@@ -47,8 +67,15 @@ def segmentation_scores(conf):
     """Scores from a confusion matrix: iou, miou, acc, macc, pixel_acc, kappa, dice.
 
     ``iou``/``acc``/``dice`` are per-class arrays with NaN where undefined (see module doc).
+    ``conf`` must be square, finite and non-negative (ValueError otherwise).
     """
     conf = np.asarray(conf, np.float64)
+    if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
+        raise ValueError(f"conf must be a square (K, K) confusion matrix, got shape {conf.shape}")
+    if not np.isfinite(conf).all():
+        raise ValueError("conf must hold finite counts (it contains NaN or infinity)")
+    if (conf < 0).any():
+        raise ValueError(f"conf holds negative counts (min {conf.min():g}); it must count pixels")
     tp = np.diag(conf)
     gt = conf.sum(1)        # TP + FN
     pr = conf.sum(0)        # TP + FP

@@ -64,6 +64,31 @@ def synthetic_splits(budget, variant="scenes", train_transform=None, seed=0):
     return train, val
 
 
+_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+
+
+def _imread(path, kind):
+    """``cv2.IMREAD_UNCHANGED`` decode of ``path``; errors name the file (``kind``: "image"
+    or "label"). The bytes are decoded from memory: ``cv2.imdecode`` fails on a truncated
+    JPEG or PNG, where ``cv2.imread`` lets libjpeg print a warning and fill the missing
+    rows with grey (an interrupted download would then train on garbage)."""
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as err:              # missing, a folder, no permission
+        raise ValueError(f"cannot read {kind} file {path} (missing, empty or not an image): "
+                         f"{err.strerror or err}") from err
+    if data.size == 0:
+        raise ValueError(f"cannot read {kind} file {path}: it is empty (0 bytes)")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        fmt = next((f for magic, f in _MAGIC.items() if data[:len(magic)].tobytes() == magic), None)
+        if fmt:
+            raise ValueError(f"cannot read {kind} file {path}: truncated or corrupt {fmt} data "
+                             f"({data.size} bytes; an interrupted download or copy?)")
+        raise ValueError(f"cannot read {kind} file {path} (missing, empty or not an image)")
+    return img
+
+
 def read_image(path):
     """Read an RGB uint8 image, with a clear error naming the file.
 
@@ -71,9 +96,7 @@ def read_image(path):
     accepted only when fully opaque (alpha dropped); a transparent image is refused,
     because its alpha would be silently lost.
     """
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"cannot read image file {path} (missing, empty or not an image)")
+    img = _imread(path, "image")     # ValueError naming the file: missing, empty, truncated
     if img.dtype != np.uint8:
         raise ValueError(f"{path}: expected 8-bit image, got {img.dtype}")
     if img.ndim == 2:
@@ -165,9 +188,7 @@ def read_label(path):
     lab = _read_palette_indices(path)
     if lab is not None:
         return lab
-    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if lab is None:
-        raise ValueError(f"cannot read label file {path} (missing, empty or not an image)")
+    lab = _imread(path, "label")     # ValueError naming the file: missing, empty, truncated
     if lab.ndim != 2:
         raise ValueError(f"{path}: a label must be single-channel class indices, "
                          f"got shape {lab.shape}; a colour-coded (RGB) label must be converted "
@@ -199,7 +220,9 @@ class LabelledFiles(SegmentationDataset):
         if image.shape[:2] != label.shape:
             raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
                              f"{lab_path} is {label.shape[1]}x{label.shape[0]} (width x height)")
-        bad = np.unique(label[(label >= self.num_classes) & (label != self.ignore_index)])
+        # negative values too (e.g. -1 in an int16 TIFF): Paddle's loss would fail later
+        # without naming the file
+        bad = np.unique(label[((label < 0) | (label >= self.num_classes)) & (label != self.ignore_index)])
         if bad.size:
             raise ValueError(f"{lab_path}: label values {bad[:10].tolist()} are outside "
                              f"[0, {self.num_classes}) and not ignore_index={self.ignore_index}")

@@ -13,6 +13,13 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+def _check_pair(image, label, name):
+    """Geometry applied to an image and a label of different sizes misaligns them silently."""
+    if np.shape(image)[:2] != np.shape(label)[:2]:
+        raise ValueError(f"{name}: image is {np.shape(image)[1]}x{np.shape(image)[0]} but label is "
+                         f"{np.shape(label)[1]}x{np.shape(label)[0]} (width x height); they must match")
+
+
 class Compose:
     def __init__(self, transforms):
         self.transforms = list(transforms)
@@ -27,9 +34,13 @@ class RandomScale:
     """Resize both by a factor drawn from ``scales`` (a (min, max) range): multi-scale training."""
 
     def __init__(self, scales=(0.5, 2.0)):
-        self.lo, self.hi = scales
+        lo, hi = scales
+        if not 0 < lo <= hi:
+            raise ValueError(f"RandomScale: scales must be (min, max) with 0 < min <= max, got {scales!r}")
+        self.lo, self.hi = lo, hi
 
     def __call__(self, image, label, rng):
+        _check_pair(image, label, "RandomScale")
         s = rng.uniform(self.lo, self.hi)
         h, w = label.shape
         size = (max(1, round(w * s)), max(1, round(h * s)))
@@ -44,9 +55,14 @@ class RandomCrop:
 
     def __init__(self, size, ignore_index=255):
         self.h, self.w = (size, size) if np.isscalar(size) else size
+        if int(self.h) != self.h or int(self.w) != self.w or self.h < 1 or self.w < 1:
+            raise ValueError(f"RandomCrop: size must be a positive int or (height, width) of "
+                             f"positive ints, got {size!r}")
+        self.h, self.w = int(self.h), int(self.w)
         self.ignore_index = ignore_index
 
     def __call__(self, image, label, rng):
+        _check_pair(image, label, "RandomCrop")
         h, w = label.shape
         ph, pw = max(self.h - h, 0), max(self.w - w, 0)
         if ph or pw:
@@ -61,9 +77,12 @@ class RandomFlip:
     """Mirror left-right with probability ``p``."""
 
     def __init__(self, p=0.5):
+        if not 0 <= p <= 1:
+            raise ValueError(f"RandomFlip: p must be a probability in [0, 1], got {p!r}")
         self.p = p
 
     def __call__(self, image, label, rng):
+        _check_pair(image, label, "RandomFlip")
         if rng.random() < self.p:
             return image[:, ::-1], label[:, ::-1]
         return image, label

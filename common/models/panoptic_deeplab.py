@@ -157,21 +157,49 @@ class PanopticDeepLabLoss:
     """Paper's loss: bootstrapped cross-entropy (the hardest ``top_k`` fraction of pixels)
     + ``center_weight`` x MSE on the heatmap + ``offset_weight`` x L1 on thing pixels.
     ``loss_fn(outputs, panoptic_labels)`` for the course's ``Trainer``; ``parts(...)``
-    returns the three terms."""
+    returns the three terms.
+
+    Void pixels (a negative panoptic value such as ``VOID``, or category ``ignore_index``,
+    i.e. ``ignore_index * label_divisor + id``) count in none of the three terms: the
+    hardest-pixel fraction and the heatmap mean are taken over the labelled pixels.
+    """
 
     def __init__(self, thing_ids, sigma=8.0, center_weight=200.0, offset_weight=0.01,
-                 top_k=0.2, label_divisor=1000):
+                 top_k=0.2, label_divisor=1000, ignore_index=255):
         self.thing_ids, self.sigma, self.label_divisor = tuple(thing_ids), sigma, label_divisor
         self.center_weight, self.offset_weight, self.top_k = center_weight, offset_weight, top_k
+        self.ignore_index = ignore_index
 
     def parts(self, outputs, labels):
+        """The three weighted terms: dict ``semantic``, ``center``, ``offset`` (scalar tensors).
+
+        Args:
+            outputs: the model's dict (``semantic`` (N, K, H, W), ``center``, ``offset``).
+            labels: panoptic maps (N, H, W), ``class * label_divisor + instance``.
+        """
         pans = labels.numpy() if isinstance(labels, paddle.Tensor) else np.asarray(labels)
+        pans = pans.astype(np.int64)
+        void = (pans < 0) | (pans // self.label_divisor == self.ignore_index)
         t = [panoptic_deeplab_targets(p, self.thing_ids, self.sigma, self.label_divisor) for p in pans]
         stack = lambda k: paddle.to_tensor(np.stack([d[k] for d in t]))  # noqa: E731
-        ce = F.cross_entropy(outputs["semantic"], stack("semantic"), axis=1, reduction="none").flatten()
-        k = max(1, int(self.top_k * ce.shape[0]))
+        semantic = np.where(void, self.ignore_index, pans // self.label_divisor)
+        k_classes = outputs["semantic"].shape[1]
+        bad = np.unique(semantic[~void & (semantic >= k_classes)])
+        if bad.size:
+            raise ValueError(f"panoptic labels hold categories {bad[:10].tolist()} outside "
+                             f"[0, {k_classes}) that are not void (ignore_index={self.ignore_index})")
+        ce = F.cross_entropy(outputs["semantic"], paddle.to_tensor(semantic), axis=1,
+                             reduction="none", ignore_index=self.ignore_index).flatten()
+        n_valid = int((~void).sum())
+        # void pixels have loss 0, so the k hardest of all pixels are the k hardest labelled ones
+        k = max(1, int(self.top_k * n_valid))
         sem = paddle.topk(ce, k)[0].mean()
-        center = ((outputs["center"][:, 0] - stack("center")) ** 2).mean()
+        sq = (outputs["center"][:, 0] - stack("center")) ** 2
+        if n_valid == void.size:
+            center = sq.mean()          # no void: the plain mean (bit-identical to before)
+        else:
+            center = (sq * paddle.to_tensor((~void).astype(np.float32))).sum() / max(n_valid, 1)
+        # offset_weight is 1 on thing instances only, so void pixels are already excluded
         wt = stack("offset_weight").unsqueeze(1)
         offset = ((outputs["offset"] - stack("offset")).abs() * wt).sum() / (wt.sum() * 2 + 1)
         return dict(semantic=sem, center=self.center_weight * center, offset=self.offset_weight * offset)
