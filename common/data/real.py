@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..viz import voc_palette
 from .datasets import LabelledFiles, SegmentationDataset, read_image
 from .synthetic import LABEL_DIVISOR
 from .transforms import to_tensor_arrays
@@ -52,17 +53,6 @@ def _check_pairs(pairs, source):
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
                "pottedplant", "sheep", "sofa", "train", "tvmonitor")
-
-
-def voc_palette(n=256):
-    """The VOC colour map (n, 3) uint8: class c's colour spreads the bits of c over R, G, B
-    (bit 0 -> R's bit 7, bit 1 -> G's bit 7, bit 2 -> B's bit 7, bit 3 -> R's bit 6 ...)."""
-    c = np.arange(n)
-    pal = np.zeros((n, 3), np.int64)
-    for k in range(8):                      # 8 bits of the class id, 3 at a time
-        for ch in range(3):
-            pal[:, ch] |= ((c >> (3 * k + ch)) & 1) << (7 - k)
-    return pal.astype(np.uint8)
 
 
 class VOCSegmentation(LabelledFiles):
@@ -157,13 +147,18 @@ class FileListDataset(LabelledFiles):
     (``train_list.txt`` of an AI Studio dataset). ``classes`` defaults to "0", "1", ...
 
     Args:
-        list_file: the list. root: folder the paths are relative to (default: the list's).
-        num_classes: number of classes. separator: between the two paths (default: spaces).
+        list_file: the list.
+        root: folder the paths are relative to (default: the list's folder).
+        num_classes: number of classes (required).
+        classes: optional class names. ignore_index: label value not scored.
+        separator: between the two paths (default: any whitespace).
     """
 
-    def __init__(self, list_file, root=None, num_classes=2, transform=None, classes=None,
+    def __init__(self, list_file, root=None, num_classes=None, transform=None, classes=None,
                  ignore_index=IGNORE, separator=None):
         super().__init__(transform)
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         list_file = _require(list_file, "file list")
         root = Path(root) if root is not None else list_file.parent
         self.num_classes, self.ignore_index = num_classes, ignore_index

@@ -33,7 +33,9 @@ class SeparableConvBNReLU(nn.Sequential):
 
 def resize_to(x, size, mode="bilinear"):
     """Resize (N, C, h, w) to ``size`` = (H, W); bilinear uses the half-pixel convention."""
-    if tuple(x.shape[-2:]) == tuple(size):
+    # the shortcut compares shapes, which a graph being exported (paddle.jit.save with
+    # any H, W) only knows as tensors: there the resize always runs (a no-op if equal)
+    if paddle.in_dynamic_mode() and tuple(x.shape[-2:]) == tuple(size):
         return x
     if mode == "nearest":
         return F.interpolate(x, size=size, mode="nearest")

@@ -1,0 +1,114 @@
+"""Segment your own photos with a saved model.
+
+    python -m common.predict --model runs/deeplab --out masks/ photo.jpg [more.jpg ...]
+
+``--model`` is a folder written by ``common.models.save_pretrained`` (weights + config);
+``--weights`` optionally replaces its weights with another state dict or a ``Trainer``
+checkpoint. For each image ``<stem>_label.png`` (palette PNG: pixel value = class index,
+readable by ``common.data.read_label``) and ``<stem>_overlay.png`` (colours over the photo)
+are written to ``--out``. Any image size: an image larger than ``--window`` is predicted
+by overlapping windows (``common.inference.sliding_window``). ``--device`` picks CPU or GPU
+(default: GPU when Paddle has CUDA).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m common.predict", description=__doc__.split("\n\n")[0])
+    p.add_argument("images", nargs="+", help="image files (png, jpg, ...)")
+    p.add_argument("--model", required=True, help="folder written by save_pretrained")
+    p.add_argument("--weights", help="state dict or Trainer checkpoint replacing the saved weights")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--window", type=int, default=512,
+                   help="sliding-window size for images larger than this (default 512; 0 = never)")
+    p.add_argument("--stride", type=int, help="window step (default 2/3 of the window)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colours")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    return p.parse_args(argv)
+
+
+def _load_weights(model, path):
+    import paddle
+
+    state = paddle.load(str(path))
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]                     # a Trainer checkpoint
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit the model: missing {missing[:10]}, "
+                         f"unexpected {unexpected[:10]}")
+    model.set_state_dict(state)
+
+
+def segment_image(model, image, window=512, stride=None):
+    """Label map (H, W) int64 of one RGB uint8 image (H, W, 3), any size.
+
+    Args:
+        model: semantic model in eval mode. image: RGB uint8.
+        window: an image with a side longer than this is predicted by sliding windows of
+            ``window`` pixels (0 or None: always the whole image).
+        stride: window step (default ``2 * window // 3``).
+    """
+    import numpy as np
+
+    from .data.transforms import to_tensor_arrays
+    from .inference import predict
+
+    x = to_tensor_arrays(image)[None]
+    kwargs = {}
+    if window and max(image.shape[:2]) > window:
+        kwargs["window"] = (window, stride or max(1, 2 * window // 3))
+    return np.asarray(predict(model, x, **kwargs)[0])
+
+
+def main(argv=None):
+    """Run the CLI; returns the list of written files."""
+    import numpy as np
+    import paddle
+    from PIL import Image
+
+    from .data.datasets import read_image
+    from .models import load_pretrained
+    from .viz import palette
+
+    args = parse_args(argv)
+    device = args.device
+    if device == "auto":
+        device = "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() else "cpu"
+    paddle.set_device(device)
+    model = load_pretrained(args.model)
+    if args.weights:
+        _load_weights(model, args.weights)
+    model.eval()
+    if model.config["num_classes"] > 256:
+        raise ValueError("more than 256 classes do not fit an 8-bit label PNG")
+    pal = np.asarray(model.config.get("palette") or palette(256), np.uint8).reshape(-1, 3)
+    if len(pal) < 256:
+        pal = np.concatenate([pal, palette(256)[len(pal):]])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in map(Path, args.images):
+        image = read_image(path)
+        label = segment_image(model, image, args.window, args.stride).astype(np.uint8)
+        lab_png = Image.fromarray(label, mode="P")
+        lab_png.putpalette(pal.ravel().tolist())
+        lab_path, ov_path = out / f"{path.stem}_label.png", out / f"{path.stem}_overlay.png"
+        lab_png.save(lab_path)
+        overlay = (image * (1 - args.alpha) + pal[label] * args.alpha).round().astype(np.uint8)
+        Image.fromarray(overlay).save(ov_path)
+        written += [lab_path, ov_path]
+        print(f"{path} ({image.shape[1]}x{image.shape[0]}) -> {lab_path}, {ov_path}")
+    return written
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}")
