@@ -285,3 +285,24 @@ def test_coco_instances(tmp_path):
     (tmp_path / "val2017/000000000001.jpg").unlink()
     with pytest.raises(FileNotFoundError, match=r"000000000001\.jpg.*instances_val2017\.json"):
         COCOInstances(tmp_path, "val")
+
+
+def test_real_dataset_trains_with_trainer_and_metrics(tmp_path):
+    from common.engine import Trainer
+    from common.inference import evaluate
+    from common.models import build_model
+
+    make_voc(tmp_path)
+    train = VOCSegmentation(tmp_path, "train", transform=train_transform(8))
+    model = build_model("tiny", train.num_classes, width=4, depth=2)
+    trainer = Trainer(model, train, iters=2, batch_size=2, progress=False)
+    trainer.fit()
+    assert len(trainer.history["loss"]) == 2 and np.isfinite(trainer.history["loss"]).all()
+    scores = evaluate(model, VOCSegmentation(tmp_path, "train"), 21, batch_size=1)
+    assert 0 <= scores["miou"] <= 1
+
+
+def test_file_list_needs_num_classes(tmp_path):
+    (tmp_path / "l.txt").write_text("a b\n")
+    with pytest.raises(ValueError, match="num_classes"):
+        FileListDataset(tmp_path / "l.txt", tmp_path)
