@@ -20,6 +20,15 @@ PADDLE_LOADED_SINGLE_THREADED = ("paddle" in _sys.modules
                                  and (_os.cpu_count() or 1) > 1)
 _os.environ.setdefault("OMP_NUM_THREADS", str(_os.cpu_count() or 1))
 
+# Paddle's bundled Intel MKL runs its slow generic kernels on AMD processors unless asked for
+# AVX2 ones; set only on an AMD CPU with AVX2 and FMA, and never over the user's own value.
+from common import runtime as _runtime  # noqa: E402  (imports no Paddle)
+
+_mkl_type = _runtime.mkl_cpu_type_to_set(_runtime._cpuinfo_text(), _os.environ)
+MKL_CPU_TYPE_SET = _mkl_type is not None
+if MKL_CPU_TYPE_SET:
+    _os.environ["MKL_DEBUG_CPU_TYPE"] = _mkl_type
+
 with _warnings.catch_warnings(), _contextlib.redirect_stderr(_io.StringIO()):
     _warnings.filterwarnings("ignore", message="No ccache found")
     import paddle as _paddle  # noqa: F401

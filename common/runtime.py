@@ -104,3 +104,103 @@ def setup(seed: int = 0, verbose: bool = True) -> Budget:
         print(f"Paddle {paddle.__version__} | device {where} | budget {b.mode} "
               f"(image {b.image_size}, {b.iters} iters)")
     return b
+
+
+# --- Intel MKL on AMD processors -----------------------------------------------------------
+# Paddle's CPU wheel bundles Intel MKL 2019.0.5 (libmklml_intel.so), which Paddle's matmul and
+# im2col convolutions call for SGEMM. That MKL dispatches on the CPU vendor: on an AMD processor
+# it runs its generic pre-AVX kernels unless MKL_DEBUG_CPU_TYPE=5 asks for the AVX2 ones
+# (MKL 2020.1 dropped the variable; 2019.0.5 still reads it, at its first call).
+_MKL_AVX2 = "5"
+# mkl_serv_cpu_detect() codes of MKL 2019 that we name; others are printed as numbers.
+_MKL_PATHS = {0: "generic (no AVX)", 4: "AVX", 5: "AVX2", 6: "AVX-512 (Xeon Phi)", 7: "AVX-512"}
+
+
+def _cpuinfo_text() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:     # not Linux
+        return ""
+
+
+def _cpuinfo_field(text: str, key: str) -> str:
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == key:
+            return value.strip()
+    return ""
+
+
+def mkl_cpu_type_to_set(cpuinfo: str, environ) -> str | None:
+    """The MKL_DEBUG_CPU_TYPE value ``import common`` should set, or None to leave it alone.
+
+    Only an AMD processor whose flags include AVX2 and FMA gets "5" (MKL's AVX2 kernels);
+    forcing them on a CPU without those instructions would crash, and Intel CPUs get them
+    anyway. A value the user has set, even an empty one, is never overridden.
+
+    Args:
+        cpuinfo: the text of /proc/cpuinfo ("" when unknown).
+        environ: the environment mapping to inspect (``os.environ``).
+
+    Returns:
+        "5", or None.
+    """
+    if "MKL_DEBUG_CPU_TYPE" in environ:
+        return None
+    if _cpuinfo_field(cpuinfo, "vendor_id") != "AuthenticAMD":
+        return None
+    flags = set(_cpuinfo_field(cpuinfo, "flags").split())
+    return _MKL_AVX2 if {"avx2", "fma"} <= flags else None
+
+
+def _mkl_library():
+    """ctypes handle of the MKL that Paddle loaded, or None when the wheel has none."""
+    import ctypes
+
+    import paddle
+
+    path = os.path.join(os.path.dirname(paddle.__file__), "libs", "libmklml_intel.so")
+    if not os.path.exists(path):
+        return None
+    try:
+        return ctypes.CDLL(path)
+    except OSError:
+        return None
+
+
+def cpu_info() -> str:
+    """One line: the CPU, and which MKL kernels Paddle's CPU matmul and convolutions run.
+
+    Returns:
+        e.g. ``"AMD EPYC (AVX2) | MKL 2019.0.5, AVX2 kernels (MKL_DEBUG_CPU_TYPE=5 set by
+        common) | 2 threads"``.
+    """
+    import ctypes
+
+    import common
+
+    text = _cpuinfo_text()
+    flags = set(_cpuinfo_field(text, "flags").split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else \
+        "AVX" if "avx" in flags else "no AVX"
+    cpu = f"{_cpuinfo_field(text, 'model name') or 'unknown CPU'} ({isa})"
+    lib = _mkl_library()
+    if lib is None:
+        mkl = "no bundled MKL"
+    else:
+        buf = ctypes.create_string_buffer(256)
+        lib.MKL_Get_Version_String(buf, len(buf))
+        version = buf.value.decode(errors="replace").split(" Product")[0]
+        version = version.replace("Intel(R) Math Kernel Library Version ", "MKL ")
+        try:    # an internal MKL entry point: the kernel family it dispatches to
+            code = lib.mkl_serv_cpu_detect()
+            kernels = _MKL_PATHS.get(code, f"type {code}") + " kernels"
+        except AttributeError:
+            kernels = "kernels unknown"
+        value = os.environ.get("MKL_DEBUG_CPU_TYPE")
+        who = " not set" if value is None else \
+            f"={value} set by common" if common.MKL_CPU_TYPE_SET else f"={value!r} set by the user"
+        mkl = f"{version}, {kernels} (MKL_DEBUG_CPU_TYPE{who})"
+    n = cpu_threads()
+    return f"{cpu} | {mkl} | {n} thread{'s' if n != 1 else ''}"
