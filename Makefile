@@ -15,7 +15,7 @@ export OMP_NUM_THREADS ?= $(NPROC)
 export PYTHONDONTWRITEBYTECODE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup lab test test-unit test-notebooks notebooks bench bench-paddleseg clean
+.PHONY: setup lab test test-unit test-notebooks notebooks bench bench-paddleseg student checkin clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,17 @@ bench-paddleseg: setup
 	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
 	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
 	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.bench --paddleseg --size 128 --batch 2 --steps 3
+
+# Homework: the student release of day*/exercises.ipynb (solutions stubbed, answers removed)
+# into $(RELEASE)/, not committed; `make student DAYS="day1_concepts"` hands out one day.
+# `make checkin` runs a student's notebooks there and writes $(RELEASE)/checkin.json (no upload).
+RELEASE ?= student
+DAYS ?=
+student: setup
+	$(BIN)/python -m common.student $(RELEASE) $(DAYS)
+
+checkin: setup
+	$(BIN)/python -m common.checkin $(RELEASE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .bench-paddleseg

@@ -1,0 +1,129 @@
+"""Check-in (打卡): run a student's exercises notebooks and report what passes.
+
+    python -m common.checkin [PATH ...] [--out checkin.json]      (``make checkin``)
+
+Each PATH is an ``exercises.ipynb``, a day folder holding one, or a folder of day folders
+(a student release; default: the current folder). Every notebook is executed top to bottom
+in a fresh kernel (a cell that raises does not stop the rest); the results the checks of
+``common.exercises`` recorded are read back, and a per-day table of passed / not yet is
+printed. A small JSON summary (no code, no outputs, no names) is written for a course
+platform to collect. Nothing is uploaded: handing it in is the student's choice.
+The notebooks themselves are not modified.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from .exercises import DAYS
+
+NOTEBOOK = "exercises.ipynb"
+_MARK = "__SEGCOURSE_CHECKIN__"
+_COLLECT = ("import json as _json\nfrom common import exercises as _ex\n"
+            f"print({_MARK!r} + _json.dumps(_ex.results()))")
+
+
+def find_notebooks(paths):
+    """Exercises notebooks under ``paths`` (files, day folders or release folders), sorted."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif (p / NOTEBOOK).is_file():
+            found.append(p / NOTEBOOK)
+        elif p.is_dir():
+            found += sorted(p.glob(f"day*/{NOTEBOOK}"))
+        else:
+            raise FileNotFoundError(f"{p} does not exist")
+    if not found:
+        raise FileNotFoundError(f"no {NOTEBOOK} found under {', '.join(map(str, paths))}")
+    return found
+
+
+def run_notebook(path, timeout=600, kernel_name="python3"):
+    """Execute one notebook; returns dict day, notebook, checks {name: status}, errors
+    (cells that raised, outside the checks), seconds."""
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(_COLLECT))
+    start = time.perf_counter()
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    client.execute()
+    seconds = time.perf_counter() - start
+    recorded, errors = [], []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                errors.append(f"cell {i + 1}: {out.get('ename')}: {out.get('evalue')}")
+            text = out.get("text", "") if out.get("output_type") == "stream" else ""
+            for line in text.splitlines():
+                if line.startswith(_MARK):
+                    recorded = json.loads(line[len(_MARK):])
+    day = path.parent.name
+    checks = {name: "not run" for name in DAYS.get(day, [])}
+    checks.update({r["name"]: r["status"] for r in recorded})
+    return dict(day=day, notebook=str(path), checks=checks, errors=errors, seconds=round(seconds, 1))
+
+
+def summary(runs):
+    """The JSON-able check-in summary of several ``run_notebook`` results."""
+    days = {}
+    for r in runs:
+        passed = sum(s == "passed" for s in r["checks"].values())
+        days[r["day"]] = dict(passed=passed, total=len(r["checks"]), checks=r["checks"],
+                              errors=len(r["errors"]))
+    total = sum(d["total"] for d in days.values())
+    return dict(format="segcourse-checkin/1", created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                passed=sum(d["passed"] for d in days.values()), total=total, days=days)
+
+
+def format_table(runs):
+    rows = [("day", "passed", "not yet")]
+    for r in runs:
+        passed = [n for n, s in r["checks"].items() if s == "passed"]
+        todo = [f"{n.removeprefix('check_')} ({s})" for n, s in r["checks"].items() if s != "passed"]
+        rows.append((r["day"], f"{len(passed)}/{len(r['checks'])}", ", ".join(todo) or "-"))
+    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    lines = [f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows]
+    lines.insert(1, "-" * min(100, max(len(x) for x in lines)))
+    for r in runs:
+        for e in r["errors"]:
+            lines.append(f"  {r['day']}: {e}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="*", default=["."], help="notebooks or folders (default: .)")
+    ap.add_argument("--out", default=None, help="JSON summary (default: checkin.json in the "
+                    "first folder given)")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    args = ap.parse_args(argv)
+    try:
+        notebooks = find_notebooks(args.paths)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    runs = []
+    for nb in notebooks:
+        print(f"running {nb} ...", flush=True)
+        runs.append(run_notebook(nb, args.timeout))
+    print(format_table(runs))
+    first = Path(args.paths[0])
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent) / "checkin.json"
+    data = summary(runs)
+    out.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    print(f"{data['passed']}/{data['total']} checks passed; summary in {out} (not uploaded)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,483 @@
+"""Homework: every check passes the instructor's solutions, catches planted mistakes with a
+useful hint, reports 'not done yet' for stubs; the student release leaks no solution and
+runs end to end; the check-in collects the results."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from common import exercises as ex
+from common import ops
+from common import student
+from common.detection import box_iou as _box_iou_paddle
+from common.models.panoptic_deeplab import group_pixels as _group_ref
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(ROOT.glob("day*/exercises.ipynb"))
+
+
+def _solutions(day):
+    """Namespace after running the setup cell and every solution cell of a day's notebook."""
+    nb = nbformat.read(ROOT / day / "exercises.ipynb", as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    ns = {}
+    exec(code[0].replace("runtime.setup()", "runtime.setup(verbose=False)"), ns)
+    for src in code:
+        if student.BEGIN in src:
+            exec(src, ns)
+    checks = [src for src in code if re.search(r"^ex\.check_\w+\(", src, re.M)]
+    return ns, checks
+
+
+def test_every_day_has_its_notebook_and_checks():
+    assert [p.parent.name for p in NOTEBOOKS] == sorted(ex.DAYS)
+    for p in NOTEBOOKS:
+        text = p.read_text()
+        for name in ex.DAYS[p.parent.name]:
+            assert f"ex.{name}(" in text, f"{p} never calls {name}"
+        nb = nbformat.read(p, as_version=4)
+        assert nb.metadata.kernelspec.name == "python3"
+        assert "common.runtime" in nb.cells[1].source or "runtime.setup()" in nb.cells[1].source
+        assert sum(student.ANSWER_BEGIN in c.source for c in nb.cells) >= 2, f"{p}: open questions"
+        outputs = json.dumps([c.get("outputs", []) for c in nb.cells])
+        assert "/work/" not in outputs and "/home/" not in outputs and '"error"' not in outputs
+        counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+        assert counts == list(range(1, len(counts) + 1)), f"{p} was not run top to bottom"
+
+
+@pytest.mark.parametrize("day", sorted(ex.DAYS))
+def test_instructor_solutions_pass(day, capsys):
+    ns, checks = _solutions(day)
+    ex.reset()
+    for src in checks:
+        exec(src, ns)
+    got = {r["name"]: r["status"] for r in ex.results()}
+    assert got == {name: "passed" for name in ex.DAYS[day]}, capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- planted mistakes
+def _conf_transposed(pred, label, k, ignore_index=255):
+    keep = label != ignore_index
+    return np.bincount(pred[keep] * k + label[keep], minlength=k * k).reshape(k, k)
+
+
+def _conf_counts_ignored(pred, label, k, ignore_index=255):
+    lab = np.minimum(label, k - 1)               # 255 clipped into the last class
+    return np.bincount(lab.ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
+
+
+def _scores(conf, nan=True, recall=True):
+    conf = np.asarray(conf, float)
+    tp = np.diag(conf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (conf.sum(0) + conf.sum(1) - tp)
+        acc = tp / (conf.sum(1) if recall else conf.sum(0))
+    mean = np.nanmean if nan else (lambda a: np.mean(np.nan_to_num(a)))
+    return dict(iou=iou, miou=mean(iou), acc=acc, macc=mean(acc))
+
+
+def _step(model, opt, x, y, clear=True, ignore=True, step=True):
+    model.train()
+    loss = F.cross_entropy(model(x), y, axis=1, ignore_index=255 if ignore else -100)
+    loss.backward()
+    if step:
+        opt.step()
+    if clear:
+        opt.clear_grad()
+    return float(loss)
+
+
+def _step_ignore_as_background(model, opt, x, y):
+    return _step(model, opt, x, paddle.where(y == 255, paddle.zeros_like(y), y))
+
+
+def _bilinear(x, size, align_corners=False, clamp=True, flip=False):
+    ac = (not align_corners) if flip else align_corners
+
+    def coords(n_out, n_in):
+        d = np.arange(n_out)
+        src = d * (n_in - 1) / max(n_out - 1, 1) if ac else (d + 0.5) * n_in / n_out - 0.5
+        src = np.maximum(src, 0) if clamp else src
+        i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+    j0, j1, tx = coords(size[1], x.shape[1])
+    r = x[:, j0] * (1 - tx) + x[:, j1] * tx
+    i0, i1, ty = coords(size[0], x.shape[0])
+    return r[i0] * (1 - ty[:, None]) + r[i1] * ty[:, None]
+
+
+def _unpool(x, idx, size, use_h=False):
+    c = x.shape[0]
+    h, w = size
+    if use_h:
+        idx = (idx // h) * w + idx % h
+    out = np.zeros((c, h * w), np.float32)
+    np.put_along_axis(out, idx.reshape(c, -1), x.reshape(c, -1), axis=1)
+    return out.reshape(c, h, w)
+
+
+def _tconv(x, w, stride=1, padding=0, rotate=True, pad_fix=True, swap=True):
+    k = w.shape[-1]
+    z = ops.zero_insert(x, stride)
+    p = k - 1 - (padding if pad_fix else 0)
+    z = np.pad(z, ((0, 0), (p, p), (p, p)))
+    wr = w.transpose(1, 0, 2, 3) if swap else w
+    return ops.conv2d(z, wr[:, :, ::-1, ::-1] if rotate else wr)
+
+
+def _crop_concat(skip, x, shift=0, order="skip"):
+    h, w = x.shape[-2:]
+    top, left = (skip.shape[-2] - h + shift) // 2, (skip.shape[-1] - w + shift) // 2
+    crop = skip[:, :, top:top + h, left:left + w]
+    return np.concatenate([crop, x] if order == "skip" else [x, crop], 1)
+
+
+def _rf(layers, dilation=True, jump_after=True):
+    rf, jump = 1, 1
+    for k, s, d in layers:
+        d = d if dilation else 1
+        if not jump_after:
+            jump *= s
+        rf += d * (k - 1) * jump
+        if jump_after:
+            jump *= s
+    return rf
+
+
+def _psp(x, bins, stages, ac=False, mode="bilinear"):
+    outs = [x]
+    for b, st in zip(bins, stages):
+        y = st(F.adaptive_avg_pool2d(x, b))
+        outs.append(F.interpolate(y, size=x.shape[-2:], mode=mode,
+                                  **({"align_corners": ac} if mode == "bilinear" else {})))
+    return paddle.concat(outs, 1)
+
+
+def _atrous(x, w, rate, padding=0, zeros=None):
+    z = rate - 1 if zeros is None else zeros
+    k = w.shape[-1]
+    wd = np.zeros(w.shape[:2] + ((k - 1) * (z + 1) + 1,) * 2, np.float32)
+    wd[..., ::z + 1, ::z + 1] = w
+    return ops.conv2d(x, wd, padding=padding)
+
+
+def _softmax(e, axis=0):
+    e = np.exp(e - e.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+def _gcu(x, w, s, axis=1, norm=True):
+    diff = (x[:, :, None] - w[None]) / s[None]
+    q = _softmax(-0.5 * (diff ** 2).sum(1), axis=axis)
+    z = (q[:, None, :] * diff).sum(0).T / q.sum(0)[:, None]
+    return q, (z / np.linalg.norm(z, axis=1, keepdims=True) if norm else z)
+
+
+def _glore(x, unit, divide=True, residual=True, transpose=True):
+    n, c, h, w = x.shape
+    s = unit.state(x).reshape([n, -1, h * w])
+    b = unit.proj(x).reshape([n, -1, h * w])
+    v = paddle.matmul(b, s, transpose_y=True) / (h * w if divide else 1)
+    y = paddle.matmul(b, unit.gcn(v), transpose_x=True)
+    y = (y.transpose([0, 2, 1]) if transpose else y).reshape([n, -1, h, w])
+    out = unit.bn(unit.extend(y))
+    return x + out if residual else out
+
+
+def _iou(a, b, clip=True, plus=0.0):
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = rb - lt + plus
+    wh = np.clip(wh, 0, None) if clip else wh
+    inter = wh[..., 0] * wh[..., 1]
+    area = lambda x: (x[:, 2] - x[:, 0] + plus) * (x[:, 3] - x[:, 1] + plus)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None] - inter)
+
+
+def _nms(boxes, scores, thr, suppress=True, sort=True, strict=True):
+    order = np.argsort(-scores, kind="stable") if sort else np.arange(len(boxes))
+    keep = []
+    while order.size:
+        i, order = order[0], order[1:]
+        keep.append(int(i))
+        if order.size and suppress:
+            iou = _iou(boxes[i:i + 1], boxes[order])[0]
+            order = order[iou <= thr] if strict else order[iou < thr]
+    return np.array(keep, np.int64)
+
+
+def _nms_from_all(boxes, scores, thr):
+    """Suppressed boxes still suppress others."""
+    iou = _iou(boxes, boxes)
+    order = np.argsort(-scores, kind="stable")
+    return np.array([i for i in order if not ((iou[i] > thr) & (scores > scores[i])).any()], np.int64)
+
+
+def _roi(feat, box, out, sampling_ratio=2, offset=0.5, clamp=True, rounded=False, corners=False):
+    c, h, w = feat.shape
+    ph, pw = (out, out) if np.isscalar(out) else out
+    box = np.round(np.asarray(box, float)) if rounded else np.asarray(box, float)
+    x0, y0, x1, y1 = box - offset
+    sr = sampling_ratio
+    sub = np.arange(sr) / sr if corners else (np.arange(sr) + 0.5) / sr
+    ys = (y0 + (np.arange(ph)[:, None] + sub) * (y1 - y0) / ph).ravel()
+    xs = (x0 + (np.arange(pw)[:, None] + sub) * (x1 - x0) / pw).ravel()
+
+    def axis(v, n):
+        valid = (v >= -1) & (v <= n)
+        if clamp:
+            v = np.clip(v, 0, n - 1)
+        lo = np.floor(v).astype(int)
+        lo_c, hi_c = np.clip(lo, 0, n - 1), np.clip(lo + 1, 0, n - 1)
+        inside_lo = (lo >= 0) & (lo <= n - 1)
+        inside_hi = (lo + 1 >= 0) & (lo + 1 <= n - 1)
+        return lo_c, hi_c, v - lo, valid, inside_lo | clamp, inside_hi | clamp
+
+    yl, yh, fy, vy, yli, yhi = axis(ys, h)
+    xl, xh, fx, vx, xli, xhi = axis(xs, w)
+    g = lambda yi, xi, my, mx: feat[:, yi][:, :, xi] * (my[:, None] & mx[None])  # noqa: E731
+    top = g(yl, xl, yli, xli) * (1 - fx) + g(yl, xh, yli, xhi) * fx
+    bot = g(yh, xl, yhi, xli) * (1 - fx) + g(yh, xh, yhi, xhi) * fx
+    val = (top * (1 - fy)[:, None] + bot * fy[:, None]) * (vy[:, None] & vx[None])
+    return val.reshape(c, ph, sr, pw, sr).mean((2, 4))
+
+
+def _pq(pred, target, things, stuffs, thresh=0.5, strict=True, stuff_ids=True, per_segment=False):
+    def seg(m):
+        cat = m // 1000
+        return np.where(np.isin(cat, things) | (not stuff_ids), m, cat * 1000).ravel()
+    p_ids, pi = np.unique(seg(pred), return_inverse=True)
+    t_ids, ti = np.unique(seg(target), return_inverse=True)
+    inter = np.bincount(ti * len(p_ids) + pi, minlength=len(t_ids) * len(p_ids)).reshape(len(t_ids), -1)
+    iou = inter / (inter.sum(1)[:, None] + inter.sum(0)[None] - inter)
+    ok = iou > thresh if strict else iou >= thresh
+    match = ok & (t_ids[:, None] // 1000 == p_ids[None] // 1000)
+    if thresh == 0:                                  # best partner of each target, unique or not
+        best = np.where(match, iou, -1).argmax(1)
+        match = np.zeros_like(match)
+        match[np.arange(len(t_ids)), best] = (np.where(ok, iou, 0).max(1) > 0)
+    rows = []
+    for c in list(things) + list(stuffs):
+        tc, pc = t_ids // 1000 == c, p_ids // 1000 == c
+        m = match[tc][:, pc]
+        tp, fn, fp = m.sum(), tc.sum() - m.any(1).sum(), pc.sum() - m.any(0).sum()
+        if tp + fp + fn:
+            sq = iou[tc][:, pc][m].sum() / tp if tp else 0.0
+            rq = tp / (tp + fp / 2 + fn / 2)
+            rows.append((sq * rq, sq, rq))
+    pq, sq, rq = np.mean(rows, 0)
+    return dict(pq=pq, sq=sq, rq=rq)
+
+
+PLANTED = {
+    "check_confusion_matrix": [(_conf_transposed, "transpose"), (_conf_counts_ignored, "ignore")],
+    "check_miou": [(lambda c: _scores(c, nan=False), "NaN"), (lambda c: _scores(c, recall=False), "recall")],
+    "check_train_step": [(lambda m, o, x, y: _step(m, o, x, y, clear=False), "clear"),
+                         (lambda m, o, x, y: _step(m, o, x, y, step=False), "step()"),
+                         (_step_ignore_as_background, None)],
+    "check_bilinear_resize": [(lambda x, s, align_corners=False: _bilinear(x, s, align_corners, flip=True), "align_corners"),
+                              (lambda x, s, align_corners=False: _bilinear(x, s, align_corners, clamp=False), "clamp"),
+                              (lambda x, s, align_corners=False: _bilinear(x, s[::-1], align_corners), None)],
+    "check_max_unpool": [(lambda x, i, s: _unpool(x, i, s, use_h=True), "row * W + col"),
+                         (lambda x, i, s: _unpool(x, i, s)[:, ::-1], None)],
+    "check_transposed_conv": [(lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, rotate=False), "rotate"),
+                              (lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, pad_fix=False), "k - 1 - padding"),
+                              (lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, swap=False), None)],
+    "check_fc_to_conv": [(lambda wt, s: wt.reshape(wt.shape[1], *s), "transpose"),
+                         (lambda wt, s: wt.T.reshape(wt.shape[1], s[1], s[2], s[0]).transpose(0, 3, 1, 2), "C slowest")],
+    "check_crop_concat": [(lambda s, x: _crop_concat(s, x, shift=1), "off by one"),
+                          (lambda s, x: _crop_concat(s, x, order="x"), None)],
+    "check_receptive_field": [(lambda l: _rf(l, jump_after=False), "after"),
+                              (lambda l: _rf(l, dilation=False), "dilated")],
+    "check_psp_module": [(lambda x, b, s: _psp(x, b, s, ac=True), "align_corners"),
+                         (lambda x, b, s: _psp(x, b, s, mode="nearest"), None)],
+    "check_atrous_conv": [(lambda x, w, r, padding=0: _atrous(x, w, r, padding, zeros=r), "rate - 1"),
+                          (lambda x, w, r, padding=0: ops.conv2d(x, w, padding=padding), None)],
+    "check_aspp_sum": [(lambda x, ws, bs, rs: paddle.add_n([F.conv2d(x, w, b, padding=1) for w, b in zip(ws, bs)]), None),
+                       (lambda x, ws, bs, rs: paddle.add_n([F.conv2d(x, w, b, padding=r, dilation=r)
+                                                            for w, b, r in zip(ws, bs, rs)]) / len(rs), "sums")],
+    "check_aspp_concat": [(lambda x, br, pool, proj: proj(paddle.concat(
+        [pool(F.adaptive_avg_pool2d(x, 1)).expand([-1, -1, x.shape[2], x.shape[3]])] + [b(x) for b in br], 1)), "last"),
+        (lambda x, br, pool, proj: proj(paddle.concat(
+            [b(x) for b in br] + [pool(F.adaptive_max_pool2d(x, 1)).expand([-1, -1, x.shape[2], x.shape[3]])], 1)), "average")],
+    "check_meanfield_step": [(lambda q, u, k: _softmax(-u - q @ k.T), "add it"),
+                             (lambda q, u, k: _softmax(-u + q @ k.T, axis=1), "labels"),
+                             (lambda q, u, k: _softmax(-u + q @ k), None)],
+    "check_gcu_projection": [(lambda x, w, s: _gcu(x, w, s, axis=0), "axis 1"),
+                             (lambda x, w, s: _gcu(x, w, s, norm=False), "L2")],
+    "check_glore_unit": [(lambda x, u: _glore(x, u, divide=False), "L = H*W"),
+                         (lambda x, u: _glore(x, u, residual=False), "residual"),
+                         (lambda x, u: _glore(x, u, transpose=False), None)],
+    "check_box_iou": [(lambda a, b: _iou(a, b, clip=False), "clip"), (lambda a, b: _iou(a, b, plus=1.0), "+ 1")],
+    "check_nms": [(lambda b, s, t: _nms(b, s, t, suppress=False), "remove suppressed"),
+                  (lambda b, s, t: _nms(b, s, t, sort=False), "highest score"),
+                  (lambda b, s, t: _nms(b, s, t, strict=False), "strictly"),
+                  (_nms_from_all, "must not suppress")],
+    "check_roi_align": [(lambda f, b, o, sampling_ratio=2: _roi(f, b, o, sampling_ratio, offset=0.0), "half a pixel"),
+                        (lambda f, b, o, sampling_ratio=2: _roi(f, b, o, sampling_ratio, clamp=False), None),
+                        (lambda f, b, o, sampling_ratio=2: _roi(f, b, o, sampling_ratio, rounded=True), "round"),
+                        (lambda f, b, o, sampling_ratio=2: _roi(f, b, o, sampling_ratio, corners=True), None)],
+    "check_pq": [(lambda p, t, th, st: _pq(p, t, th, st, thresh=0.0), "IoU > 0.5"),
+                 (lambda p, t, th, st: _pq(p, t, th, st, strict=False), "strict"),
+                 (lambda p, t, th, st: _pq(p, t, th, st, stuff_ids=False), "stuff")],
+    "check_grouping": [(lambda c, o, m: _group_ref(c, o[::-1], m).astype(np.int64), "(dy, dx)"),
+                       (lambda c, o, m: _group_ref(c, -o, m).astype(np.int64), "add the offset"),
+                       (lambda c, o, m: np.where(m, _group_ref(c, o, m) - 1, 0), "start at 1"),
+                       (lambda c, o, m: _group_ref(c, o, np.ones_like(m)).astype(np.int64), "thing pixels")],
+}
+
+
+def test_every_check_has_planted_mistakes():
+    assert set(PLANTED) == set(ex.ALL_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_planted_mistakes_are_caught(name):
+    check = getattr(ex, name)
+    for i, (wrong, hint) in enumerate(PLANTED[name]):
+        res = check(wrong, verbose=False)
+        assert res.status == "failed", f"{name} let planted mistake {i} pass"
+        assert "case" in res.message and "inputs:" in res.message and "hint:" in res.message
+        assert "Traceback" not in res.message
+        if hint:
+            got = res.message.split("hint:")[1]
+            assert hint in got, f"{name}, mistake {i}: hint {got!r} lacks {hint!r}"
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_stub_reports_not_done_and_errors_are_reported(name):
+    def stub(*a, **k):
+        raise NotImplementedError("write me")
+
+    def broken(*a, **k):
+        return {}["missing"]
+
+    check = getattr(ex, name)
+    res = check(stub, verbose=False)
+    assert res.status == "not done" and not res.passed and "not done yet" in res.message
+    assert ex.RESULTS[name] is res
+    res = check(broken, verbose=False)
+    assert res.status == "failed" and "KeyError" in res.message
+
+
+def test_report_shows_a_small_example():
+    def wrong_shape(x, size, align_corners=False):
+        return np.zeros(size[::-1])
+
+    res = ex.check_bilinear_resize(wrong_shape, verbose=False)
+    assert "shape (6, 4), expected (4, 6)" in res.message and "axes swapped" in res.message
+    res = ex.check_box_iou(lambda a, b: _iou(a, b, clip=False), verbose=False)
+    assert "expected:" in res.message and "yours:" in res.message     # the 1 x 4 example, in full
+    assert "case 1 of 4" in res.message
+
+
+def test_references_agree_with_paddle():
+    """The checks' own references (common) match Paddle's built-ins."""
+    from paddle.vision.ops import nms as paddle_nms, roi_align
+
+    from common.detection import nms_numpy, roi_align_numpy
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 40, (40, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(2, 20, (40, 2))], 1).astype(np.float32)
+    scores = rng.random(40).astype(np.float32)
+    ref = paddle_nms(paddle.to_tensor(boxes), 0.4, scores=paddle.to_tensor(scores)).numpy()
+    assert np.array_equal(np.sort(ref), np.sort(nms_numpy(boxes, scores, 0.4)))
+    feat = rng.standard_normal((2, 9, 11)).astype(np.float32)
+    box = np.array([[0.3, 1.2, 10.5, 8.9]], np.float32)
+    pd = roi_align(paddle.to_tensor(feat[None]), paddle.to_tensor(box), paddle.to_tensor([1], "int32"), 3,
+                   sampling_ratio=2, aligned=True)[0].numpy()
+    assert np.allclose(pd, roi_align_numpy(feat, box, 3, sampling_ratio=2)[0], atol=1e-5)
+    w = rng.standard_normal((12, 5)).astype(np.float32)
+    x = rng.standard_normal((1, 3, 2, 2)).astype(np.float32)
+    conv = F.conv2d(paddle.to_tensor(x), paddle.to_tensor(ops.fc_weight_to_conv(w, None, (3, 2, 2))))
+    assert np.allclose(conv.numpy().ravel(), x.reshape(1, -1) @ w, atol=1e-5)
+    a, b = boxes[:5], boxes[5:9]
+    assert np.allclose(_box_iou_paddle(a, b).numpy(), _iou(a, b), atol=1e-6)
+
+
+# ----------------------------------------------------------------- student release
+def _solution_lines(nb):
+    """Distinctive lines of the solutions and worked answers (not found elsewhere)."""
+    sol, rest = [], []
+    for c in nb.cells:
+        inside = False
+        for line in c.source.splitlines():
+            s = line.strip()
+            if s in (student.BEGIN, student.ANSWER_BEGIN):
+                inside = True
+            elif s in (student.END, student.ANSWER_END):
+                inside = False
+            elif s:
+                (sol if inside else rest).append(s)
+    return {s for s in sol if len(s) >= 12 and s not in rest}
+
+
+def test_student_release_has_no_solutions(tmp_path):
+    written = student.write_release(tmp_path)
+    assert len(written) == len(NOTEBOOKS)
+    for src in NOTEBOOKS:
+        inst = nbformat.read(src, as_version=4)
+        out = tmp_path / src.parent.name / "exercises.ipynb"
+        text = out.read_text()
+        nb = nbformat.read(out, as_version=4)
+        for marker in (student.BEGIN, student.END, student.ANSWER_BEGIN, student.ANSWER_END):
+            assert marker not in text
+        lines = {ln.strip() for c in nb.cells for ln in c.source.splitlines()}
+        leaked = sorted(_solution_lines(inst) & lines)
+        assert not leaked, f"{out}: solution text leaked: {leaked[:3]}"
+        assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+        stubs = sum(c.source.count("raise NotImplementedError(") for c in nb.cells if c.cell_type == "code")
+        assert stubs == sum(c.source.count(student.BEGIN) for c in inst.cells)
+        assert "hint:" in text and "NBVAL" not in text
+        # the markdown and the def lines survive
+        assert [c.cell_type for c in nb.cells] == [c.cell_type for c in inst.cells]
+        defs = re.findall(r"^def \w+\(.*\):$", "\n".join(c.source for c in inst.cells), re.M)
+        assert defs and all(d in "\n".join(c.source for c in nb.cells) for d in defs)
+
+
+def test_student_release_one_day_and_bad_input(tmp_path):
+    written = student.write_release(tmp_path, ["day2_fcn"])
+    assert [p.parent.name for p in written] == ["day2_fcn"]
+    with pytest.raises(FileNotFoundError, match="day9_nothing"):
+        student.write_release(tmp_path, ["day9_nothing"])
+    with pytest.raises(ValueError, match="without"):
+        student.strip_solutions("def f():\n    ### BEGIN SOLUTION\n    return 1\n")
+    stub = student.strip_solutions("def f(x):\n    # Hint: add one.\n    ### BEGIN SOLUTION\n"
+                                   "    return x + 1\n    ### END SOLUTION\n")
+    assert stub == "def f(x):\n    # Hint: add one.\n    raise NotImplementedError('f is not done yet; hint: add one.')"
+
+
+def test_student_notebook_runs_and_checkin_collects(tmp_path, monkeypatch):
+    """Execute the Day 1 student notebook end to end (FAST mode) through the check-in."""
+    from common import checkin
+    student.write_release(tmp_path, ["day1_concepts"])
+    monkeypatch.setenv("SEGCOURSE_FAST", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = checkin.run_notebook(tmp_path / "day1_concepts" / "exercises.ipynb", timeout=300)
+    assert run["errors"] == []
+    assert run["checks"] == {name: "not done" for name in ex.DAYS["day1_concepts"]}
+    data = checkin.summary([run])
+    assert data["passed"] == 0 and data["total"] == 3
+    table = checkin.format_table([run])
+    assert "day1_concepts" in table and "0/3" in table and "train_step (not done)" in table
+
+
+def test_checkin_cli_on_instructor_notebook(tmp_path):
+    """The command line, on a copy of the instructor's Day 2 (all solutions in place)."""
+    day = tmp_path / "day2_fcn"
+    day.mkdir()
+    (day / "exercises.ipynb").write_text((ROOT / "day2_fcn" / "exercises.ipynb").read_text())
+    env = {**__import__("os").environ, "SEGCOURSE_FAST": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "common.checkin", str(tmp_path)], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "4/4" in out.stdout and "not uploaded" in out.stdout
+    data = json.loads((tmp_path / "checkin.json").read_text())
+    assert data["days"]["day2_fcn"]["passed"] == 4 and data["total"] == 4
