@@ -1,11 +1,20 @@
 # The course's two commands: `make lab` and `make test`. Everything else is a step of those.
-#   PADDLE=paddlepaddle-gpu make lab      GPU build of Paddle (any pip spec works)
+#   make GPU=cu126 lab                    GPU build of Paddle 3 from Paddle's own index (cu118 | cu126 | cu129)
+#   make PYTHON=python3.12 lab            another interpreter (3.9 to 3.13)
 #   make notebooks                        re-execute every notebook in place (CPU mode)
 #   make bench                            data / train / infer throughput of each model
+#   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
 SHELL := /bin/bash
 PYTHON ?= python3
-PADDLE ?= paddlepaddle
-CONSTRAINTS ?= constraints.txt
+SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# The exact package set CI proves for this Python (written by constraints/lock.py).
+CONSTRAINTS ?= constraints/py$(subst .,,$(PY_VERSION)).txt
+PADDLE_VERSION := $(shell sed -n 's/^paddlepaddle==//p' constraints/py311.txt)
+GPU ?=
+# Paddle 3's GPU wheels are on Paddle's index, one per CUDA version (PyPI stops at 2.6).
+PADDLE ?= $(if $(GPU),paddlepaddle-gpu==$(PADDLE_VERSION),paddlepaddle)
+PADDLE_INDEX := $(if $(GPU),--extra-index-url https://www.paddlepaddle.org.cn/packages/stable/$(GPU)/)
 VENV ?= .venv
 BIN := $(VENV)/bin
 NPROC := $(shell nproc 2>/dev/null || echo 2)
@@ -13,32 +22,68 @@ NOTEBOOKS := $(sort $(wildcard day*/*.ipynb))
 # Paddle on CPU runs one thread unless this is set before it is imported.
 export OMP_NUM_THREADS ?= $(NPROC)
 export PYTHONDONTWRITEBYTECODE := 1
-export MPLBACKEND := Agg
+# No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
+# when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup lab test test-unit test-notebooks notebooks bench bench-paddleseg student checkin clean
+.PHONY: setup check-python lab test test-browser browser-deps gpu-check test-unit test-notebooks notebooks bench bench-paddleseg student checkin clean
 
-setup: $(VENV)/.installed
+setup: check-python $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+check-python:
+	@$(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; ok = v in "$(SUPPORTED_PYTHONS)".split(); \
+	    ok or sys.exit(f"Python {v} ({sys.executable}) is not supported: the course runs on Python $(SUPPORTED_PYTHONS) " \
+	                   "(Paddle 3 has no wheel for newer ones). Pick one: make PYTHON=python3.12 lab")' \
+	    || { echo "no usable $(PYTHON): install Python 3.9-3.13 and run make PYTHON=python3.X lab"; exit 1; }
+
+# The Paddle build is part of the install's identity: switching PADDLE= or GPU= reinstalls it.
+$(VENV)/.paddle: FORCE
+	@mkdir -p $(VENV)
+	@echo '$(PADDLE) $(PADDLE_INDEX)' | cmp -s - $@ || echo '$(PADDLE) $(PADDLE_INDEX)' > $@
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.paddle
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) "$(PADDLE)" -e ".[test]"
+	@echo "Installing the course into $(VENV) with $$(cat $(VENV)/.paddle) (a few minutes the first time; log: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --upgrade pip \
+	   && { [ ! -f $@ ] || [ ! $(VENV)/.paddle -nt $@ ] || $(BIN)/python -m pip uninstall -y paddlepaddle paddlepaddle-gpu; } \
+	   && $(BIN)/python -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) $(PADDLE_INDEX) "$(PADDLE)" -e ".[test]"; \
+	 } > $(VENV)/install.log 2>&1 \
+	    || { tail -n 25 $(VENV)/install.log; echo "make setup: the install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@# pydensecrf2 compiles C++: optional, the CRF has its own filtering fallback without it.
-	@$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[crf]" \
-	    || echo "note: pydensecrf2 did not build; common.crf uses its own fast CRF instead"
+	@$(BIN)/python -m pip install "pydensecrf2==1.1" > $(VENV)/crf-build.log 2>&1 \
+	    && echo "optional CRF backend pydensecrf2: installed" \
+	    || echo "optional CRF backend pydensecrf2 did not build (log: $(VENV)/crf-build.log); common.crf uses its own fast CRF"
+	@$(BIN)/python -c "import common, paddle; print('ready: Paddle', paddle.__version__, 'on Python', '$(PY_VERSION)')"
 	@touch $@
 
+FORCE:
+
+# LAB_ROOT / LAB_FLAGS let the browser test start this very command on a copy of the course.
+LAB_ROOT ?= $(CURDIR)
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" \
-	    $(if $(filter 0,$(shell id -u)),--allow-root)   # containers (AI Studio, Docker) run as root
+	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(LAB_ROOT)" \
+	    $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
 
 test: setup
-	$(MAKE) --no-print-directory test-unit test-notebooks
+	$(MAKE) --no-print-directory test-unit test-notebooks test-browser
 
 # Two pytest workers with one Paddle thread each use both cores better than one worker
 # with two threads on these small tensors.
 test-unit: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
+
+# JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
+# a slider, a progress bar, no errors. Needs Debian's chromium + chromium-driver: installed
+# here when apt-get can (CI, containers); elsewhere the test says what is missing and skips.
+test-browser: setup browser-deps
+	$(BIN)/python -m pytest -q tests/browser
+
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Chromium and ChromeDriver for the browser test (apt-get; log: $(VENV)/apt.log)"; \
+	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	        chromium chromium-driver; } > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
+	else echo "no chromium/chromedriver and no apt-get as root here: the browser test will skip"; fi
 
 test-notebooks: setup
 	SEGCOURSE_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --dist loadfile \
@@ -47,7 +92,7 @@ test-notebooks: setup
 notebooks: setup
 	@for nb in $(NOTEBOOKS); do \
 	    echo "== $$nb"; start=$$(date +%s); \
-	    SEGCOURSE_FAST=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    SEGCOURSE_FAST=0 env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	        --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	    echo "   $$(( $$(date +%s) - start )) s"; \
 	done

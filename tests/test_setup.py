@@ -6,6 +6,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,17 +22,77 @@ def test_environment_yml_matches_pyproject():
         | set(project["optional-dependencies"]["gpu"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    listed = {s for s in pip if not s.startswith("-e")}
+    listed = {s for s in pip if not s.startswith("-")}
     assert listed == wanted, f"environment.yml drifted: only there {listed - wanted}, only in pyproject {wanted - listed}"
     assert "python=3.11" in env["dependencies"]
 
 
-def test_constraints_pin_every_dependency():
-    pins = {_name(l): l for l in (ROOT / "constraints.txt").read_text().splitlines()
-            if l and not l.startswith("#")}
+SUPPORTED = ("3.9", "3.10", "3.11", "3.12", "3.13")
+
+
+def test_supported_pythons_agree():
+    """README, Makefile, pyproject and the lock script name the same Pythons."""
+    sys.path.insert(0, str(ROOT / "constraints"))
+    import lock
+
+    assert lock.PYTHONS == SUPPORTED
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"SUPPORTED_PYTHONS := {' '.join(SUPPORTED)}" in makefile
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.9,<3.14"
+    assert "Python 3.9 to 3.13" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("python", SUPPORTED)
+def test_constraints_pin_every_dependency(python):
+    path = ROOT / "constraints" / f"py{python.replace('.', '')}.txt"
+    pins = {_name(l): l for l in path.read_text().splitlines() if l and not l.startswith("#")}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for spec in project["dependencies"] + project["optional-dependencies"]["test"] + ["paddlepaddle"]:
-        assert "==" in pins.get(_name(spec), ""), f"{_name(spec)} is not pinned in constraints.txt"
+        assert "==" in pins.get(_name(spec), ""), f"{_name(spec)} is not pinned in {path.name}"
+    assert pins["paddlepaddle"].startswith("paddlepaddle==3.")
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("python", SUPPORTED)
+def test_constraints_resolve_for_each_python(python):
+    """pip resolves each pinned set for its Python from wheels alone, to exactly the pins
+    (needs only the package index, not that interpreter)."""
+    sys.path.insert(0, str(ROOT / "constraints"))
+    import lock
+
+    path = lock.path_for(python)
+    pins = {_name(l): l.split("==")[1] for l in path.read_text().splitlines()
+            if l and not l.startswith("#")}
+    try:
+        resolved = lock.pip_resolve(python, constraints=path)
+    except RuntimeError as exc:
+        if "network" in str(exc).lower() or "connection" in str(exc).lower():
+            pytest.skip(f"package index unreachable: {exc}")
+        raise
+    assert {_name(k): v for k, v in resolved.items()} == pins
+
+
+def test_unsupported_python_is_refused_at_once(tmp_path):
+    """`make setup` with a Python outside the range stops before creating anything,
+    naming the supported versions."""
+    fake = tmp_path / "python3.14"
+    # A stand-in interpreter that reports 3.14 to the Makefile's version checks.
+    fake.write_text(f"#!{sys.executable}\nimport sys\n"
+                    "sys.version_info = (3, 14, 0, 'final', 0)\nexec(sys.argv[2])\n")
+    fake.chmod(0o755)
+    out = subprocess.run(["make", "-s", "setup", f"PYTHON={fake}", f"VENV={tmp_path / 'venv'}"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "3.9 3.10 3.11 3.12 3.13" in out.stderr + out.stdout
+    assert not (tmp_path / "venv").exists()
+
+
+def test_switching_paddle_build_reinstalls():
+    """The install stamp depends on the Paddle spec: another PADDLE= makes setup run again."""
+    out = subprocess.run(["make", "-n", "setup", "PADDLE=paddlepaddle==3.0.0"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert "pip install" in out.stdout, out.stdout + out.stderr
 
 
 def test_budget_modes(monkeypatch):

@@ -1,0 +1,61 @@
+"""Write the exact, per-Python package sets that `make` installs (constraints/py3XX.txt).
+
+    python constraints/lock.py            # every supported Python
+    python constraints/lock.py 3.12       # one
+
+For each Python version, pip resolves pyproject.toml's dependencies, the test extra and
+CPU Paddle from wheels only (`--dry-run --python-version X --only-binary=:all:`: no
+interpreter of that version is needed) and the report's versions become the pins.
+tests/test_setup.py checks that each file still resolves and pins every dependency.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+PADDLE = "paddlepaddle>=3.0"
+
+
+def requirements() -> list[str]:
+    project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
+    return project["dependencies"] + project["optional-dependencies"]["test"] + [PADDLE]
+
+
+def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:
+    """{name: version} pip would install for ``python`` (wheels only, nothing installed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+               "--python-version", python, "--only-binary=:all:", "--report", str(report)]
+        if constraints is not None:
+            cmd += ["-c", str(constraints)]
+        done = subprocess.run(cmd + requirements(), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip could not resolve for Python {python}:\n{done.stderr[-2000:]}")
+        items = json.loads(report.read_text())["install"]
+    return {i["metadata"]["name"]: i["metadata"]["version"] for i in items}
+
+
+def path_for(python: str) -> Path:
+    return HERE / f"py{python.replace('.', '')}.txt"
+
+
+def write(python: str) -> Path:
+    pins = pip_resolve(python)
+    path = path_for(python)
+    lines = [f"# Exact versions for Python {python} (CPU Paddle), written by constraints/lock.py.",
+             "# The Makefile installs with `-c` this file; `make CONSTRAINTS= lab` floats instead."]
+    lines += [f"{name}=={pins[name]}" for name in sorted(pins, key=str.lower)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    for version in sys.argv[1:] or PYTHONS:
+        print("wrote", write(version).relative_to(HERE.parent))

@@ -1,0 +1,252 @@
+"""What a student sees: JupyterLab from `make lab`, driven by a real headless Chromium.
+
+The server is started by `make lab` itself (same environment, token on) on a free port, with
+its root on a copy of a few notebooks, so autosave never touches the committed files. For each
+notebook the test runs all cells from the Run menu and checks what is on screen: no error
+output, every figure rendered as an image, a slider moved with the keyboard redraws its
+picture, a progress bar shows, and the browser console stays free of errors. Screenshots go
+to build/browser/ (kept when a check fails).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "build" / "browser"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# Three days; between them a slider demo (Day 1 metrics), a training run with a tqdm bar
+# (Day 1 loop) and figure-heavy operator notebooks (Days 2 and 3).
+NOTEBOOKS = {
+    "day1_concepts/04_metrics.ipynb": {"slider": True},
+    "day1_concepts/03_training_loop.ipynb": {"progress": True},
+    "day2_fcn/02_upsampling.ipynb": {},
+    "day3_unet_psp/02_receptive_field.ipynb": {"slider": True},
+}
+RUN_TIMEOUT = 300
+
+
+def _browser_paths():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chromium and driver:
+        return chromium, driver
+    message = ("no Chromium/ChromeDriver on this machine (Debian/Ubuntu: apt-get install chromium "
+               "chromium-driver); the browser test cannot run here")
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _expected_figures(path):
+    """Images the committed notebook shows: figure outputs plus one picture per widget demo."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    n = 0
+    for cell in nb["cells"]:
+        outs = cell.get("outputs", [])
+        n += sum("image/png" in o.get("data", {}) for o in outs)
+        n += sum(WIDGET_VIEW in o.get("data", {}) for o in outs
+                 if "interact" in "".join(cell["source"]))
+    return n
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root)."""
+    _browser_paths()
+    root = tmp_path_factory.mktemp("course")
+    for rel in NOTEBOOKS:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, root / rel)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, SEGCOURSE_FAST="1")
+    flags = (f"--no-browser --ServerApp.port={port} --ServerApp.port_retries=0 "
+             f"--IdentityProvider.token={token}")
+    log = open(root / "lab.log", "w")
+    proc = subprocess.Popen(["make", "-s", "--no-print-directory", "lab", f"LAB_ROOT={root}",
+                             f"LAB_FLAGS={flags}"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield base, token, root
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = _browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    # The background-networking flags keep Chromium from calling out (no network here).
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _click_menu(driver, menu, item):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.XPATH, f"//li[contains(@class,'lm-MenuBar-item')]"
+                                  f"[.//div[normalize-space()='{menu}']]").click()
+    _wait(driver, lambda: driver.find_elements(
+        By.XPATH, f"//li[contains(@class,'lm-Menu-item')][.//div[normalize-space()='{item}']]"),
+        10, f"menu item {item}")[0].click()
+
+
+CURRENT = ".jp-NotebookPanel:not(.lm-mod-hidden)"   # the notebook tab in front
+PROMPTS = """
+const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+if (!nb) return null;
+return [...nb.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim());
+"""
+IMAGES = """
+const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook');
+// Cells off screen are skipped by the browser's layout (content-visibility), so their
+// pictures are counted as elements holding PNG data, not as decoded images.
+return [...nb.querySelectorAll('.jp-OutputArea-output img')]
+    .filter(img => img.src.startsWith('data:image/png')).length;
+"""
+
+
+def _kernel_idle(base, token, rel):
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
+        sessions = json.load(r)
+    return any(s["path"] == rel and s["kernel"]["execution_state"] == "idle" for s in sessions)
+
+
+def _dismiss(driver):
+    """Answer what JupyterLab may ask on a first visit: the kernel choice (keep Python 3)
+    and the news notification (no)."""
+    from selenium.webdriver.common.by import By
+
+    for xpath in ("//dialog[contains(@class,'jp-Dialog')]//button[.//div[normalize-space()='Select']]",
+                  "//div[contains(@class,'Toastify')]//button[normalize-space()='No']"):
+        for button in driver.find_elements(By.XPATH, xpath):
+            if button.is_displayed():
+                button.click()
+
+
+def _run_all(driver, base, token, rel):
+    driver.get(f"{base}/lab/tree/{rel}?token={token}")
+    _wait(driver, lambda: driver.execute_script(PROMPTS), 60, f"{rel} to open")
+    # The kernel must be up before Run All, or the first cells queue behind its start.
+    _wait(driver, lambda: _dismiss(driver) or _kernel_idle(base, token, rel), 120,
+          f"{rel}'s kernel to be idle")
+    _dismiss(driver)
+    # Clear the committed outputs first, so that every prompt and picture checked below
+    # comes from this run.
+    _click_menu(driver, "Edit", "Clear Outputs of All Cells")
+    _wait(driver, lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
+          "the outputs to clear")
+    _click_menu(driver, "Run", "Run All Cells")
+    done = lambda: (lambda p: p and all(x.strip("[]: ").isdigit() for x in p))(
+        driver.execute_script(PROMPTS))
+    _wait(driver, done, RUN_TIMEOUT, f"all cells of {rel} to run")
+    _wait(driver, lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
+    _click_menu(driver, "File", "Save Notebook")
+    _wait(driver, lambda: not driver.find_elements(
+        "css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty, "
+                        ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty"), 30, f"{rel} to be saved")
+
+
+def _console_errors(driver):
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.parametrize("rel", list(NOTEBOOKS))
+def test_notebook_as_a_student_sees_it(lab, browser, rel):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, token, root = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / (rel.replace("/", "__").replace(".ipynb", ".png"))
+    start = time.time()
+    try:
+        _run_all(browser, base, token, rel)
+        saved = json.loads((root / rel).read_text(encoding="utf-8"))
+        errors = [o for c in saved["cells"] for o in c.get("outputs", [])
+                  if o["output_type"] == "error"]
+        assert not errors, f"{rel}: {errors[0]['ename']}: {errors[0]['evalue']}"
+
+        expected = _expected_figures(ROOT / rel)
+        deadline = time.time() + 30
+        while (shown := browser.execute_script(IMAGES)) < expected and time.time() < deadline:
+            time.sleep(0.5)
+        assert shown == expected, f"{rel}: {shown} figures on screen, {expected} committed"
+
+        if NOTEBOOKS[rel].get("slider"):
+            handle = browser.find_element(By.CSS_SELECTOR, f"{CURRENT} .widget-interact .widget-slider .noUi-handle")
+            picture = lambda: browser.execute_script(
+                f"const i = document.querySelector('{CURRENT} .widget-interact .jp-OutputArea-output img');"
+                "return i && i.complete && i.naturalWidth > 0 ? i.src : null;")
+            before = _wait(browser, picture, 30, "the widget's picture")
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
+            browser.execute_script("arguments[0].focus();", handle)
+            ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+            _wait(browser, lambda: (picture() or before) != before, 30,
+                  "the widget's picture to change after the slider moved")
+
+        if NOTEBOOKS[rel].get("progress"):
+            bars = browser.execute_script(
+                f"return [...document.querySelectorAll('{CURRENT} .widget-hprogress .progress-bar')]"
+                ".map(b => b.style.width);")
+            assert bars and all(w == "100%" for w in bars), f"{rel}: tqdm bars {bars}, none full"
+
+        errors = _console_errors(browser)
+        assert not errors, f"{rel}: JavaScript console errors: {errors[:3]}"
+        print(f"{rel}: {shown} figures, ran in {time.time() - start:.0f} s")
+    finally:
+        browser.save_screenshot(str(shot))
