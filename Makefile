@@ -97,6 +97,9 @@ notebooks: setup
 	    echo "   $$(( $$(date +%s) - start )) s"; \
 	done
 
+gpu-check: setup
+	$(BIN)/python -m common.gpu_check
+
 bench: setup
 	$(BIN)/python -m common.bench
 

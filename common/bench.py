@@ -139,15 +139,24 @@ def _params_m(model):
     return sum(int(p.size) for p in model.parameters()) / 1e6
 
 
+def training_loss(model, labels):
+    """The loss a benchmark step trains, as a function of the images: the segmentation loss
+    against ``labels``, or the model's own ``bench_loss(images)`` for the instance and
+    panoptic models, which train on targets rather than label maps."""
+    from common.losses import SegLoss
+
+    if hasattr(model, "bench_loss"):
+        return model.bench_loss
+    loss_fn = SegLoss()
+    return lambda images: loss_fn(model(images), labels)
+
+
 def _train_infer_rates(model, x, y, steps):
     """(train, inference) images/s; momentum SGD on the segmentation loss, or on the
     model's own ``bench_loss(x)`` for models trained on targets rather than label maps."""
     import paddle
 
-    from common.losses import SegLoss
-
-    loss_fn = SegLoss()
-    loss_of = getattr(model, "bench_loss", None) or (lambda x: loss_fn(model(x), y))
+    loss_of = training_loss(model, y)
     opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
 
     def step():

@@ -109,6 +109,29 @@ def make_optimizer(name, lr, parameters, weight_decay=1e-4, grad_clip=None):
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 
+def optimizer_step(compute_loss, opt, scaler=None):
+    """One forward / backward / update of ``opt``; returns the loss tensor.
+
+    Args:
+        compute_loss: a function of no arguments that runs the forward pass and the loss.
+        opt: the Paddle optimizer.
+        scaler: a ``paddle.amp.GradScaler`` for mixed precision (the forward then runs under
+            ``auto_cast``, and the loss is scaled so small float16 gradients do not vanish),
+            or None for plain float32.
+    """
+    with paddle.amp.auto_cast(enable=scaler is not None):
+        loss = compute_loss()
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    opt.clear_grad()
+    return loss
+
+
 class Trainer:
     """Train and evaluate a segmentation model.
 
@@ -175,17 +198,8 @@ class Trainer:
         self.model.train()          # evaluate()/predict() leave the model in eval mode
         self.opt.set_lr(self.lr_at(self.it))
         paddle.seed(step_seed(self.seed, self.it))        # dropout noise: a function of it
-        with paddle.amp.auto_cast(enable=self.amp):
-            outputs = self.net(images)
-            loss = self.loss_fn(outputs, labels)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.opt.step()
-        self.opt.clear_grad()
+        loss = optimizer_step(lambda: self.loss_fn(self.net(images), labels), self.opt,
+                              self.scaler)
         return float(loss)
 
     def fit(self):
