@@ -28,6 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--stride", type=int, help="window step (default 2/3 of the window)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colours")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--quiet", action="store_true", help="do not print a line per image")
     return p.parse_args(argv)
 
 
@@ -103,7 +104,8 @@ def main(argv=None):
         overlay = (image * (1 - args.alpha) + pal[label] * args.alpha).round().astype(np.uint8)
         Image.fromarray(overlay).save(ov_path)
         written += [lab_path, ov_path]
-        print(f"{path} ({image.shape[1]}x{image.shape[0]}) -> {lab_path}, {ov_path}")
+        if not args.quiet:
+            print(f"{path} ({image.shape[1]}x{image.shape[0]}) -> {lab_path}, {ov_path}")
     return written
 
 

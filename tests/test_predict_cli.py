@@ -82,3 +82,11 @@ def test_python_dash_m_entry_point(saved):
                         "--out", str(tmp / "cli"), str(tmp / "nope.jpg")], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "nope.jpg" in r.stderr
+
+
+def test_predict_cli_quiet(saved, capsys):
+    _, images, tmp = saved
+    main(["--model", str(tmp / "model"), "--out", str(tmp / "q"), str(images[0])])
+    assert "a_label.png" in capsys.readouterr().out
+    main(["--model", str(tmp / "model"), "--out", str(tmp / "q"), "--quiet", str(images[0])])
+    assert capsys.readouterr().out == ""

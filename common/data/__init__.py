@@ -6,4 +6,4 @@ from .transforms import (Compose, RandomCrop, RandomFlip, RandomScale, denormali
                          to_tensor_arrays, train_transform)
 from .real import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, VOC_CLASSES, CityscapesSegmentation,
                    COCOInstances, COCOPanoptic, FileListDataset, VOCSegmentation, voc_palette)
-from .download import data_root, download, fetch_dataset
+from .download import DATASETS, data_root, download, fetch_dataset
