@@ -138,6 +138,10 @@ def test_fetch_dataset_by_name(server, tmp_path, monkeypatch):
     assert folder == tmp_path / "tiny_set" and (folder / "train_list.txt").read_text() == "a.jpg a.png\n"
     n = len(Handler.log)
     assert fetch_dataset("tiny", tmp_path, progress=False) == folder and len(Handler.log) == n
+    monkeypatch.setitem(download_module.DATASETS, "wrong_root", dict(
+        urls=(f"{server}/tiny.zip",), root="other_name"))
+    with pytest.raises(FileNotFoundError, match="other_name"):
+        fetch_dataset("wrong_root", tmp_path / "w", progress=False)
     with pytest.raises(FileNotFoundError, match="login.*leftImg8bit"):
         fetch_dataset("cityscapes", tmp_path)
     with pytest.raises(ValueError, match="voc2012"):

@@ -237,4 +237,7 @@ def fetch_dataset(name, root=None, extract=True, progress=True):
         if not target.exists():
             os.replace(child, target)
     shutil.rmtree(tmp, ignore_errors=True)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{archive} unpacked into {root}, but {folder} is not there "
+                                f"(expected the archive to hold {spec['root']}/)")
     return folder
