@@ -302,11 +302,13 @@ class ContextNet(nn.Layer):
     ``stage`` < 4 cuts the backbone after ResNet stage ``stage`` (2: after layer2, still
     stride 8; 1: after layer1, stride 4; 0: the stem only, stride 4, an 11-pixel receptive
     field), and ``kernel=1`` makes the reduce and head convs 1x1: experiments on what
-    context adds to a network that sees little around each pixel.
+    context adds to a network that sees little around each pixel. ``head_conv=False`` drops
+    the head's conv (dropout and the 1x1 classifier straight on the unit's output), as
+    PaddleSeg's GloRe and GINet heads do.
     """
 
     def __init__(self, backbone, unit_fn, num_classes, mid=512, aux=True, sc_loss=False,
-                 dropout=0.1, stage=4, kernel=3):
+                 dropout=0.1, stage=4, kernel=3, head_conv=True):
         super().__init__()
         if stage not in (0, 1, 2, 3, 4):
             raise ValueError(f"stage must be 0..4, got {stage}")
@@ -317,8 +319,12 @@ class ContextNet(nn.Layer):
         c4, c5 = chans[max(stage - 1, min(stage, 1))], chans[stage]      # aux input: stage - 1
         self.reduce = ConvBNReLU(c5, mid, kernel)
         self.unit = unit_fn(mid)
-        self.head = nn.Sequential(ConvBNReLU(self.unit.out_channels, mid, kernel), nn.Dropout(dropout),
-                                  nn.Conv2D(mid, num_classes, 1))
+        if head_conv:
+            self.head = nn.Sequential(ConvBNReLU(self.unit.out_channels, mid, kernel),
+                                      nn.Dropout(dropout), nn.Conv2D(mid, num_classes, 1))
+        else:
+            self.head = nn.Sequential(nn.Dropout(dropout),
+                                      nn.Conv2D(self.unit.out_channels, num_classes, 1))
         self.aux = nn.Sequential(ConvBNReLU(c4, max(c4 // 4, 1), 3), nn.Dropout(dropout),
                                  nn.Conv2D(max(c4 // 4, 1), num_classes, 1)) if aux else None
         if sc_loss and not hasattr(self.unit, "class_logits"):
@@ -376,10 +382,10 @@ def _backbone(depth, width, pretrained):
 
 
 def _build(num_classes, unit_fn, depth=50, width=64, mid=None, aux=True, pretrained=None,
-           sc_loss=False, stage=4, kernel=3):
+           sc_loss=False, stage=4, kernel=3, head_conv=True):
     backbone = _backbone(depth, width, pretrained)
     return ContextNet(backbone, unit_fn, num_classes, mid=mid or 8 * width, aux=aux,
-                      sc_loss=sc_loss, stage=stage, kernel=kernel)
+                      sc_loss=sc_loss, stage=stage, kernel=kernel, head_conv=head_conv)
 
 
 @register("context_baseline")

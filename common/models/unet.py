@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from .registry import register
 
@@ -59,14 +60,15 @@ def mirror_pad(x, top, bottom, left, right):
 
 
 class DoubleConv(nn.Sequential):
-    """(conv3x3 -> [BN] -> ReLU) x 2. ``padding='valid'`` shrinks each side by 2 pixels."""
+    """(conv3x3 -> [BN] -> ReLU) x 2. ``padding='valid'`` shrinks each side by 2 pixels.
+    ``bias`` defaults to ``not bn`` (BN's shift makes a conv bias redundant)."""
 
-    def __init__(self, in_ch, out_ch, padding="same", bn=True):
+    def __init__(self, in_ch, out_ch, padding="same", bn=True, bias=None):
         pad = {"same": 1, "valid": 0}[padding]
+        bias = not bn if bias is None else bias
         layers = []
         for c in (in_ch, out_ch):
-            # With BN the conv bias is redundant (BN's shift replaces it).
-            layers.append(nn.Conv2D(c, out_ch, 3, padding=pad, bias_attr=not bn,
+            layers.append(nn.Conv2D(c, out_ch, 3, padding=pad, bias_attr=bias,
                                     weight_attr=nn.initializer.KaimingNormal()))
             if bn:
                 layers.append(nn.BatchNorm2D(out_ch))
@@ -77,8 +79,8 @@ class DoubleConv(nn.Sequential):
 class Down(nn.Sequential):
     """2x2 max pool (stride 2) then DoubleConv: half the size, ``out_ch`` channels."""
 
-    def __init__(self, in_ch, out_ch, padding="same", bn=True):
-        super().__init__(nn.MaxPool2D(2, 2), DoubleConv(in_ch, out_ch, padding, bn))
+    def __init__(self, in_ch, out_ch, padding="same", bn=True, bias=None):
+        super().__init__(nn.MaxPool2D(2, 2), DoubleConv(in_ch, out_ch, padding, bn, bias))
 
 
 class Up(nn.Layer):
@@ -95,6 +97,19 @@ class Up(nn.Layer):
         x = self.up(x)
         skip = center_crop(skip, x.shape[-2:])     # a no-op in the 'same' variant
         return self.conv(paddle.concat([skip, x], axis=1))
+
+
+class UpResize(nn.Layer):
+    """PaddleSeg's up step: bilinear resize to the skip's size, concatenate [up, skip]
+    (``in_ch`` channels together), DoubleConv (with conv biases) to ``out_ch``."""
+
+    def __init__(self, in_ch, out_ch, bn=True):
+        super().__init__()
+        self.conv = DoubleConv(in_ch, out_ch, "same", bn, bias=True)
+
+    def forward(self, x, skip):
+        x = F.interpolate(x, skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(paddle.concat([x, skip], axis=1))
 
 
 def valid_output_size(size, depth=4):
@@ -125,14 +140,34 @@ def valid_input_size(size, depth=4):
 class UNet(nn.Layer):
     """U-Net with ``depth`` downsamplings and ``width * 2**i`` channels at level i
     (64 -> 1024 in the paper), BN optional, for any input size (see the module docstring).
+
+    ``paddleseg=True`` builds PaddleSeg 2.8's layout instead (13.4 M parameters at width 64,
+    against the paper's 31.0 M): the bottom keeps the level above's channels (512, not 1024),
+    each up step resizes bilinearly (no transposed conv) and its DoubleConv already halves
+    the channels to the next skip's, convs keep their biases beside BN, and the classifier
+    is a 3x3 conv. Only with ``padding='same'`` and ``bn=True``.
     """
 
-    def __init__(self, num_classes, in_channels=3, width=64, depth=4, padding="same", bn=True):
+    def __init__(self, num_classes, in_channels=3, width=64, depth=4, padding="same", bn=True,
+                 paddleseg=False):
         super().__init__()
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+        if paddleseg and (padding != "same" or not bn):
+            raise ValueError("unet(paddleseg=True) needs padding='same' and bn=True")
         self.depth, self.padding = depth, padding
         ch = [width * 2 ** i for i in range(depth + 1)]
+        if paddleseg:
+            ch[-1] = ch[-2]
+            self.inc = DoubleConv(in_channels, ch[0], padding, bn, bias=True)
+            self.downs = nn.LayerList([Down(ch[i], ch[i + 1], padding, bn, bias=True)
+                                       for i in range(depth)])
+            # Up at level i takes [resized, skip], ch[i] channels each (the bottom has ch[-2]
+            # too), and gives the next skip's width ch[i - 1] (ch[0] at the top).
+            self.ups = nn.LayerList([UpResize(2 * ch[i], ch[max(i - 1, 0)], bn)
+                                     for i in reversed(range(depth))])
+            self.head = nn.Conv2D(ch[0], num_classes, 3, padding=1)
+            return
         self.inc = DoubleConv(in_channels, ch[0], padding, bn)
         self.downs = nn.LayerList([Down(ch[i], ch[i + 1], padding, bn) for i in range(depth)])
         self.ups = nn.LayerList([Up(ch[i + 1], ch[i], padding, bn) for i in reversed(range(depth))])
@@ -171,5 +206,6 @@ class UNet(nn.Layer):
 
 @register("unet")
 def unet(num_classes, **kwargs):
-    """U-Net; kwargs: in_channels=3, width=64, depth=4, padding='same'|'valid', bn=True."""
+    """U-Net; kwargs: in_channels=3, width=64, depth=4, padding='same'|'valid', bn=True,
+    paddleseg=False (PaddleSeg 2.8's layout, see ``UNet``)."""
     return UNet(num_classes, **kwargs)
