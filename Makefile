@@ -25,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab test test-browser browser-deps gpu-check test-unit test-notebooks notebooks bench bench-paddleseg student checkin clean
+.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -64,7 +64,11 @@ lab: setup
 	    $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
 
 test: setup
-	$(MAKE) --no-print-directory test-unit test-notebooks test-browser
+	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser
+
+# ruff: pyflakes, bugbear and the E7/E9 basics, 120 columns (pyproject.toml [tool.ruff]).
+lint: setup
+	$(BIN)/python -m ruff check common tests
 
 # Two pytest workers with one Paddle thread each use both cores better than one worker
 # with two threads on these small tensors.

@@ -17,7 +17,6 @@ the checks of each day's ``exercises.ipynb``.
 """
 from __future__ import annotations
 
-import math
 import traceback
 from dataclasses import asdict, dataclass, field
 
@@ -1055,7 +1054,8 @@ def check_roi_align(fn, verbose=True):
              Case("small corner box (0, 0, 2, 2), 4x4 bins: samples just outside, clamped",
                   (ramp, (0, 0, 2, 2), 4)),
              Case("box hanging over the bottom-right edge", (ramp, (3.2, 4.1, 7.5, 7.9), 3))]
-    for c, hw, box, out, sr in [(2, (9, 11), (1.3, 2.1, 8.7, 7.9), 4, 2), (3, (16, 12), (0.0, 3.0, 12.0, 15.5), (5, 3), 3),
+    for c, hw, box, out, sr in [(2, (9, 11), (1.3, 2.1, 8.7, 7.9), 4, 2),
+                                (3, (16, 12), (0.0, 3.0, 12.0, 15.5), (5, 3), 3),
                                 (1, (8, 8), (2.2, 2.2, 4.4, 5.1), 7, 1)]:
         cases.append(Case(f"random C={c} {hw} box {box} -> {out}, {sr} samples",
                           (rng.standard_normal((c,) + hw).astype(np.float32), box, out), dict(sampling_ratio=sr)))

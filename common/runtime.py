@@ -92,7 +92,7 @@ def setup(seed: int = 0, verbose: bool = True) -> Budget:
     threads = int(os.environ["OMP_NUM_THREADS"])    # set by the user, or by `import common`
     if device == "cpu" and common.PADDLE_LOADED_SINGLE_THREADED:
         warnings.warn("Paddle was imported before `common` and runs on one CPU thread; "
-                      "switching to all cores now, but importing common first is faster.")
+                      "switching to all cores now, but importing common first is faster.", stacklevel=2)
         paddle.base.core.set_num_threads(_THREADS_WANTED)
         os.environ["OMP_NUM_THREADS"] = str(_THREADS_WANTED)
         common.PADDLE_LOADED_SINGLE_THREADED = False

@@ -35,7 +35,8 @@ def test_exact_matches_naive_loop():
     for i in range(n):
         for j in range(n):
             d2 = (pos[i][0] - pos[j][0]) ** 2 + (pos[i][1] - pos[j][1]) ** 2
-            ka[i, j] = np.exp(-d2 / (2 * p["theta_alpha"] ** 2) - ((rgb[i] - rgb[j]) ** 2).sum() / (2 * p["theta_beta"] ** 2))
+            ka[i, j] = np.exp(-d2 / (2 * p["theta_alpha"] ** 2)
+                              - ((rgb[i] - rgb[j]) ** 2).sum() / (2 * p["theta_beta"] ** 2))
             ks[i, j] = np.exp(-d2 / (2 * p["theta_gamma"] ** 2))
     u = -np.log(probs.reshape(k, -1))
     q = np.exp(-u) / np.exp(-u).sum(0)

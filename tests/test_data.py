@@ -31,7 +31,8 @@ def test_context_class_follows_surface():
     for seed in range(10):
         s = make_scene(seed, 96, "context")
         for m, lab in zip(s["masks"], s["labels"]):
-            ring = cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~np.isin(s["semantic"], (4, 5))
+            ring = (cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+                    & ~np.isin(s["semantic"], (4, 5)))
             surface = np.bincount(s["semantic"][ring], minlength=4)
             assert surface.argmax() == (2 if lab == 4 else 3)
 

@@ -23,7 +23,8 @@ def test_environment_yml_matches_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = {s for s in pip if not s.startswith("-")}
-    assert listed == wanted, f"environment.yml drifted: only there {listed - wanted}, only in pyproject {wanted - listed}"
+    assert listed == wanted, \
+        f"environment.yml drifted: only there {listed - wanted}, only in pyproject {wanted - listed}"
     assert "python=3.11" in env["dependencies"]
 
 

@@ -153,7 +153,10 @@ def rgb_to_index(label_rgb, palette, ignore_color=None, ignore_index=255):
     if lab.ndim != 3 or lab.shape[2] != 3:
         raise ValueError(f"label_rgb must be (H, W, 3), got shape {lab.shape}")
     pal = np.asarray(palette, np.int64).reshape(-1, 3)
-    code = lambda c: (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]     # one int per colour
+
+    def code(c):                                        # one int per colour
+        return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+
     keys, values = code(pal), np.arange(len(pal), dtype=np.int64)
     if ignore_color is not None:
         keys = np.append(keys, code(np.asarray(ignore_color, np.int64)))

@@ -90,7 +90,7 @@ def download(url, dest_dir=None, sha256=None, md5=None, filename=None, sha1=None
     if final.is_file():
         if not expected or _mismatch(final, expected) is None:
             return final
-        warnings.warn(f"{final} does not match its checksum; downloading it again")
+        warnings.warn(f"{final} does not match its checksum; downloading it again", stacklevel=2)
         final.unlink()
 
     start = part.stat().st_size if part.is_file() else 0

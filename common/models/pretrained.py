@@ -115,7 +115,7 @@ def load_backbone(model, source):
     if missing or unexpected:
         warnings.warn(f"{path}: backbone keys not in the file (left at their init): "
                       f"{missing[:20]}{' ...' if len(missing) > 20 else ''}; file keys not used: "
-                      f"{unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}")
+                      f"{unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}", stacklevel=2)
     return dict(path=str(path), loaded=sorted(loaded), missing=missing,
                 unexpected=sorted(unexpected), dropped=sorted(dropped))
 

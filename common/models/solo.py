@@ -260,7 +260,7 @@ class SOLO(nn.Layer):
         n = out["cate"][0].shape[0]
         for b in range(n):
             soft, labels, scores = [], [], []
-            for k, s in enumerate(self.num_grids):
+            for k in range(len(self.num_grids)):
                 heat = F.sigmoid(out["cate"][k][b:b + 1])
                 hmax = F.max_pool2d(heat, 2, stride=1, padding=1)[:, :, :-1, :-1]
                 heat = (heat * (hmax == heat).astype(heat.dtype))[0].numpy()   # (C, S, S)

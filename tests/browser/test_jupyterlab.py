@@ -190,8 +190,11 @@ def _run_all(driver, base, token, rel):
     _wait(driver, lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
           "the outputs to clear")
     _click_menu(driver, "Run", "Run All Cells")
-    done = lambda: (lambda p: p and all(x.strip("[]: ").isdigit() for x in p))(
-        driver.execute_script(PROMPTS))
+
+    def done():
+        prompts = driver.execute_script(PROMPTS)
+        return prompts and all(x.strip("[]: ").isdigit() for x in prompts)
+
     _wait(driver, done, RUN_TIMEOUT, f"all cells of {rel} to run")
     _wait(driver, lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
     _click_menu(driver, "File", "Save Notebook")
@@ -229,9 +232,12 @@ def test_notebook_as_a_student_sees_it(lab, browser, rel):
 
         if NOTEBOOKS[rel].get("slider"):
             handle = browser.find_element(By.CSS_SELECTOR, f"{CURRENT} .widget-interact .widget-slider .noUi-handle")
-            picture = lambda: browser.execute_script(
-                f"const i = document.querySelector('{CURRENT} .widget-interact .jp-OutputArea-output img');"
-                "return i && i.complete && i.naturalWidth > 0 ? i.src : null;")
+
+            def picture():
+                return browser.execute_script(
+                    f"const i = document.querySelector('{CURRENT} .widget-interact .jp-OutputArea-output img');"
+                    "return i && i.complete && i.naturalWidth > 0 ? i.src : null;")
+
             before = _wait(browser, picture, 30, "the widget's picture")
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
             browser.execute_script("arguments[0].focus();", handle)
