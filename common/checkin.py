@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,8 @@ def run_notebook(path, timeout=600, kernel_name="python3"):
     start = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
-    client.execute()
+    # the kernel's stderr carries only Jupyter's transport notices: keep the table readable
+    client.execute(stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     recorded, errors = [], []
     for i, cell in enumerate(nb.cells):

@@ -456,7 +456,8 @@ def check_max_unpool(fn, verbose=True):
                          ("2 channels, 6x9, kernel 3", rng.random((2, 6, 9), dtype=np.float32), 3),
                          ("3 channels, 8x6, kernel 2", rng.random((3, 8, 6), dtype=np.float32), 2)]:
         v, idx = max_pool2d_with_indices(inp, k)
-        cases.append(Case(desc, (v, idx, inp.shape[1:]), expected=max_unpool2d(v, idx, k, output_size=inp.shape[1:])))
+        cases.append(Case(desc, (v, idx, inp.shape[1:]),
+                          expected=max_unpool2d(v, idx, k, output_size=inp.shape[1:])))
     v, idx = max_pool2d_with_indices(rng.random((2, 7, 5), dtype=np.float32), 2)
     cases.append(Case("7x5 pooled by 2 (odd sides: the last row and column were dropped)",
                       (v, idx, (7, 5)), expected=max_unpool2d(v, idx, 2, output_size=(7, 5))))
@@ -575,7 +576,8 @@ def check_crop_concat(fn, verbose=True):
     for n, c1, c2, big, small in [(2, 3, 2, (64, 64), (56, 56)), (1, 2, 4, (17, 20), (12, 13)),
                                   (1, 4, 4, (136, 136), (104, 104))]:
         cases.append(Case(f"random N={n}, skip {c1}x{big}, x {c2}x{small}",
-                          (rng.random((n, c1) + big, dtype=np.float32), rng.random((n, c2) + small, dtype=np.float32))))
+                          (rng.random((n, c1) + big, dtype=np.float32),
+                           rng.random((n, c2) + small, dtype=np.float32))))
     for c in cases:
         s, x = c.args
         crop = center_crop(paddle.to_tensor(s), x.shape[-2:]).numpy()
@@ -1058,7 +1060,8 @@ def check_roi_align(fn, verbose=True):
                                 (3, (16, 12), (0.0, 3.0, 12.0, 15.5), (5, 3), 3),
                                 (1, (8, 8), (2.2, 2.2, 4.4, 5.1), 7, 1)]:
         cases.append(Case(f"random C={c} {hw} box {box} -> {out}, {sr} samples",
-                          (rng.standard_normal((c,) + hw).astype(np.float32), box, out), dict(sampling_ratio=sr)))
+                          (rng.standard_normal((c,) + hw).astype(np.float32), box, out),
+                          dict(sampling_ratio=sr)))
     for case in cases:
         case.expected = _roi_ref(*case.args, **case.kwargs)
 
