@@ -30,11 +30,18 @@ def test_fcn_forward_backward_odd():
 
 
 def test_upsample_starts_bilinear():
-    # the 2x transposed conv is initialised to bilinear: on a constant map it is constant inside
+    # the 2x transposed conv is initialised to bilinear. A constant map cannot tell (any kernel
+    # whose taps sum to 1 per phase keeps it constant); a ramp can: bilinear interpolation of
+    # f(i, j) = i + 10 j at output pixel o reads f at source coordinate (o + 0.5) / 2 - 0.5
     model = build_model("fcn16s", 2, width=4)
-    up = model.up2_fr.deconv(paddle.ones([1, 2, 6, 6]))
+    i, j = np.mgrid[0:6, 0:6].astype("float32")
+    ramp = np.broadcast_to(i + 10 * j, (1, 2, 6, 6)).copy()
+    up = model.up2_fr.deconv(paddle.to_tensor(ramp))
     assert tuple(up.shape) == (1, 2, 12, 12)
-    np.testing.assert_allclose(up.numpy()[:, :, 1:-1, 1:-1], 1.0, atol=1e-6)
+    s = (np.arange(12) + 0.5) / 2 - 0.5
+    expected = s[:, None] + 10 * s[None, :]
+    np.testing.assert_allclose(up.numpy()[:, :, 1:-1, 1:-1], np.broadcast_to(expected[1:-1, 1:-1], (1, 2, 10, 10)),
+                               atol=1e-4)
     # the skip score layers start at zero, so FCN-16s starts as FCN-32s
     assert float(model.score_pool4.weight.abs().sum()) == 0
 

@@ -23,6 +23,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ..data.synthetic import DISC, SQUARE, TRIANGLE
+from ..labels import LABEL_DIVISOR
 from .backbones.resnet import ResNet
 from .layers import ConvBNReLU, SeparableConvBNReLU, resize_to
 from .registry import register
@@ -80,7 +82,7 @@ class PanopticDeepLab(nn.Layer):
     def __init__(self, num_classes, thing_ids=(), depth=50, width=64, output_stride=16,
                  channels=256, aspp_rates=(6, 12, 18), pretrained=None,
                  center_threshold=0.1, nms_kernel=7, top_k=200, stuff_area=2048,
-                 label_divisor=1000):
+                 label_divisor=LABEL_DIVISOR):
         super().__init__()
         self.num_classes, self.thing_ids = num_classes, tuple(thing_ids)
         self.post = dict(threshold=center_threshold, nms_kernel=nms_kernel, top_k=top_k,
@@ -109,8 +111,8 @@ class PanopticDeepLab(nn.Layer):
         thing class), for common.bench."""
         n, _, h, w = images.shape
         thing = self.thing_ids[-1] if self.thing_ids else self.num_classes - 1
-        pan = np.full((n, h, w), 1000, np.int64)
-        pan[:, h // 3:2 * h // 3, w // 3:2 * w // 3] = thing * 1000 + 1
+        pan = np.full((n, h, w), 1 * LABEL_DIVISOR, np.int64)
+        pan[:, h // 3:2 * h // 3, w // 3:2 * w // 3] = thing * LABEL_DIVISOR + 1
         return PanopticDeepLabLoss((thing,))(self(images), pan)
 
     @paddle.no_grad()
@@ -129,7 +131,7 @@ class PanopticDeepLab(nn.Layer):
 
 
 # ------------------------------------------------------------------------- targets
-def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=1000):
+def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR):
     """Training targets of one panoptic map (H, W):
 
     ``semantic`` (H, W) class; ``center`` (H, W) the max over instances of a Gaussian
@@ -165,7 +167,7 @@ class PanopticDeepLabLoss:
     """
 
     def __init__(self, thing_ids, sigma=8.0, center_weight=200.0, offset_weight=0.01,
-                 top_k=0.2, label_divisor=1000, ignore_index=255):
+                 top_k=0.2, label_divisor=LABEL_DIVISOR, ignore_index=255):
         self.thing_ids, self.sigma, self.label_divisor = tuple(thing_ids), sigma, label_divisor
         self.center_weight, self.offset_weight, self.top_k = center_weight, offset_weight, top_k
         self.ignore_index = ignore_index
@@ -238,7 +240,7 @@ def group_pixels(centers, offset, thing_mask):
 
 
 def merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area=2048,
-                                label_divisor=1000, void=VOID):
+                                label_divisor=LABEL_DIVISOR, void=VOID):
     """Panoptic map (H, W): each instance takes the majority class of its pixels (a class
     vote: 多数投票); stuff pixels keep their class unless the class covers fewer than
     ``stuff_area`` pixels (then void); thing pixels without an instance are void."""
@@ -262,7 +264,7 @@ def merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area=2048,
 
 
 def panoptic_from_outputs(semantic, center, offset, thing_ids, threshold=0.1, nms_kernel=7,
-                          top_k=200, stuff_area=2048, label_divisor=1000):
+                          top_k=200, stuff_area=2048, label_divisor=LABEL_DIVISOR):
     """The whole post-processing of one image: semantic (H, W) class map, centre heatmap
     (H, W), offsets (2, H, W) -> panoptic map (H, W)."""
     centers = find_instance_centers(center, threshold, nms_kernel, top_k)
@@ -270,7 +272,7 @@ def panoptic_from_outputs(semantic, center, offset, thing_ids, threshold=0.1, nm
     return merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area, label_divisor)
 
 
-def small_config(image_size=96, width=16, thing_ids=(4, 5, 6)):
+def small_config(image_size=96, width=16, thing_ids=(DISC, SQUARE, TRIANGLE)):
     """CPU-course Panoptic-DeepLab: ResNet-18 of ``width`` at output stride 16, 4x width
     channels, ASPP rates (1, 2, 3) (the stride-16 map of a 96-pixel image is only 6x6),
     keypoint NMS window 5 and a stuff area threshold scaled with the image."""
@@ -281,9 +283,10 @@ def small_config(image_size=96, width=16, thing_ids=(4, 5, 6)):
 def center_sigma(image_size):
     """Gaussian sigma of the centre heatmap for our image size: size / 24 (4 pixels at 96).
 
-    The paper's 8 pixels are for 1024-pixel images; scaled linearly (2 pixels at 96) the
-    blobs were so small that a CPU-budget model never predicted peaks above ~0.2 (measured:
-    things PQ 0.04); at 4 pixels, still well inside our smallest objects, peaks reach 0.7-1.
+    The paper's 8 pixels are for 1024-pixel images; scaled linearly that is 0.75 pixels at
+    96. Even at 2 pixels the blobs were so small that a CPU-budget model never predicted
+    peaks above ~0.2 (measured: things PQ 0.04); at 4 pixels, still well inside our smallest
+    objects, peaks reach 0.7-1.
     """
     return image_size / 24.0
 
