@@ -1,8 +1,11 @@
 """The course package: runtime, synthetic data, reference operators, models, metrics, trainer.
 
 Importing `common` loads Paddle with every CPU core: Paddle reads OMP_NUM_THREADS once,
-when it is first imported, and otherwise runs its CPU kernels on a single thread
-(measured on 2 cores: a 2048^2 matmul at 26 GFLOP/s with one thread, 51 with two).
+when it is first imported, and otherwise runs its CPU kernels on a single thread (about half
+the speed on 2 cores; `make bench` measures it, interleaved and repeated, on your machine).
+On an AMD CPU with AVX2 it also sets MKL_DEBUG_CPU_TYPE=5 unless already set, so Paddle's
+bundled Intel MKL runs its AVX2 kernels, not its generic ones (one thread on a 2-core AMD
+EPYC, per CPU second: a 2048^2 matmul at 70 GFLOP/s against 18; `runtime.cpu_info()`).
 Paddle's import-time notices about that variable and about ccache are not for students,
 so they are silenced here.
 """

@@ -61,34 +61,75 @@ def _rate(fn, n_items, steps, warmup=1):
     return n_items * steps / (time.perf_counter() - start)
 
 
-def bench_threads():
-    """GFLOP/s of a 2048^2 matmul and U-Net (width 16) training images/s, one thread vs
-    all cores, each in a fresh interpreter (Paddle fixes its thread count at import)."""
+def _median_range(values):
+    """'median [min-max]' of a list of numbers, for one row of the thread table."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    return f"{np.median(v):7.1f} [{v.min():.1f}-{v.max():.1f}]"
+
+
+def bench_threads(repeats=3):
+    """GFLOP/s of a 2048^2 matmul and U-Net (width 16) training images/s: one thread, all
+    cores, and (where `import common` chose MKL's AVX2 kernels for an AMD CPU) all cores on
+    MKL's generic kernels. Each run is a fresh interpreter (Paddle fixes its thread count and
+    MKL its kernels once per process); the configurations take turns, A B C A B C ..., so a
+    busy machine slows them alike, and every ratio is taken within one round.
+
+    Args:
+        repeats: rounds of the configurations; medians and min-max over rounds are printed.
+    """
+    import numpy as np
+
+    import common
+
     code = r"""
 import time, common, paddle
 from common.models import build_model
-a = paddle.randn([2048, 2048]); (a @ a).numpy()
-t = time.perf_counter(); [(a @ a).numpy() for _ in range(5)]; g = 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
 from common.engine import make_optimizer
+a = paddle.randn([2048, 2048]); (a @ a).numpy()
+ts = []
+for _ in range(5):
+    t = time.perf_counter(); (a @ a).numpy(); ts.append(time.perf_counter() - t)
+g = 2 * 2048**3 / sorted(ts)[2] / 1e9
 m = build_model('unet', 7, width=16); opt = make_optimizer('adam', 1e-3, m.parameters())
 x = paddle.randn([4, 3, 96, 96]); y = paddle.randint(0, 7, [4, 96, 96])
 def step():
     loss = paddle.nn.functional.cross_entropy(m(x), y, axis=1); loss.backward(); opt.step(); opt.clear_grad()
-step(); step(); t = time.perf_counter(); [step() for _ in range(8)]
-print(f"{g:.1f} {8 * 4 / (time.perf_counter() - t):.1f}")
+step(); step(); t = time.perf_counter(); [step() for _ in range(6)]
+print(f"{g:.1f} {6 * 4 / (time.perf_counter() - t):.1f}")
 """
-    rows = []
-    for threads in sorted({1, os.cpu_count() or 1}):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        gflops, ips = out.stdout.split()[-2:]
-        rows.append((threads, float(gflops), float(ips)))
-    print("threads | matmul GFLOP/s | U-Net train img/s (4x3x96x96)")
-    for t, g, i in rows:
-        print(f"{t:7d} | {g:14.1f} | {i:8.1f}")
-    if len(rows) > 1:
-        print(f"speed-up with {rows[-1][0]} threads: matmul x{rows[-1][1] / rows[0][1]:.2f}, "
-              f"training x{rows[-1][2] / rows[0][2]:.2f}")
+    cores = os.cpu_count() or 1
+    configs = [("1 thread", dict(OMP_NUM_THREADS="1"))]
+    if cores > 1:
+        configs.append((f"{cores} threads", dict(OMP_NUM_THREADS=str(cores))))
+    full = configs[-1][0]
+    if common.MKL_CPU_TYPE_SET:     # "" keeps MKL's own (generic) choice on this AMD CPU
+        configs.append((f"{cores} threads, generic MKL",
+                        dict(OMP_NUM_THREADS=str(cores), MKL_DEBUG_CPU_TYPE="")))
+    results = {label: [] for label, _ in configs}
+    for _ in range(repeats):
+        for label, extra in configs:
+            out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **extra),
+                                 capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"thread bench ({label}) failed:\n{out.stderr[-2000:]}")
+            results[label].append([float(v) for v in out.stdout.split()[-2:]])
+    print(f"threads ({repeats} interleaved rounds; median [min-max]) | matmul GFLOP/s "
+          f"| U-Net train img/s (4x3x96x96)")
+    for label, _ in configs:
+        r = np.asarray(results[label])
+        print(f"{label:28s} | {_median_range(r[:, 0])} | {_median_range(r[:, 1])}")
+
+    def ratio(a, b, what):     # per round, so a slow round slows both sides of its ratio
+        ra, rb = np.asarray(results[a]), np.asarray(results[b])
+        rm, rt = ra[:, 0] / rb[:, 0], ra[:, 1] / rb[:, 1]
+        print(f"  {what}: matmul x{np.median(rm):.2f} [{rm.min():.2f}-{rm.max():.2f}], "
+              f"training x{np.median(rt):.2f} [{rt.min():.2f}-{rt.max():.2f}]")
+    if cores > 1:
+        ratio(full, configs[0][0], f"{cores} threads vs 1")
+    if common.MKL_CPU_TYPE_SET:
+        ratio(full, configs[-1][0], "MKL's AVX2 kernels vs its generic ones")
 
 
 def bench_data(size, batch):
@@ -121,17 +162,21 @@ def bench_models(names, size, batch, steps):
 
 
 # Same architecture in PaddleSeg 2.8 (ResNet50_vd: ResNet-50 with a deep stem and avg-pool
-# shortcuts) and ours at the papers' full size. PaddleSeg is not a course dependency;
-# `make bench-paddleseg` installs it beside the venv.
+# shortcuts) and ours at the papers' full size, ours built in PaddleSeg's configuration where
+# a named option exists (tests/test_paddleseg_params.py checks those counts). PaddleSeg is
+# not a course dependency; `make bench-paddleseg` installs it beside the venv.
 PADDLESEG_PAIRS = [
-    ("unet", dict(), "UNet(K)  # PaddleSeg stops at 512 channels, the paper (and ours) at 1024"),
+    ("unet", dict(paddleseg=True), "UNet(K)"),
     ("pspnet", dict(depth=50), "PSPNet(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
     ("deeplabv3", dict(depth=50, output_stride=8),
      "DeepLabV3(K, ResNet50_vd(output_stride=8, multi_grid=(1, 2, 4)), backbone_indices=(3,))"),
     ("deeplabv3plus", dict(backbone="resnet", depth=50, output_stride=8),
      "DeepLabV3P(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 3))"),
-    ("glore", dict(depth=50), "GloRe(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
-    ("ginet", dict(depth=50), "GINet(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 1, 2, 3))"),
+    ("glore", dict(depth=50, kernel=1, head_conv=False, num_states=128, num_nodes=64),
+     "GloRe(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
+    # PaddleSeg's head widths; its JPU neck (19.8 M parameters) has no counterpart here
+    ("ginet", dict(depth=50, num_nodes=84, node_dim=256, head_conv=False),
+     "GINet(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 1, 2, 3))"),
 ]
 
 
@@ -171,11 +216,115 @@ def _train_infer_rates(model, x, y, steps):
     return train, infer
 
 
-def bench_paddleseg(size, batch, steps):
-    """Ours vs PaddleSeg's model of the same architecture, full size, same input."""
+def count_macs(model, x):
+    """Multiply-accumulates of one forward pass of ``model`` on ``x``, counted by forward
+    hooks on every convolution, transposed convolution and linear layer (``paddle.flops``
+    is broken in Paddle 3.3). Runs in the model's current mode, without gradients.
+
+    Args:
+        model: a paddle.nn.Layer.
+        x: its input batch.
+
+    Returns:
+        The total multiply-accumulates for the batch (an int).
+    """
+    import numpy as np
+    import paddle
+    import paddle.nn as nn
+
+    total = [0]
+
+    def conv(layer, inputs, out):       # every output value: in/groups x kernel MACs
+        k = int(np.prod(layer.weight.shape[1:]))
+        total[0] += int(np.prod(out.shape)) * k
+
+    def deconv(layer, inputs, out):     # every input value spreads over out/groups x kernel
+        k = int(np.prod(layer.weight.shape[1:]))
+        total[0] += int(np.prod(inputs[0].shape)) * k
+
+    def linear(layer, inputs, out):
+        total[0] += int(np.prod(out.shape)) * layer.weight.shape[0]
+
+    hooks = []
+    for layer in model.sublayers(include_self=True):
+        if isinstance(layer, (nn.Conv1DTranspose, nn.Conv2DTranspose)):
+            hooks.append(layer.register_forward_post_hook(deconv))
+        elif isinstance(layer, (nn.Conv1D, nn.Conv2D)):
+            hooks.append(layer.register_forward_post_hook(conv))
+        elif isinstance(layer, nn.Linear):
+            hooks.append(layer.register_forward_post_hook(linear))
+    try:
+        with paddle.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total[0]
+
+
+def matmul_gflops(n=2048, repeats=5):
+    """This process's Paddle matmul rate (GFLOP/s, median of ``repeats`` n x n products)."""
+    import numpy as np
+    import paddle
+
+    a = paddle.randn([n, n])
+    (a @ a).numpy()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        (a @ a).numpy()
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / np.median(times) / 1e9
+
+
+def _step_fns(model, x, y):
+    """(train step, inference step) closures: momentum SGD on the segmentation loss."""
+    import paddle
+
+    from common.losses import SegLoss
+
+    loss_fn = SegLoss()
+    opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
+
+    def train():
+        model.train()
+        loss_fn(model(x), y).backward()
+        opt.step()
+        opt.clear_grad()
+
+    def infer():
+        model.eval()
+        with paddle.no_grad():
+            model(x)
+    return train, infer
+
+
+def _interleaved(fns, steps, repeats):
+    """Seconds per step of each function, timed in turn (A B A B ...) after one warm-up
+    step each: an array (repeats, len(fns))."""
+    import numpy as np
+
+    for fn in fns:
+        fn()
+    out = np.zeros((repeats, len(fns)))
+    for r in range(repeats):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            out[r, i] = (time.perf_counter() - t) / steps
+    return out
+
+
+def bench_paddleseg(sizes, batch, steps, repeats, names=None):
+    """Ours vs PaddleSeg's model of the same architecture, full size, same input: time per
+    step of each, interleaved, the ratio PaddleSeg / ours per repeat (> 1: ours faster),
+    parameters, and achieved GFLOP/s (hook-counted MACs; training counted as 3 forward
+    passes) against this process's 2048^2 matmul rate."""
     import contextlib
     import io
 
+    import numpy as np
     import paddle
 
     from common.models import build_model
@@ -183,40 +332,68 @@ def bench_paddleseg(size, batch, steps):
         import paddleseg.models as PS  # noqa: F401  (used by eval below)
         from paddleseg.models.backbones import ResNet50_vd  # noqa: F401
     K = 7  # noqa: N806
-    x = paddle.randn([batch, 3, size, size])
-    y = paddle.randint(0, K, [batch, size, size])
-    print(f"\nours vs PaddleSeg 2.8, full size, batch {batch}, {size}x{size}: img/s (params M)")
-    print("model          | ours train | PS train | ours infer | PS infer | ours M | PS M")
-    for name, kwargs, ctor in PADDLESEG_PAIRS:
-        ours = build_model(name, K, **kwargs)
-        with contextlib.redirect_stdout(io.StringIO()):
-            theirs = eval("PS." + ctor.split("  #")[0])
-        rows = []
-        for m in (ours, theirs):
-            rows.append(_train_infer_rates(m, x, y, steps) + (_params_m(m),))
-        (ot, oi, op), (tt, ti, tp) = rows
-        print(f"{name:14s} | {ot:10.2f} | {tt:8.2f} | {oi:10.2f} | {ti:8.2f} | {op:6.1f} | {tp:5.1f}")
+    peak = matmul_gflops()
+    print(f"\nours vs PaddleSeg 2.8, batch {batch}, {steps} steps x {repeats} interleaved repeats; "
+          f"Paddle 2048^2 matmul here: {peak:.0f} GFLOP/s")
+    print("ratio = PaddleSeg's time per step / ours (> 1: ours faster), median [min-max]; "
+          "GFLOP/s ours / PaddleSeg's (% of matmul)")
+    for size in sizes:
+        x = paddle.randn([batch, 3, size, size])
+        y = paddle.randint(0, K, [batch, size, size])
+        head = ["params M ours/PS"] + [f"{m} {c}" for m in ("train", "infer")
+                                       for c in ("s/step ours/PS", "ratio", "GFLOP/s (%)")]
+        print(f"\n{f'{size}x{size}':13s} | " + " | ".join(f"{c:18s}" for c in head))
+        for name, kwargs, ctor in PADDLESEG_PAIRS:
+            if names and name not in names:
+                continue
+            paddle.seed(0)
+            ours = build_model(name, K, **kwargs)
+            with contextlib.redirect_stdout(io.StringIO()):
+                theirs = eval("PS." + ctor)
+            cells = [f"{_params_m(ours):5.1f}/{_params_m(theirs):5.1f}"]
+            (ot, oi), (tt, ti) = _step_fns(ours, x, y), _step_fns(theirs, x, y)
+            for mode, fns, passes in (("train", (ot, tt), 3), ("eval", (oi, ti), 1)):
+                macs = []
+                for m in (ours, theirs):
+                    m.train() if mode == "train" else m.eval()
+                    macs.append(count_macs(m, x))
+                t = _interleaved(fns, steps, repeats)
+                ratio = t[:, 1] / t[:, 0]
+                med = np.median(t, axis=0)
+                g = [2 * passes * mac / s / 1e9 for mac, s in zip(macs, med)]
+                cells += [f"{med[0]:8.3f}/{med[1]:<8.3f}",
+                          f"{np.median(ratio):4.2f} [{ratio.min():.2f}-{ratio.max():.2f}]",
+                          f"{g[0]:4.0f}/{g[1]:<4.0f} ({100 * g[0] / peak:3.0f}%)"]
+            print(f"{name:13s} | " + " | ".join(f"{c:18s}" for c in cells))
+            del ours, theirs
 
 
 def main(argv=None):
     import common  # noqa: F401  (threads before Paddle)
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=int, default=96)
+    p.add_argument("--size", type=int, nargs="+", default=[96],
+                   help="image side; --paddleseg takes several (e.g. 128 256)")
+    p.add_argument("--repeats", type=int, default=4,
+                   help="interleaved repeats of the PaddleSeg comparison")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--models", nargs="*", default=None)
     p.add_argument("--skip-threads", action="store_true")
+    p.add_argument("--thread-repeats", type=int, default=3,
+                   help="interleaved rounds of the thread comparison")
     p.add_argument("--paddleseg", action="store_true",
                    help="only compare with PaddleSeg's models (needs paddleseg importable)")
     a = p.parse_args(argv)
     if a.paddleseg:
-        bench_paddleseg(a.size, a.batch, a.steps)
+        bench_paddleseg(a.size, a.batch, a.steps, a.repeats, a.models)
         return
+    from common.runtime import cpu_info
+    print(cpu_info())
     if not a.skip_threads:
-        bench_threads()
-    bench_data(a.size, a.batch)
-    bench_models(a.models, a.size, a.batch, a.steps)
+        bench_threads(a.thread_repeats)
+    bench_data(a.size[0], a.batch)
+    bench_models(a.models, a.size[0], a.batch, a.steps)
 
 
 if __name__ == "__main__":
