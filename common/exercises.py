@@ -339,6 +339,15 @@ def _train_step_ref(model, optimizer, images, labels):
     return float(loss)
 
 
+def _no_train(step, model, optimizer, images, labels):
+    """``step`` with ``model.train()`` turned into a no-op: the mistake of forgetting it."""
+    train, model.train = model.train, lambda: None
+    try:
+        return step(model, optimizer, images, labels)
+    finally:
+        model.train = train
+
+
 def check_train_step(fn, verbose=True):
     """``fn(model, optimizer, images, labels)`` -> loss (float): one forward, pixel-wise
     cross-entropy ignoring 255, backward, optimiser step, gradients cleared."""
@@ -384,7 +393,10 @@ def check_train_step(fn, verbose=True):
 
     mistakes = [("clear the gradients after each step (optimizer.clear_grad()): Paddle adds "
                  "new gradients to the old ones", no_clear),
-                ("call optimizer.step() after loss.backward(): the weights did not change", no_step)]
+                ("call optimizer.step() after loss.backward(): the weights did not change", no_step),
+                ("switch the model to training mode first (model.train()): dropout and batch norm "
+                 "behave differently in eval mode, and evaluation leaves the model there",
+                 lambda m, o, x, y: _no_train(_train_step_ref, m, o, x, y))]
     return run_check("check_train_step", fn, [case],
                      "model.train(); logits = model(images); loss = F.cross_entropy(logits, labels, "
                      "axis=1, ignore_index=255); loss.backward(); optimizer.step(); "

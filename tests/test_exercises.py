@@ -16,6 +16,7 @@ import pytest
 from common import exercises as ex
 from common import ops
 from common import student
+from common.data import LABEL_DIVISOR
 from common.detection import box_iou as _box_iou_paddle
 from common.models.panoptic_deeplab import group_pixels as _group_ref
 
@@ -83,8 +84,9 @@ def _scores(conf, nan=True, recall=True):
     return dict(iou=iou, miou=mean(iou), acc=acc, macc=mean(acc))
 
 
-def _step(model, opt, x, y, clear=True, ignore=True, step=True):
-    model.train()
+def _step(model, opt, x, y, clear=True, ignore=True, step=True, train=True):
+    if train:
+        model.train()
     loss = F.cross_entropy(model(x), y, axis=1, ignore_index=255 if ignore else -100)
     loss.backward()
     if step:
@@ -251,21 +253,21 @@ def _roi(feat, box, out, sampling_ratio=2, offset=0.5, clamp=True, rounded=False
 
 def _pq(pred, target, things, stuffs, thresh=0.5, strict=True, stuff_ids=True, per_segment=False):
     def seg(m):
-        cat = m // 1000
-        return np.where(np.isin(cat, things) | (not stuff_ids), m, cat * 1000).ravel()
+        cat = m // LABEL_DIVISOR
+        return np.where(np.isin(cat, things) | (not stuff_ids), m, cat * LABEL_DIVISOR).ravel()
     p_ids, pi = np.unique(seg(pred), return_inverse=True)
     t_ids, ti = np.unique(seg(target), return_inverse=True)
     inter = np.bincount(ti * len(p_ids) + pi, minlength=len(t_ids) * len(p_ids)).reshape(len(t_ids), -1)
     iou = inter / (inter.sum(1)[:, None] + inter.sum(0)[None] - inter)
     ok = iou > thresh if strict else iou >= thresh
-    match = ok & (t_ids[:, None] // 1000 == p_ids[None] // 1000)
+    match = ok & (t_ids[:, None] // LABEL_DIVISOR == p_ids[None] // LABEL_DIVISOR)
     if thresh == 0:                                  # best partner of each target, unique or not
         best = np.where(match, iou, -1).argmax(1)
         match = np.zeros_like(match)
         match[np.arange(len(t_ids)), best] = (np.where(ok, iou, 0).max(1) > 0)
     rows = []
     for c in list(things) + list(stuffs):
-        tc, pc = t_ids // 1000 == c, p_ids // 1000 == c
+        tc, pc = t_ids // LABEL_DIVISOR == c, p_ids // LABEL_DIVISOR == c
         m = match[tc][:, pc]
         tp, fn, fp = m.sum(), tc.sum() - m.any(1).sum(), pc.sum() - m.any(0).sum()
         if tp + fp + fn:
@@ -281,7 +283,8 @@ PLANTED = {
     "check_miou": [(lambda c: _scores(c, nan=False), "NaN"), (lambda c: _scores(c, recall=False), "recall")],
     "check_train_step": [(lambda m, o, x, y: _step(m, o, x, y, clear=False), "clear"),
                          (lambda m, o, x, y: _step(m, o, x, y, step=False), "step()"),
-                         (_step_ignore_as_background, None)],
+                         (_step_ignore_as_background, None),
+                         (lambda m, o, x, y: _step(m, o, x, y, train=False), "training mode")],
     "check_bilinear_resize": [(lambda x, s, align_corners=False: _bilinear(x, s, align_corners, flip=True),
                                "align_corners"),
                               (lambda x, s, align_corners=False: _bilinear(x, s, align_corners, clamp=False), "clamp"),
