@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import LABEL_DIVISOR
+
 
 def _to_numpy(x):
     if hasattr(x, "numpy"):
@@ -274,7 +276,7 @@ def _segments(pan, things, cats, label_divisor):
     return np.where(np.isin(cat, cats), seg, -1)
 
 
-def panoptic_quality(pred, target, things, stuffs, label_divisor=1000, crowd=()):
+def panoptic_quality(pred, target, things, stuffs, label_divisor=LABEL_DIVISOR, crowd=()):
     """Panoptic quality PQ = SQ x RQ (COCO panoptic rules), per class and averaged.
 
     ``pred``/``target``: integer maps (H, W) or (N, H, W) of ``category * label_divisor +

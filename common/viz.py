@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import LABEL_DIVISOR
+
 IGNORE_COLOR = (255, 255, 255)
 
 
@@ -131,7 +133,7 @@ def plot_confusion(conf, class_names=None, ax=None, normalize=True):
     return ax
 
 
-def colorize_panoptic(panoptic, label_divisor=1000):
+def colorize_panoptic(panoptic, label_divisor=LABEL_DIVISOR):
     """Panoptic map (``class * label_divisor + instance``) -> RGB uint8: the class colour,
     each thing instance a little lighter or darker than its neighbours, white outlines
     between segments (so two touching objects of one class stay visibly apart)."""

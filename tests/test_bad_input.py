@@ -10,7 +10,7 @@ import paddle
 import pytest
 
 from common.data import RandomCrop, RandomFlip, RandomScale, SegFolder, read_image, read_label
-from common.data.synthetic import LABEL_DIVISOR
+from common.data.synthetic import LABEL_DIVISOR, VARIANTS
 from common.engine import Trainer
 from common.metrics import confusion_matrix, segmentation_scores
 from common.models import build_model
@@ -119,7 +119,7 @@ def test_transforms_refuse_image_and_label_of_different_sizes(t):
 # ------------------------------------------------------------------ Panoptic-DeepLab void
 @pytest.mark.parametrize("void", [255 * LABEL_DIVISOR, -1])
 def test_panoptic_deeplab_loss_ignores_void_pixels(void):
-    things = (4, 5, 6)
+    things = VARIANTS["scenes"].thing_ids
     h, w = 20, 24
     pan = np.full((2, h, w), 1 * LABEL_DIVISOR, np.int64)
     pan[:, 4:12, 5:14] = 4 * LABEL_DIVISOR + 1

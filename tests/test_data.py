@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from common.data import (LABEL_DIVISOR, Compose, RandomCrop, RandomFlip, RandomScale, SegFolder,
+from common.data import (BOAT, CAR, LABEL_DIVISOR, ROAD, VARIANTS, WATER, Compose, RandomCrop, RandomFlip,
+                         RandomScale, SegFolder,
                          SyntheticScenes, get_variant, make_clip, make_scene, read_image)
 
 
@@ -32,9 +33,9 @@ def test_context_class_follows_surface():
         s = make_scene(seed, 96, "context")
         for m, lab in zip(s["masks"], s["labels"]):
             ring = (cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-                    & ~np.isin(s["semantic"], (4, 5)))
+                    & ~np.isin(s["semantic"], (BOAT, CAR)))
             surface = np.bincount(s["semantic"][ring], minlength=4)
-            assert surface.argmax() == (2 if lab == 4 else 3)
+            assert surface.argmax() == (WATER if lab == BOAT else ROAD)
 
 
 def test_deterministic_and_disjoint_seeds():
@@ -130,3 +131,12 @@ def test_unreadable_and_missing(tmp_path):
         read_image(tmp_path / "bad.png")
     with pytest.raises(FileNotFoundError, match="dataset folder not found: .*nowhere"):
         SegFolder(tmp_path / "nowhere", 3)
+
+
+def test_class_id_constants_name_the_classes():
+    """The named class ids index each variant's class list (code uses them, not 4 or 2)."""
+    from common.data import DISC, GRASS, SKY, SQUARE, TRIANGLE
+    scenes, context = VARIANTS["scenes"].classes, VARIANTS["context"].classes
+    ids = (SKY, GRASS, WATER, ROAD, DISC, SQUARE, TRIANGLE)
+    assert [scenes[i] for i in ids] == ["sky", "grass", "water", "road", "disc", "square", "triangle"]
+    assert (context[BOAT], context[CAR], context[WATER]) == ("boat", "car", "water")

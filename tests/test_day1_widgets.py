@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from common import viz
+from common.data import LABEL_DIVISOR
 from common.widgets import erode_dilate_demo, erode_dilate_scores, morph_mask
 
 
@@ -78,9 +79,9 @@ def test_demo_callback_draws(capsys):
 
 
 def test_colorize_panoptic_separates_touching_instances_of_one_class():
-    pan = np.full((8, 8), 1 * 1000, np.int64)                   # stuff class 1
-    pan[2:6, 1:4] = 4 * 1000 + 1
-    pan[2:6, 4:7] = 4 * 1000 + 2                               # touching, same class
+    pan = np.full((8, 8), 1 * LABEL_DIVISOR, np.int64)                 # stuff class 1
+    pan[2:6, 1:4] = 4 * LABEL_DIVISOR + 1
+    pan[2:6, 4:7] = 4 * LABEL_DIVISOR + 2                          # touching, same class
     rgb = viz.colorize_panoptic(pan)
     assert rgb.shape == (8, 8, 3) and rgb.dtype == np.uint8
     assert (rgb[0, 0] == viz.palette()[1]).all()                # stuff keeps its class colour

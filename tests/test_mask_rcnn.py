@@ -5,9 +5,12 @@ import pytest
 from paddle.vision.ops import roi_align
 
 from common import detection as det
+from common.data import VARIANTS
 from common.data.instances import SceneInstances, collate_instances
 from common.models import build_model
 from common.models.mask_rcnn import small_config
+
+THINGS = VARIANTS["scenes"].thing_ids
 
 
 def _random_boxes(rng, n, size):
@@ -34,7 +37,7 @@ def test_grid_anchors_order_and_centres():
 
 
 def test_rpn_outputs_line_up_with_anchors():
-    model = build_model("mask_rcnn", 7, thing_ids=(4, 5, 6), **small_config(4))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(4))
     feats = model.features(paddle.rand([1, 3, 45, 61]))
     objs, deltas = model.rpn(feats)
     for anc, o, d in zip(model.anchors(feats), objs, deltas):
@@ -129,7 +132,7 @@ def _batch(n, size, seed=0):
 
 
 def test_mask_rcnn_forward_backward_odd_size_and_predict():
-    model = build_model("mask_rcnn", 7, thing_ids=(4, 5, 6), **small_config(4))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(4))
     x, t = _batch(2, (61, 75))
     model.train()
     losses = model(x, t)
@@ -155,7 +158,7 @@ def test_mask_rcnn_forward_backward_odd_size_and_predict():
 
 def test_mask_rcnn_learns_tiny_set():
     ds = SceneInstances(4, 64, seed=3)
-    model = build_model("mask_rcnn", 7, thing_ids=(4, 5, 6), **small_config(8))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(8))
     hist = det.train_detector(model, ds, iters=30, batch_size=4, lr=3e-3, progress=False)
     first, last = np.mean(hist["loss"][:3]), np.mean(hist["loss"][-3:])
     assert last < 0.6 * first, (first, last)
@@ -167,13 +170,13 @@ def test_bench_entries_are_the_small_configs():
     from common.models import upsnet
 
     entries = dict(bench.BENCH_MODELS)
-    assert entries["mask_rcnn"] == dict(thing_ids=(4, 5, 6), **small_config(16))
-    assert entries["upsnet"] == dict(thing_ids=(4, 5, 6), stuff_ids=(0, 1, 2, 3),
+    assert entries["mask_rcnn"] == dict(thing_ids=THINGS, **small_config(16))
+    assert entries["upsnet"] == dict(thing_ids=THINGS, stuff_ids=VARIANTS["scenes"].stuff_ids,
                                      **upsnet.small_config(16))
 
 
 def test_images_without_objects():
-    model = build_model("mask_rcnn", 7, thing_ids=(4, 5, 6), **dict(small_config(4), score_thresh=1.1))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **dict(small_config(4), score_thresh=1.1))
     empty = dict(boxes=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int64),
                  masks=np.zeros((0, 40, 50), bool))
     losses = model(paddle.rand([2, 3, 40, 50]), det.targets_to_paddle([empty, empty]))

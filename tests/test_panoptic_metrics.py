@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from common.data import make_scene
+from common.data import LABEL_DIVISOR, VARIANTS, make_scene
 from common.metrics import mask_ap, mask_ap_at, mask_iou, match_instances, panoptic_quality
 
-THINGS, STUFF = (4, 5, 6), (0, 1, 2, 3)
+THINGS, STUFF = VARIANTS["scenes"].thing_ids, VARIANTS["scenes"].stuff_ids
 
 
 def test_perfect_prediction_is_one():
@@ -51,7 +51,7 @@ def test_void_pixels_leave_the_union():
 
 
 def test_iou_at_most_half_is_no_match_and_stuff_ids_are_ignored():
-    t = np.array([[1000] * 8 + [4001] * 4 + [4001] * 4])
+    t = np.array([[1 * LABEL_DIVISOR] * 8 + [4 * LABEL_DIVISOR + 1] * 8])
     p = np.array([[1001] * 4 + [1002] * 4 + [4001] * 8])   # stuff instance ids 1, 2 merged
     r = panoptic_quality(p, t, THINGS, STUFF)
     assert r["per_class"][1] == (1.0, 1.0, 1.0)

@@ -4,6 +4,7 @@ import paddle
 import pytest
 
 from common import detection as det
+from common.data import LABEL_DIVISOR, VARIANTS
 from common.data.instances import SceneInstances, collate_instances
 from common.models import build_model
 from common.models.upsnet import panoptic_from_logits, panoptic_logits, small_config
@@ -39,7 +40,7 @@ def test_panoptic_head_without_instances():
 
 
 def _model(width=4, **kw):
-    return build_model("upsnet", 7, thing_ids=(4, 5, 6), stuff_ids=(0, 1, 2, 3),
+    return build_model("upsnet", 7, thing_ids=VARIANTS["scenes"].thing_ids, stuff_ids=VARIANTS["scenes"].stuff_ids,
                        **dict(small_config(width), **kw))
 
 
@@ -75,7 +76,7 @@ def test_upsnet_forward_backward_odd_size(deformable):
         out = model(x[:, :, :49, :59])
     for o in out:
         assert o["panoptic"].shape == (49, 59) and o["semantic"].shape == (49, 59)
-        assert set(np.unique(o["panoptic"] // 1000).tolist()) <= set(range(7)) | {255}
+        assert set(np.unique(o["panoptic"] // LABEL_DIVISOR).tolist()) <= set(range(7)) | {255}
 
 
 def test_panoptic_loss_reaches_mask_head():

@@ -3,7 +3,7 @@
 An item is ``(image, target)``: the normalised float32 (3, H, W) image and a dict of
 NumPy arrays ``boxes`` (n, 4) float32 x0, y0, x1, y1, ``labels`` (n,) int64 thing class
 ids, ``masks`` (n, H, W) bool, ``semantic`` (H, W) int64 and ``panoptic`` (H, W) int64
-(``class * 1000 + id``). ``collate_instances`` stacks the images and keeps the targets a
+(``class * LABEL_DIVISOR + id``). ``collate_instances`` stacks the images and keeps the targets a
 list (each image has its own number of objects).
 
 As in ``SyntheticScenes``, the index may be ``(index, seed)``; with a seed the image is

@@ -24,8 +24,13 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-LABEL_DIVISOR = 1000
+from ..labels import LABEL_DIVISOR  # noqa: F401  (re-exported: common.data.LABEL_DIVISOR)
+
 STUFF = ("sky", "grass", "water", "road")
+# Class ids: the index into ``Variant.classes``. Stuff is the same in both variants.
+SKY, GRASS, WATER, ROAD = range(len(STUFF))
+DISC, SQUARE, TRIANGLE = 4, 5, 6        # the things of 'scenes' (shape decides the class)
+BOAT, CAR = 4, 5                        # the things of 'context' (the surface decides)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ VARIANTS = {
     "scenes": Variant("scenes", STUFF + ("disc", "square", "triangle")),
     "context": Variant("context", STUFF + ("boat", "car")),
 }
+assert VARIANTS["scenes"].classes.index("triangle") == TRIANGLE and VARIANTS["context"].classes.index("car") == CAR
 
 # Mean colour of each stuff class (RGB) and the texture that makes it recognisable.
 _STUFF_RGB = np.array([[120, 170, 235], [70, 150, 60], [40, 90, 170], [95, 95, 100]], np.float32)
@@ -78,16 +84,16 @@ def _stuff_layout(rng, h, w, variant):
     horizon = h * rng.uniform(0.2, 0.4) + h * 0.04 * np.sin(xx[0] / w * rng.uniform(2, 6) + rng.uniform(0, 6))
     # Ground regions are split by slanted lines; the context variant always has water and road.
     if variant.name == "context":
-        ground = rng.permutation([2, 3])
+        ground = rng.permutation([WATER, ROAD])
     else:
-        ground = rng.choice([1, 2, 3], size=rng.integers(2, 4), replace=False)
+        ground = rng.choice([GRASS, WATER, ROAD], size=rng.integers(2, 4), replace=False)
     cuts = np.sort(rng.uniform(0.25, 0.75, size=len(ground) - 1)) * w
     slope = rng.uniform(-0.6, 0.6, size=len(cuts))
     region = np.zeros((h, w), np.int64)
     for c, s in zip(cuts, slope):
         region += (xx > c + s * (yy - h / 2))
     label = np.asarray(ground, np.uint8)[region]
-    label[yy < horizon[None, :]] = 0
+    label[yy < horizon[None, :]] = SKY
     return label
 
 
@@ -136,7 +142,7 @@ def make_scene(seed=0, size=96, variant="scenes", max_things=5):
     semantic = stuff.copy()
     img = _texture(rng, stuff, h, w)
     instance = np.zeros((h, w), np.int32)
-    kinds = {4: "disc", 5: "square", 6: "triangle"}
+    kinds = {DISC: "disc", SQUARE: "square", TRIANGLE: "triangle"}
     n = rng.integers(1, max_things + 1)
     drawn = []
     for i in range(n):
@@ -145,17 +151,17 @@ def make_scene(seed=0, size=96, variant="scenes", max_things=5):
             # Park the hull on water or road; its class is that surface's.
             # Park the hull well inside water or road (at least r from the edge of that
             # surface), so the surroundings, and only they, decide boat or car.
-            surface = int(rng.choice([2, 3]))
+            surface = int(rng.choice([WATER, ROAD]))
             inside = cv2.distanceTransform((stuff == surface).astype(np.uint8), cv2.DIST_L2, 3)
             spots = np.flatnonzero(inside.ravel() > 0.8 * r)
             if len(spots) == 0:
                 spots = np.flatnonzero(inside.ravel() == inside.max())
             cy, cx = divmod(int(spots[rng.integers(len(spots))]), w)
-            cls = 4 if surface == 2 else 5
+            cls = BOAT if surface == WATER else CAR
             kind = "hull"
         else:
             cx, cy = rng.uniform(0.1, 0.9) * w, rng.uniform(0.15, 0.95) * h
-            cls = int(rng.integers(4, 7))
+            cls = int(rng.integers(DISC, TRIANGLE + 1))
             kind = kinds[cls]
         pts = _thing_polygon(rng, kind, cx, cy, r)
         mask = np.zeros((h, w), np.uint8)
@@ -221,10 +227,10 @@ def make_clip(seed=0, num_frames=8, size=64, num_things=3, variant="scenes"):
     frames = np.empty((num_frames, h, w, 3), np.uint8)
     semantic = np.repeat(stuff[None], num_frames, 0)
     instance = np.zeros((num_frames, h, w), np.int32)
-    kinds = {4: "disc", 5: "square", 6: "triangle"}
+    kinds = {DISC: "disc", SQUARE: "square", TRIANGLE: "triangle"}
     objs = []
     for k in range(num_things):
-        cls = int(rng.integers(4, 7))
+        cls = int(rng.integers(DISC, TRIANGLE + 1))
         start = np.array([rng.uniform(0.15, 0.85) * w, rng.uniform(0.3, 0.85) * h])
         # Alternate directions so that paths cross in the middle of the clip.
         end = np.array([w - start[0], rng.uniform(0.3, 0.85) * h])

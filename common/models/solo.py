@@ -24,6 +24,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ..labels import LABEL_DIVISOR
 from .backbones.resnet import ResNet
 from .layers import resize_to
 from .registry import register
@@ -298,7 +299,7 @@ class SOLOLoss:
     """``loss_fn(outputs, panoptic_labels)`` for the course's ``Trainer``: thing instances
     are read from the panoptic labels, and the model's own ``loss`` is summed."""
 
-    def __init__(self, model, thing_ids, label_divisor=1000):
+    def __init__(self, model, thing_ids, label_divisor=LABEL_DIVISOR):
         self.model, self.thing_ids, self.label_divisor = model, tuple(thing_ids), label_divisor
 
     def __call__(self, outputs, labels):

@@ -13,7 +13,7 @@ whose channels are: the stuff classes, one channel per detected instance, and an
                        instances of the mask logits: large where the semantic head sees
                        a thing but no instance explains it (a missed or wrong detection).
 
-The argmax gives ``class * 1000 + id``, and ``255 * 1000`` (void, category 255 = ignore)
+The argmax gives ``class * LABEL_DIVISOR + id``, and ``255 * LABEL_DIVISOR`` (void, category 255 = ignore)
 where unknown wins. In training the
 instance channels are built from the ground-truth boxes, a random fraction of instances
 is hidden and labelled unknown, and a cross-entropy on the panoptic logits back-propagates
@@ -29,7 +29,7 @@ import paddle.nn.functional as F
 from paddle.vision.ops import DeformConv2D
 
 from .. import detection as det
-from ..data.synthetic import LABEL_DIVISOR
+from ..labels import LABEL_DIVISOR
 from .layers import resize_to
 from .mask_rcnn import MaskRCNN, small_config as _mask_rcnn_small
 from .registry import register

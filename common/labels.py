@@ -1,0 +1,9 @@
+"""Label conventions shared by the data, the models, the metrics and the pictures.
+
+Kept in a module that imports nothing, so that every layer of the package (``common.data``,
+``common.metrics``, ``common.viz``, ``common.models``) can use them without import cycles.
+"""
+
+# A panoptic label map stores ``category * LABEL_DIVISOR + instance`` per pixel (instance 0
+# for stuff), as Cityscapes and Panoptic-DeepLab do; at most LABEL_DIVISOR - 1 instances.
+LABEL_DIVISOR = 1000
