@@ -15,3 +15,36 @@ def _seeded():
     paddle.seed(0)
     paddle.set_device("cpu")
     yield
+
+
+def _fit_tiny(model, loss_of, steps, lr):
+    """``steps`` Adam updates of ``model`` on one fixed batch: the "learns a tiny set" loop.
+
+    Args:
+        model: the paddle.nn.Layer to train (put in training mode).
+        loss_of: ``loss_of(model)`` -> a scalar loss tensor, or a dict of named loss tensors
+            whose sum is minimised.
+        steps: number of updates.
+        lr: Adam's learning rate.
+
+    Returns:
+        np.ndarray of the loss before each update: (steps,), or (steps, parts) for a dict
+        (its terms in the dict's order).
+    """
+    model.train()
+    opt = paddle.optimizer.Adam(lr, parameters=model.parameters())
+    hist = []
+    for _ in range(steps):
+        out = loss_of(model)
+        loss = sum(out.values()) if isinstance(out, dict) else out
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        hist.append([float(v) for v in out.values()] if isinstance(out, dict) else float(loss))
+    return np.array(hist)
+
+
+@pytest.fixture
+def fit_tiny():
+    """The shared "learns a tiny set" training loop (see ``_fit_tiny``)."""
+    return _fit_tiny

@@ -121,7 +121,7 @@ def test_table_from_code():
 
 
 @pytest.mark.parametrize("name", ["deeplabv2", "deeplabv3plus"])
-def test_learns_tiny_set(name):
+def test_learns_tiny_set(name, fit_tiny):
     from common.data import make_scenes
     from common.data.transforms import to_tensor_arrays
 
@@ -129,12 +129,5 @@ def test_learns_tiny_set(name):
     xs = np.stack([to_tensor_arrays(i, l)[0] for i, l in zip(images, labels)])
     x, y = paddle.to_tensor(xs), paddle.to_tensor(np.stack(labels).astype("int64"))
     m = build_model(name, 7, **TINY[name], output_stride=8)
-    opt = paddle.optimizer.Adam(0.01, parameters=m.parameters())
-    losses = []
-    for _ in range(30):
-        loss = F.cross_entropy(m(x), y, axis=1)
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        losses.append(float(loss))
+    losses = fit_tiny(m, lambda m: F.cross_entropy(m(x), y, axis=1), steps=30, lr=0.01)
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses

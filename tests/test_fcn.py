@@ -53,19 +53,12 @@ def test_bad_args():
 
 @pytest.mark.filterwarnings("ignore:When training, we now always track")
 @pytest.mark.parametrize("name", ["fcn32s", "fcn8s"])
-def test_fcn_learns(name):
+def test_fcn_learns(name, fit_tiny):
     images, labels = make_scenes(4, 32, seed=0)
     x, y = zip(*[to_tensor_arrays(i, l) for i, l in zip(images, labels)])
     x, y = paddle.to_tensor(np.stack(x)), paddle.to_tensor(np.stack(y).astype("int64"))
     model = build_model(name, 7, width=4, batch_norm=True, dropout=0.0)
-    opt = paddle.optimizer.Adam(3e-3, parameters=model.parameters())
-    losses = []
-    for _ in range(30):
-        loss = paddle.nn.functional.cross_entropy(model(x), y, axis=1)
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        losses.append(float(loss))
+    losses = fit_tiny(model, lambda m: paddle.nn.functional.cross_entropy(m(x), y, axis=1), steps=30, lr=3e-3)
     assert losses[-1] < 0.6 * losses[0], losses
 
 

@@ -132,20 +132,12 @@ def test_ginet_semantic_context_loss():
 
 
 @pytest.mark.parametrize("name", ["context_baseline", "gcu", "glore", "ginet"])
-def test_model_learns_tiny_set(name):
+def test_model_learns_tiny_set(name, fit_tiny):
     images, labels = make_scenes(4, 32, seed=1, variant="context")
     x = paddle.to_tensor(np.stack([to_tensor_arrays(i) for i in images]))
     y = paddle.to_tensor(labels.astype("int64"))
     model = build_model(name, 6, depth=18, width=4, aux=False)
-    model.train()
-    opt = paddle.optimizer.Adam(1e-2, parameters=model.parameters())
-    losses = []
-    for _ in range(25):
-        loss = SegLoss()(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        losses.append(float(loss))
+    losses = fit_tiny(model, lambda m: SegLoss()(m(x), y), steps=25, lr=1e-2)
     assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
 
 

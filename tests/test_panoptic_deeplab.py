@@ -3,6 +3,7 @@ import numpy as np
 import paddle
 import pytest
 
+from common.data import LABEL_DIVISOR, VARIANTS
 from common.data.panoptic import PanopticScenes
 from common.metrics import panoptic_quality
 from common.models import build_model
@@ -10,7 +11,7 @@ from common.models.panoptic_deeplab import (PanopticDeepLabLoss, find_instance_c
                                             merge_semantic_and_instance, panoptic_deeplab_targets,
                                             panoptic_from_outputs)
 
-THINGS = (4, 5, 6)
+THINGS, STUFF = VARIANTS["scenes"].thing_ids, VARIANTS["scenes"].stuff_ids
 SMALL = dict(thing_ids=THINGS, depth=18, width=8, channels=16, aspp_rates=(1, 2, 3), nms_kernel=3,
              stuff_area=8)
 
@@ -32,8 +33,8 @@ def test_targets_point_every_thing_pixel_to_its_centre():
         np.testing.assert_allclose(yy[m] + t["offset"][0][m], cy)
         np.testing.assert_allclose(xx[m] + t["offset"][1][m], cx)
     assert t["center"].max() <= 1 and t["center"][4:6, 3:5].min() == pytest.approx(np.exp(-0.5 / 8))
-    assert (t["offset"][:, pan == 1000] == 0).all() and t["offset_weight"].sum() == 72
-    assert (t["semantic"] == pan // 1000).all()
+    assert (t["offset"][:, pan == 1 * LABEL_DIVISOR] == 0).all() and t["offset_weight"].sum() == 72
+    assert (t["semantic"] == pan // LABEL_DIVISOR).all()
 
 
 def test_post_processing_hand_made_case():
@@ -44,7 +45,7 @@ def test_post_processing_hand_made_case():
     heat[4, 3], heat[6, 11], heat[5, 4] = 0.9, 0.8, 0.5          # (5, 4) is not a local max
     centers = find_instance_centers(heat, threshold=0.1, nms_kernel=3)
     assert centers.tolist() == [[4, 3], [6, 11]]
-    semantic = pan // 1000
+    semantic = pan // LABEL_DIVISOR
     semantic[2, 1] = 4          # one mislabelled pixel: the majority vote keeps class 5
     out = panoptic_from_outputs(semantic, heat, t["offset"], THINGS, threshold=0.1, nms_kernel=3,
                                 stuff_area=1)
@@ -88,25 +89,16 @@ def test_forward_backward_odd_size():
     assert pan.shape == (2, 45, 53) and pan.dtype == np.int64
 
 
-def test_learns_a_tiny_set():
+def test_learns_a_tiny_set(fit_tiny):
     paddle.seed(0)
     data = PanopticScenes(4, 48, seed=0)
     x = paddle.to_tensor(np.stack([data[i][0] for i in range(4)]))
     pans = np.stack([data[i][1] for i in range(4)])
     model = build_model("panoptic_deeplab", 7, **SMALL)
     loss_fn = PanopticDeepLabLoss(THINGS, sigma=2.0, offset_weight=0.1)
-    opt = paddle.optimizer.Adam(3e-3, parameters=model.parameters())
-    stuff_pq = lambda: panoptic_quality(model.panoptic(x), pans, THINGS, (0, 1, 2, 3))["stuff"][0]  # noqa: E731
+    stuff_pq = lambda: panoptic_quality(model.panoptic(x), pans, THINGS, STUFF)["stuff"][0]  # noqa: E731
     before = stuff_pq()
-    hist = []
-    for _ in range(25):
-        parts = loss_fn.parts(model(x), pans)
-        loss = sum(parts.values())
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        hist.append([float(v) for v in parts.values()])
-    hist = np.array(hist)
+    hist = fit_tiny(model, lambda m: loss_fn.parts(m(x), pans), steps=25, lr=3e-3)
     assert (hist[-3:].mean(0) < hist[:3].mean(0)).all(), hist     # every term drops
     assert hist[-3:].sum(1).mean() < 0.5 * hist[:3].sum(1).mean()
     assert stuff_pq() > before + 0.1

@@ -74,18 +74,11 @@ def test_forward_backward_odd_size_and_eval_output():
     assert res[0]["masks"].dtype == bool and len(res[0]["labels"]) == len(res[0]["scores"])
 
 
-def test_learns_a_tiny_set():
+def test_learns_a_tiny_set(fit_tiny):
     paddle.seed(0)
     data = PanopticScenes(4, 48, seed=0)
     x = paddle.to_tensor(np.stack([data[i][0] for i in range(4)]))
     targets = [instances_from_panoptic(data[i][1], data.thing_ids) for i in range(4)]
     model = build_model("solo", 3, **SMALL)
-    opt = paddle.optimizer.Adam(3e-3, parameters=model.parameters())
-    hist = []
-    for _ in range(25):
-        loss = model(x, targets)["loss"]
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        hist.append(float(loss))
+    hist = fit_tiny(model, lambda m: m(x, targets)["loss"], steps=25, lr=3e-3)
     assert np.mean(hist[-3:]) < 0.5 * np.mean(hist[:3]), hist

@@ -104,26 +104,19 @@ def test_pspnet_default_is_resnet50_full_width():
     assert 48.5e6 < count_parameters(model) < 49.5e6
 
 
-def _loss_drop(model, steps=30, lr=3e-3):
+def _loss_drop(model, fit_tiny, steps=30, lr=3e-3):
     train = SyntheticScenes(4, image_size=32, seed=0)
     x = paddle.to_tensor(np.stack([train[i][0] for i in range(4)]))
     y = paddle.to_tensor(np.stack([train[i][1] for i in range(4)]))
-    loss_fn, opt = SegLoss(), paddle.optimizer.Adam(lr, parameters=model.parameters())
-    model.train()
-    losses = []
-    for _ in range(steps):
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        losses.append(float(loss))
+    loss_fn = SegLoss()
+    losses = fit_tiny(model, lambda m: loss_fn(m(x), y), steps=steps, lr=lr)
     return np.mean(losses[:3]), np.mean(losses[-3:])
 
 
 @pytest.mark.parametrize("name,kw", [("unet", dict(width=4, depth=3)),
                                      ("unet", dict(width=4, depth=2, padding="valid")),
                                      ("pspnet", dict(depth=18, width=4))])
-def test_models_learn(name, kw):
+def test_models_learn(name, kw, fit_tiny):
     paddle.seed(0)
-    first, last = _loss_drop(build_model(name, 7, **kw))
+    first, last = _loss_drop(build_model(name, 7, **kw), fit_tiny)
     assert last < 0.6 * first, (first, last)
