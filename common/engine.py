@@ -21,6 +21,7 @@ import numpy as np
 import paddle
 
 from . import inference
+from .distributed import sync_batchnorm
 from .losses import SegLoss
 
 
@@ -165,6 +166,8 @@ class Trainer:
         self.rank = paddle.distributed.get_rank()
         if batch_size % self.world:
             raise ValueError(f"batch_size {batch_size} is not divisible by {self.world} processes")
+        # several processes: BatchNorm statistics of the global batch, not of each share
+        model, self.sync_batchnorm = sync_batchnorm(model, self.world)
         self.model = model
         self.net = paddle.DataParallel(model) if self.world > 1 else model
         self.train_data, self.val_data = train_data, val_data
