@@ -2,6 +2,7 @@
 
     python constraints/lock.py            # every supported Python
     python constraints/lock.py 3.12       # one
+    python constraints/lock.py --upgrade  # newest versions everywhere (then run make test)
 
 For each Python version, pip resolves pyproject.toml's dependencies, the test extra and
 CPU Paddle from wheels only (`--dry-run --python-version X --only-binary=:all:`: no
@@ -46,9 +47,16 @@ def path_for(python: str) -> Path:
     return HERE / f"py{python.replace('.', '')}.txt"
 
 
-def write(python: str) -> Path:
-    pins = pip_resolve(python)
+def write(python: str, upgrade: bool = False) -> Path:
+    """Pin the set for ``python``; an existing file's pins are kept where they still fit
+    (only new or changed requirements move), unless ``upgrade``."""
     path = path_for(python)
+    try:
+        if upgrade or not path.exists():
+            raise RuntimeError("fresh resolution asked for")
+        pins = pip_resolve(python, constraints=path)
+    except RuntimeError:
+        pins = pip_resolve(python)
     lines = [f"# Exact versions for Python {python} (CPU Paddle), written by constraints/lock.py.",
              "# The Makefile installs with `-c` this file; `make CONSTRAINTS= lab` floats instead."]
     lines += [f"{name}=={pins[name]}" for name in sorted(pins, key=str.lower)]
@@ -57,5 +65,6 @@ def write(python: str) -> Path:
 
 
 if __name__ == "__main__":
-    for version in sys.argv[1:] or PYTHONS:
-        print("wrote", write(version).relative_to(HERE.parent))
+    upgrade = "--upgrade" in sys.argv
+    for version in [a for a in sys.argv[1:] if a != "--upgrade"] or PYTHONS:
+        print("wrote", write(version, upgrade).relative_to(HERE.parent))
