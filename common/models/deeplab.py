@@ -26,7 +26,7 @@ import paddle.nn as nn
 from .backbones.resnet import ResNet
 from .backbones.vgg import VGG16
 from .backbones.xception import Xception
-from .layers import ConvBNReLU, SeparableConvBNReLU, count_parameters, resize_to
+from .layers import ASPP, ConvBNReLU, SeparableConvBNReLU, count_parameters, resize_to
 from .registry import register
 
 
@@ -130,33 +130,9 @@ class DeepLabV2(nn.Layer):
 
 
 # ----------------------------------------------------------------------------- V3
-class ImagePooling(nn.Sequential):
-    """Global average pooling -> 1x1 conv+BN+ReLU: image-level context, broadcast back."""
-
-    def __init__(self, in_ch, out_ch):
-        super().__init__(nn.AdaptiveAvgPool2D(1), ConvBNReLU(in_ch, out_ch, 1))
-
-    def forward(self, x):
-        return super().forward(x).expand([-1, -1, x.shape[2], x.shape[3]])
-
-
-class ASPPConcat(nn.Layer):
-    """V3's ASPP: a 1x1 branch, atrous 3x3 branches (BN+ReLU) and image pooling,
-    concatenated along channels and projected by a 1x1 conv+BN+ReLU. ``separable`` uses
-    depthwise-separable atrous convs (V3+)."""
-
-    def __init__(self, in_ch, out_ch=256, rates=(6, 12, 18), separable=False, image_pooling=True):
-        super().__init__()
-        self.rates = tuple(rates)
-        conv = SeparableConvBNReLU if separable else ConvBNReLU
-        branches = [ConvBNReLU(in_ch, out_ch, 1)] + [conv(in_ch, out_ch, 3, dilation=r) for r in rates]
-        if image_pooling:
-            branches.append(ImagePooling(in_ch, out_ch))
-        self.branches = nn.LayerList(branches)
-        self.project = ConvBNReLU(len(branches) * out_ch, out_ch, 1)
-
-    def forward(self, x):
-        return self.project(paddle.concat([b(x) for b in self.branches], axis=1))
+# V3's ASPP (concat of a 1x1, atrous 3x3s and image pooling, then 1x1) is the shared one in
+# layers.py (Panoptic-DeepLab uses it too); ASPPConcat is its name beside V2's ASPPSum.
+ASPPConcat = ASPP
 
 
 class DeepLabV3(nn.Layer):

@@ -22,6 +22,41 @@ class ConvBNReLU(nn.Sequential):
         super().__init__(*layers)
 
 
+def gn_groups(channels, max_groups=32, min_group_size=4):
+    """Number of GroupNorm groups for ``channels``: the most groups, at most ``max_groups``
+    (32, as in Wu & He's Group Normalization), that divide ``channels`` with at least
+    ``min_group_size`` channels each; 1 when no such split exists (fewer than 8 channels).
+
+    Args:
+        channels: the normalised channel count (>= 1).
+        max_groups, min_group_size: the two limits above.
+
+    Returns:
+        An int g >= 1 with ``channels % g == 0`` (GroupNorm's requirement).
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    for g in range(min(max_groups, channels // min_group_size), 1, -1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class ConvGNReLU(nn.Sequential):
+    """k x k conv (no bias) + GroupNorm (groups from ``gn_groups``) + ReLU: the block of the
+    detection and panoptic heads, independent of the (tiny) per-device batch size."""
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, dilation=1, padding=None, relu=True):
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2
+        layers = [nn.Conv2D(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
+                            dilation=dilation, bias_attr=False),
+                  nn.GroupNorm(gn_groups(out_ch), out_ch)]
+        if relu:
+            layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
 class SeparableConvBNReLU(nn.Sequential):
     """Depthwise k x k (+BN) then pointwise 1x1 (+BN+ReLU): the separable conv of Xception/V3+."""
 
@@ -29,6 +64,42 @@ class SeparableConvBNReLU(nn.Sequential):
         super().__init__(
             ConvBNReLU(in_ch, in_ch, kernel_size, stride, dilation, groups=in_ch, relu=False),
             ConvBNReLU(in_ch, out_ch, 1, relu=relu))
+
+
+class ImagePooling(nn.Sequential):
+    """Global average pooling -> 1x1 conv+BN+ReLU: image-level context, broadcast back."""
+
+    def __init__(self, in_ch, out_ch):
+        super().__init__(nn.AdaptiveAvgPool2D(1), ConvBNReLU(in_ch, out_ch, 1))
+
+    def forward(self, x):
+        return super().forward(x).expand([-1, -1, x.shape[2], x.shape[3]])
+
+
+class ASPP(nn.Layer):
+    """Atrous spatial pyramid pooling of DeepLab V3 (the one ASPP of DeepLab V3/V3+ and
+    Panoptic-DeepLab): a 1x1 branch, atrous 3x3 branches (BN+ReLU) and image pooling,
+    concatenated along channels and projected by a 1x1 conv+BN+ReLU.
+
+    Args:
+        in_ch, out_ch: input channels; channels of every branch and of the output.
+        rates: dilation of each atrous 3x3 branch (padding = rate keeps any H, W).
+        separable: depthwise-separable atrous convs (V3+).
+        image_pooling: include the image-pooling branch.
+    """
+
+    def __init__(self, in_ch, out_ch=256, rates=(6, 12, 18), separable=False, image_pooling=True):
+        super().__init__()
+        self.rates = tuple(rates)
+        conv = SeparableConvBNReLU if separable else ConvBNReLU
+        branches = [ConvBNReLU(in_ch, out_ch, 1)] + [conv(in_ch, out_ch, 3, dilation=r) for r in rates]
+        if image_pooling:
+            branches.append(ImagePooling(in_ch, out_ch))
+        self.branches = nn.LayerList(branches)
+        self.project = ConvBNReLU(len(branches) * out_ch, out_ch, 1)
+
+    def forward(self, x):
+        return self.project(paddle.concat([b(x) for b in self.branches], axis=1))
 
 
 def resize_to(x, size, mode="bilinear"):

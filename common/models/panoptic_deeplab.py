@@ -26,27 +26,10 @@ import paddle.nn.functional as F
 from ..data.synthetic import DISC, SQUARE, TRIANGLE
 from ..labels import LABEL_DIVISOR
 from .backbones.resnet import ResNet
-from .layers import ConvBNReLU, SeparableConvBNReLU, resize_to
+from .layers import ASPP, ConvBNReLU, SeparableConvBNReLU, resize_to
 from .registry import register
 
 VOID = -1      # panoptic value of pixels left unlabelled (0 would be class 0, sky, instance 0)
-
-
-class ASPP(nn.Layer):
-    """Atrous spatial pyramid pooling (DeepLab V3): 1x1, three atrous 3x3, image pooling; concat, 1x1."""
-
-    def __init__(self, in_ch, ch, rates=(6, 12, 18)):
-        super().__init__()
-        self.branches = nn.LayerList([ConvBNReLU(in_ch, ch, 1)] +
-                                     [ConvBNReLU(in_ch, ch, 3, dilation=r) for r in rates])
-        self.pool = ConvBNReLU(in_ch, ch, 1)
-        self.project = ConvBNReLU(ch * (len(rates) + 2), ch, 1)
-
-    def forward(self, x):
-        outs = [b(x) for b in self.branches]
-        pooled = self.pool(F.adaptive_avg_pool2d(x, 1))
-        outs.append(pooled.expand([-1, -1, x.shape[2], x.shape[3]]))
-        return self.project(paddle.concat(outs, 1))
 
 
 class Decoder(nn.Layer):

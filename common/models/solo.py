@@ -26,13 +26,13 @@ import paddle.nn.functional as F
 
 from ..labels import LABEL_DIVISOR
 from .backbones.resnet import ResNet
-from .layers import resize_to
+from .layers import gn_groups, resize_to
 from .registry import register
 
 
 def _gn(ch):
     # GroupNorm as in the paper: independent of the (tiny) batch size.
-    return nn.GroupNorm(min(32, max(1, ch // 4)), ch)
+    return nn.GroupNorm(gn_groups(ch), ch)
 
 
 class FPN(nn.Layer):

@@ -30,7 +30,7 @@ from paddle.vision.ops import DeformConv2D
 
 from .. import detection as det
 from ..labels import LABEL_DIVISOR
-from .layers import resize_to
+from .layers import ConvGNReLU, gn_groups, resize_to
 from .mask_rcnn import MaskRCNN, small_config as _mask_rcnn_small
 from .registry import register
 
@@ -49,7 +49,7 @@ class DeformConvReLU(nn.Layer):
         self.offset = nn.Conv2D(in_ch, 18, 3, padding=1, weight_attr=nn.initializer.Constant(0.0),
                                 bias_attr=nn.initializer.Constant(0.0))
         self.conv = DeformConv2D(in_ch, out_ch, 3, padding=1, bias_attr=False)
-        self.norm = nn.GroupNorm(min(32, out_ch // 4), out_ch)
+        self.norm = nn.GroupNorm(gn_groups(out_ch), out_ch)
 
     def forward(self, x):
         return F.relu(self.norm(self.conv(x, self.offset(x))))
@@ -65,8 +65,7 @@ class SemanticHead(nn.Layer):
         def block(cin, cout):
             if deformable:
                 return DeformConvReLU(cin, cout)
-            return nn.Sequential(nn.Conv2D(cin, cout, 3, padding=1, bias_attr=False),
-                                 nn.GroupNorm(min(32, cout // 4), cout), nn.ReLU())
+            return ConvGNReLU(cin, cout)
 
         self.subnet = nn.Sequential(block(in_channels, channels), block(channels, channels))
         self.classifier = nn.Conv2D(channels * num_levels, num_classes, 1)
