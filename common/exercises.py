@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .labels import LABEL_DIVISOR
+
 # ----------------------------------------------------------------------------- framework
 PASSED, FAILED, NOT_DONE = "passed", "failed", "not done"
 
@@ -1109,12 +1111,13 @@ def _pq_ref(pred, target, things, stuffs):
 
 
 def check_pq(fn, verbose=True):
-    """``fn(pred, target, things, stuffs)``: two panoptic maps (H, W) of ``category * 1000 +
+    """``fn(pred, target, things, stuffs)``: two panoptic maps (H, W) of ``category * LABEL_DIVISOR +
     instance`` (every pixel in a known category, no void) -> dict pq, sq, rq averaged over the
     categories that occur. Segments match when they share the category and IoU > 0.5; the
     instance id of a stuff category is ignored; RQ = TP / (TP + FP/2 + FN/2), SQ = mean IoU
     of the matches."""
     things, stuffs = [1, 2], [0]
+    # hand-written maps spell ids out with LABEL_DIVISOR = 1000: 1001 = category 1, instance 1
     t = np.zeros((6, 8), np.int64)
     t[1:4, 1:4] = 1001
     t[1:4, 5:8] = 1002
@@ -1143,13 +1146,13 @@ def check_pq(fn, verbose=True):
                       (q3, tq3, things, stuffs)))
     for seed in (0, 1):
         r = _rng(100 + seed)
-        tgt = np.full((24, 24), 3000, np.int64)
+        tgt = np.full((24, 24), 3 * LABEL_DIVISOR, np.int64)
         for i in range(1, 6):
             y, x = r.integers(0, 18, 2)
-            tgt[y:y + 6, x:x + 6] = int(r.choice([1, 2])) * 1000 + i
+            tgt[y:y + 6, x:x + 6] = int(r.choice([1, 2])) * LABEL_DIVISOR + i
         prd = tgt.copy()
         for i in range(1, 6):                  # move some instances sideways by up to 3 pixels
-            inst = tgt % 1000 == i
+            inst = tgt % LABEL_DIVISOR == i
             if inst.any() and r.random() < 0.6:
                 prd[np.roll(inst, int(r.integers(-3, 4)), axis=1)] = tgt[inst][0] + 10
         cases.append(Case(f"random 24x24 scene {seed}", (prd, tgt, things, stuffs + [3])))
@@ -1160,8 +1163,8 @@ def check_pq(fn, verbose=True):
         cats = list(things) + list(stuffs)
 
         def segs(m):
-            cat = m // 1000
-            return np.where(np.isin(cat, things) | (not stuff_ids), m, cat * 1000)
+            cat = m // LABEL_DIVISOR
+            return np.where(np.isin(cat, things) | (not stuff_ids), m, cat * LABEL_DIVISOR)
         ps, ts = segs(pred), segs(target)
         tp = dict.fromkeys(cats, 0)
         fp, fn, ious = dict(tp), dict(tp), {c: 0.0 for c in cats}
@@ -1169,7 +1172,7 @@ def check_pq(fn, verbose=True):
         for g in np.unique(ts):
             best, bi = None, 0.0
             for p_ in np.unique(ps):
-                if p_ // 1000 != g // 1000 or p_ in matched_p:
+                if p_ // LABEL_DIVISOR != g // LABEL_DIVISOR or p_ in matched_p:
                     continue
                 inter = np.sum((ts == g) & (ps == p_))
                 iou = inter / np.sum((ts == g) | (ps == p_))
@@ -1177,14 +1180,14 @@ def check_pq(fn, verbose=True):
                 if ok and iou > bi:
                     best, bi = p_, iou
             if best is None:
-                fn[g // 1000] += 1
+                fn[g // LABEL_DIVISOR] += 1
             else:
                 matched_p.add(best)
-                tp[g // 1000] += 1
-                ious[g // 1000] += bi
+                tp[g // LABEL_DIVISOR] += 1
+                ious[g // LABEL_DIVISOR] += bi
         for p_ in np.unique(ps):
             if p_ not in matched_p:
-                fp[p_ // 1000] += 1
+                fp[p_ // LABEL_DIVISOR] += 1
         rows = []
         for c in cats:
             if tp[c] + fp[c] + fn[c]:
@@ -1198,10 +1201,10 @@ def check_pq(fn, verbose=True):
                  "every overlapping pair counts", lambda *a: pq_variant(*a, thresh=0.0)),
                 ("the threshold is strict: IoU exactly 0.5 is not a match",
                  lambda *a: pq_variant(*a, strict=False)),
-                ("a stuff category is one segment whatever its instance id: use category * 1000",
+                (f"a stuff category is one segment whatever its instance id: use category * {LABEL_DIVISOR}",
                  lambda *a: pq_variant(*a, stuff_ids=False))]
     return run_check("check_pq", fn, cases,
-                     "segments = unique values (stuff: category * 1000); for each pair of the same "
+                     f"segments = unique values (stuff: category * {LABEL_DIVISOR}); for each pair of the same "
                      "category IoU > 0.5 is a TP; unmatched targets are FN, unmatched predictions FP; "
                      "per category SQ = sum IoU / TP, RQ = TP / (TP + FP/2 + FN/2); average over the "
                      "categories with any TP, FP or FN", mistakes, verbose=verbose)
