@@ -18,7 +18,7 @@ SMALL = dict(thing_ids=THINGS, depth=18, width=8, channels=16, aspp_rates=(1, 2,
 
 def _two_objects():
     """12x16: grass (1) with a square (class 5) on the left and a disc (class 4) on the right."""
-    pan = np.full((12, 16), 1000, np.int64)
+    pan = np.full((12, 16), 1 * LABEL_DIVISOR, np.int64)
     pan[2:8, 1:7] = 5001
     pan[4:10, 9:15] = 4002
     return pan
@@ -49,7 +49,7 @@ def test_post_processing_hand_made_case():
     semantic[2, 1] = 4          # one mislabelled pixel: the majority vote keeps class 5
     out = panoptic_from_outputs(semantic, heat, t["offset"], THINGS, threshold=0.1, nms_kernel=3,
                                 stuff_area=1)
-    expected = np.where(pan == 5001, 5001, np.where(pan == 4002, 4002, 1000))
+    expected = np.where(pan == 5001, 5001, np.where(pan == 4002, 4002, 1 * LABEL_DIVISOR))
     np.testing.assert_array_equal(out, expected)
     # the same instance ids whatever the heatmap's order: ids follow the centres' scores
     inst = group_pixels(centers, t["offset"], np.isin(semantic, THINGS))
@@ -80,7 +80,7 @@ def test_forward_backward_odd_size():
     out = model(x)
     assert [tuple(out[k].shape) for k in ("semantic", "center", "offset")] == \
         [(2, 7, 45, 53), (2, 1, 45, 53), (2, 2, 45, 53)]
-    pans = np.full((2, 45, 53), 1000, np.int64)
+    pans = np.full((2, 45, 53), 1 * LABEL_DIVISOR, np.int64)
     pans[:, 10:20, 10:25] = 4001
     loss = PanopticDeepLabLoss(THINGS, sigma=2.0)(out, pans)
     loss.backward()
