@@ -6,7 +6,8 @@ import paddle.nn.functional as F
 import pytest
 
 from common.models import build_model
-from common.models.deeplab import ASPPConcat, ASPPSum, DEEPLAB_MODELS, TABLE_COLUMNS, deeplab_table
+from common.models.deeplab import (ASPPConcat, ASPPSum, DEEPLAB_MODELS, TABLE_COLUMNS, deeplab_table,
+                                   describe)
 from common.widgets import atrous_demo, atrous_footprint
 
 # CPU-tiny configurations of the four versions (same keys as the notebooks use).
@@ -109,15 +110,43 @@ def test_v1_backbone_layout():
 def test_table_from_code():
     small = {n: TINY[n] for n in DEEPLAB_MODELS}
     rows = deeplab_table(num_classes=5, kwargs=small)
-    assert [r["network"] for r in rows] == ["DeepLab V1", "DeepLab V2", "DeepLab V3", "DeepLab V3+"]
     assert all(tuple(r) == TABLE_COLUMNS for r in rows)
-    assert [r["CRF"] for r in rows] == ["yes", "yes", "no", "no"]
-    assert [r["output stride"] for r in rows] == [8, 8, 16, 16]
-    assert "sum" in rows[1]["ASPP fusion"] and "concat" in rows[2]["ASPP fusion"]
-    assert all(0 < r["params (M)"] < 1 for r in rows)
+    col = lambda c: [r[c] for r in rows]                                   # noqa: E731
+    # known facts of the four papers, as the modules must show them
+    assert col("network") == ["DeepLab V1", "DeepLab V2", "DeepLab V3", "DeepLab V3+"]
+    assert col("backbone") == ["VGG-16", "ResNet-18", "ResNet-18 multi-grid (1, 2)", "Xception"]
+    assert col("backbone dilations") == ["2", "2, 4", "2, 4", "2"]
+    assert col("head dilations") == ["12", "6, 12, 18, 24", "6, 12, 18", "6, 12, 18"]
+    assert col("ASPP fusion") == ["none", "sum of 4 branches", "concat of 5 branches + 1x1",
+                                  "concat of 5 branches + 1x1, separable"]
+    assert col("image pooling") == ["no", "no", "yes", "yes"]
+    assert col("decoder") == ["no", "no", "no", "yes (stride 4)"]
+    assert col("MSc heads") == [5, 0, 0, 0]
+    assert col("CRF (pipeline)") == ["yes", "yes", "no", "no"]
+    assert col("output stride") == [8, 8, 16, 16]
+    assert all(0 < p < 1 for p in col("params (M)"))
     v3 = build_model("deeplabv3", 5, **TINY["deeplabv3"])
     assert v3.aspp.rates == (6, 12, 18)
     assert build_model("deeplabv3", 5, **TINY["deeplabv3"], output_stride=8).aspp.rates == (12, 24, 36)
+
+
+def test_table_reads_the_modules():
+    """The rows change when the modules change (no hand-typed strings): other rates, output
+    stride, no image pooling, a ResNet V3+, no MSc heads, no multi-grid."""
+    v3 = build_model("deeplabv3", 5, **TINY["deeplabv3"], output_stride=8)
+    row = describe(v3)
+    assert row["output stride"] == 8 and row["head dilations"] == "12, 24, 36"
+    assert row["backbone dilations"] == "2, 4, 8"           # layer3 at 2, multi-grid 4 x (1, 2)
+    v3.aspp = ASPPConcat(v3.backbone.channels[-1], 8, (3, 5), image_pooling=False)
+    row = describe(v3)
+    assert row["image pooling"] == "no" and row["head dilations"] == "3, 5"
+    assert row["ASPP fusion"] == "concat of 3 branches + 1x1"
+    plain = build_model("deeplabv3", 5, **TINY["deeplabv3"], multi_grid=(1, 1, 1))
+    assert describe(plain)["backbone"] == "ResNet-18"
+    row = describe(build_model("deeplabv3plus", 5, backbone="resnet", depth=18, width=4))
+    assert row["backbone"] == "ResNet-18" and row["decoder"] == "yes (stride 4)"
+    assert describe(build_model("deeplabv1", 5, width=4, msc=False, fc6_rate=4))["MSc heads"] == 0
+    assert describe(build_model("deeplabv1", 5, width=4, fc6_rate=4))["head dilations"] == "4"
 
 
 @pytest.mark.parametrize("name", ["deeplabv2", "deeplabv3plus"])

@@ -15,8 +15,10 @@
 
 Every model maps (N, 3, H, W) to logits (N, K, H, W) for any H, W. Defaults are the
 papers' sizes; ``width`` (and ``depth`` / ``middle_blocks``) make them small for a CPU.
-Each class carries the attributes of the syllabus's comparison table, and
-``deeplab_table()`` builds that table from the code.
+``deeplab_table()`` builds the syllabus's comparison table by inspecting the built modules
+(backbone class, the dilations of its Conv2D layers, the ASPP's branches and fusion, image
+pooling, decoder, measured output stride); only the steps that are not layers (multi-scale
+training/inference, the CRF post-processing) come from class attributes.
 """
 from __future__ import annotations
 
@@ -58,10 +60,8 @@ class DeepLabV1(nn.Layer):
     """
 
     name = "DeepLab V1"
-    backbone_name = "VGG-16"
-    atrous = "atrous block 5 + atrous FC6"
-    aspp_fusion = "none (single FC6 branch)"
-    multi_scale = "training (MSc heads on input and pool1-4)"
+    # the paper's pipeline outside the layers (describe() reads everything else from the modules)
+    multi_scale = "training"
     crf = True
 
     def __init__(self, num_classes, width=64, fc6_rate=12, fc6_kernel=3, msc=True, dropout=0.5,
@@ -112,10 +112,7 @@ class DeepLabV2(nn.Layer):
     """
 
     name = "DeepLab V2"
-    backbone_name = "ResNet"
-    atrous = "atrous layer3/4 + ASPP"
-    aspp_fusion = "sum (4 atrous branches)"
-    multi_scale = "training (random input scales)"
+    multi_scale = "training"       # random input scales (data pipeline, not a layer)
     crf = True
 
     def __init__(self, num_classes, depth=101, width=64, output_stride=8, rates=(6, 12, 18, 24),
@@ -140,10 +137,7 @@ class DeepLabV3(nn.Layer):
     concat, 1x1) + 1x1 classifier. Output stride 16 (rates 6/12/18) or 8 (12/24/36)."""
 
     name = "DeepLab V3"
-    backbone_name = "multi-grid ResNet"
-    atrous = "multi-grid layer4 + upgraded ASPP"
-    aspp_fusion = "concat (1x1, 3 atrous, image pool) + 1x1"
-    multi_scale = "inference (scales + flip)"
+    multi_scale = "inference"      # scales + flip at test time (not a layer)
     crf = False
 
     def __init__(self, num_classes, depth=101, width=64, output_stride=16, multi_grid=(1, 2, 4),
@@ -187,10 +181,7 @@ class DeepLabV3Plus(nn.Layer):
     """
 
     name = "DeepLab V3+"
-    backbone_name = "aligned Xception"
-    atrous = "atrous separable ASPP + decoder"
-    aspp_fusion = "concat (1x1, 3 atrous sep., image pool) + 1x1"
-    multi_scale = "inference (scales + flip)"
+    multi_scale = "inference"
     crf = False
 
     def __init__(self, num_classes, backbone="xception", width=None, depth=101, middle_blocks=16,
@@ -205,7 +196,6 @@ class DeepLabV3Plus(nn.Layer):
             width = width or 64
             self.backbone = ResNet(depth, width, output_stride, pretrained=pretrained)
             scale = width / 64
-            self.backbone_name = "ResNet"
         else:
             raise ValueError(f"backbone must be 'xception' or 'resnet', got {backbone!r}")
         ch, low_ch = max(1, round(256 * scale)), max(1, round(48 * scale))
@@ -225,23 +215,95 @@ DEEPLAB_MODELS = {"deeplabv1": DeepLabV1, "deeplabv2": DeepLabV2, "deeplabv3": D
 for _name, _cls in DEEPLAB_MODELS.items():
     register(_name)(_cls)
 
-TABLE_COLUMNS = ("network", "backbone", "atrous conv", "ASPP fusion", "multi-scale",
-                 "CRF", "params (M)", "output stride")
+TABLE_COLUMNS = ("network", "backbone", "backbone dilations", "head dilations", "ASPP fusion",
+                 "image pooling", "decoder", "MSc heads", "multi-scale (pipeline)", "CRF (pipeline)",
+                 "params (M)", "output stride")
 
 
-def describe(model):
-    """One row of the comparison table, read from a built model."""
+def _dilations(layer):
+    """Sorted set of the dilation rates (> 1) of every Conv2D inside ``layer``."""
+    return sorted({c._dilation[0] for c in layer.sublayers(include_self=True)
+                   if isinstance(c, nn.Conv2D) and c._dilation[0] > 1})
+
+
+def _unit_rates(stage):
+    """Dilation of each residual unit of a ResNet stage (its first 3x3 conv; a basic block's
+    two 3x3 convs share it)."""
+    return [next(c._dilation[0] for c in block.sublayers()
+                 if isinstance(c, nn.Conv2D) and c._kernel_size[0] == 3)
+            for block in stage.children()]
+
+
+def _backbone_name(backbone):
+    """Class name, with the depth of a ResNet and its multi-grid unit rates read from
+    layer4's convs. Without multi-grid, layer4's first unit keeps layer3's rate and the
+    others share one rate; anything else is multi-grid, reported as rates / first rate
+    (2, 4, 8 at output stride 16 -> multi-grid 1, 2, 4)."""
+    if isinstance(backbone, VGG16):
+        return "VGG-16"
+    name = type(backbone).__name__
+    if isinstance(backbone, ResNet):
+        name += f"-{backbone.depth}"
+        prev, rates = _unit_rates(backbone.layer3)[-1], _unit_rates(backbone.layer4)
+        if not (rates[0] == prev and len(set(rates[1:])) <= 1):
+            name += " multi-grid (" + ", ".join(str(r // rates[0]) for r in rates) + ")"
+    return name
+
+
+def _fusion(aspp):
+    """How the ASPP branches are fused, read from the module: its class (sum or concat), the
+    number of branches, whether its 3x3 convs are depthwise-separable (groups = channels)."""
+    if aspp is None:
+        return "none"
+    n = len(aspp.branches)
+    separable = any(isinstance(c, nn.Conv2D) and c._groups > 1 and c._groups == c._in_channels
+                    for c in aspp.sublayers())
+    if isinstance(aspp, ASPPSum):
+        return f"sum of {n} branches"
+    if isinstance(aspp, ASPPConcat):
+        return f"concat of {n} branches + 1x1" + (", separable" if separable else "")
+    raise TypeError(f"describe: unknown ASPP module {type(aspp).__name__}")
+
+
+def describe(model, probe=64):
+    """One row of the comparison table, read from a built model's modules.
+
+    Args:
+        model: a DeepLab model (``DEEPLAB_MODELS``).
+        probe: side of the random image whose backbone features measure the output stride.
+    Returns:
+        dict with the keys ``TABLE_COLUMNS``.
+    """
+    aspp = getattr(model, "aspp", None)
+    head = aspp if aspp is not None else model.classifier
+    image_pool = any(isinstance(c, nn.AdaptiveAvgPool2D) for c in head.sublayers())
+    was_training = model.training
+    model.eval()
+    with paddle.no_grad():
+        feats = model.backbone(paddle.zeros([1, 3, probe, probe]))
+    if was_training:
+        model.train()
+    decoder = getattr(model, "decoder", None)
+    msc = getattr(model, "msc", None)
     return dict(zip(TABLE_COLUMNS, (
-        model.name, model.backbone_name, model.atrous, model.aspp_fusion, model.multi_scale,
-        "yes" if model.crf else "no", round(count_parameters(model) / 1e6, 2), model.output_stride)))
+        model.name, _backbone_name(model.backbone),
+        ", ".join(map(str, _dilations(model.backbone))) or "-",
+        ", ".join(map(str, _dilations(head))) or "-",
+        _fusion(aspp), "yes" if image_pool else "no",
+        f"yes (stride {probe // feats[0].shape[-1]})" if isinstance(decoder, Decoder) else "no",
+        len(msc) if msc is not None else 0,
+        model.multi_scale, "yes" if model.crf else "no",
+        round(count_parameters(model) / 1e6, 2), probe // feats[-1].shape[-1])))
 
 
 def deeplab_table(num_classes=21, kwargs=None):
-    """The syllabus's comparison of the four versions, regenerated from the code.
+    """The syllabus's comparison of the four versions, regenerated from the built modules.
 
-    ``kwargs`` maps a model name to its build kwargs (default: the papers' full sizes,
-    VOC's 21 classes). Returns a list of dict rows with the keys ``TABLE_COLUMNS``.
+    Args:
+        num_classes: classes of the models (VOC's 21 by default).
+        kwargs: maps a model name to its build kwargs (default: the papers' full sizes).
+    Returns:
+        a list of dict rows with the keys ``TABLE_COLUMNS``.
     """
     kwargs = kwargs or {}
     return [describe(cls(num_classes, **kwargs.get(n, {}))) for n, cls in DEEPLAB_MODELS.items()]
-
