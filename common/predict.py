@@ -35,15 +35,12 @@ def parse_args(argv=None):
 def _load_weights(model, path):
     import paddle
 
+    from common.models.pretrained import set_weights_exactly
+
     state = paddle.load(str(path))
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]                     # a Trainer checkpoint
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit the model: missing {missing[:10]}, "
-                         f"unexpected {unexpected[:10]}")
-    model.set_state_dict(state)
+    set_weights_exactly(model, state, path)
 
 
 def segment_image(model, image, window=512, stride=None):

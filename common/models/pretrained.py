@@ -121,6 +121,17 @@ def load_backbone(model, source):
 
 
 # ------------------------------------------------------------ save / rebuild
+def set_weights_exactly(model, state, source):
+    """Load ``state`` into ``model`` when its keys are exactly the model's; otherwise raise
+    naming ``source`` and the first missing and unexpected keys (Paddle would only warn)."""
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"{source} does not fit the model: missing {missing[:10]}, "
+                         f"unexpected {unexpected[:10]}")
+    model.set_state_dict(state)
+
+
 def build_config(model):
     """The ``{"name", "num_classes", "kwargs"}`` that ``build_model`` recorded."""
     cfg = getattr(model, "_build_config", None)
@@ -180,13 +191,7 @@ def load_pretrained(folder):
     except (ValueError, KeyError) as err:
         raise ValueError(f"{cfg_path}: not a save_pretrained config ({err!r})") from err
     model = build_model(name, num_classes, **kwargs)
-    state = paddle.load(str(weights))
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"{weights} does not fit {name} built from {cfg_path}: missing "
-                         f"{missing[:10]}, unexpected {unexpected[:10]}")
-    model.set_state_dict(state)
+    set_weights_exactly(model, paddle.load(str(weights)), f"{weights} (for {name} built from {cfg_path})")
     model.config = config
     model.eval()
     return model
