@@ -197,23 +197,9 @@ def training_loss(model, labels):
 
 
 def _train_infer_rates(model, x, y, steps):
-    """(train, inference) images/s; momentum SGD on the segmentation loss, or on the
-    model's own ``bench_loss(x)`` for models trained on targets rather than label maps."""
-    import paddle
-
-    loss_of = training_loss(model, y)
-    opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
-
-    def step():
-        loss_of(x).backward()
-        opt.step()
-        opt.clear_grad()
-    model.train()
-    train = _rate(step, x.shape[0], steps)
-    model.eval()
-    with paddle.no_grad():
-        infer = _rate(lambda: model(x), x.shape[0], steps)
-    return train, infer
+    """(train, inference) images/s of the steps of ``_step_fns``."""
+    train, infer = _step_fns(model, x, y)
+    return _rate(train, x.shape[0], steps), _rate(infer, x.shape[0], steps)
 
 
 def count_macs(model, x):
@@ -263,19 +249,18 @@ def count_macs(model, x):
 
 
 def _step_fns(model, x, y):
-    """(train step, inference step) closures: momentum SGD on the segmentation loss."""
+    """(train step, inference step) closures: momentum SGD on ``training_loss`` (the
+    segmentation loss, or the model's own ``bench_loss`` for instance/panoptic models)."""
     import paddle
 
-    from common.losses import SegLoss
+    from common.engine import optimizer_step
 
-    loss_fn = SegLoss()
+    loss_of = training_loss(model, y)
     opt = paddle.optimizer.Momentum(0.01, parameters=model.parameters())
 
     def train():
         model.train()
-        loss_fn(model(x), y).backward()
-        opt.step()
-        opt.clear_grad()
+        optimizer_step(lambda: loss_of(x), opt)
 
     def infer():
         model.eval()
