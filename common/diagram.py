@@ -1,0 +1,197 @@
+"""Block diagrams drawn from a model's own layers, so a picture cannot drift from the code.
+
+A diagram is a small spec: named blocks, each a sublayer path of the model (its output, or
+its input with a trailing ``<``; ``@i`` picks item ``i`` of a list output), and the data flow
+between them as ``"a>b>c; b>d"``. ``trace`` runs the model once on a random image with
+forward hooks on those sublayers and records the shapes; ``draw`` places each block at its
+depth along the flow (x) and at its resolution level (y = -log2 of its stride, so a U-Net
+looks like a U), with its shape written in. A renamed or removed layer raises a KeyError
+that names it, so the test of every spec fails when the model changes under a diagram.
+"""
+import math
+
+import numpy as np
+import paddle
+
+from .models import build_model
+
+
+def _parse(flow):
+    edges = []
+    for chain in flow.split(";"):
+        names = [n.strip() for n in chain.split(">") if n.strip()]
+        edges += list(zip(names, names[1:]))
+    return edges
+
+
+def trace(model, blocks, x, run=None):
+    """Shapes of the named blocks for one forward pass.
+
+    Args:
+        model: a ``paddle.nn.Layer`` (put in eval mode here, restored after).
+        blocks: {key: path}; path is ``"input"``, ``"output"``, a sublayer name as in
+            ``model.named_sublayers()`` (its output), with ``"<"`` appended for its input,
+            and ``"@i"`` to pick item ``i`` of a list/tuple.
+        x: the input tensor (N, 3, H, W).
+        run: optional ``run(model, x)`` replacing ``model(x)``.
+    Returns:
+        {key: shape list} (batch dimension dropped).
+    """
+    layers = dict(model.named_sublayers())
+    shapes, hooks, wanted = {}, [], {}
+    for key, path in blocks.items():
+        base, _, item = path.partition("@")
+        want_input = base.endswith("<")
+        base = base.rstrip("<")
+        if base not in ("input", "output") and base not in layers:
+            raise KeyError(f"diagram block {key!r}: the model has no layer {base!r}")
+        wanted.setdefault(base, []).append((key, want_input, int(item) if item else None))
+
+    def record(base, tensors, is_input):
+        for key, want_input, item in wanted[base]:
+            if want_input == is_input and key not in shapes:
+                t = tensors[item] if item is not None else tensors
+                if isinstance(t, (list, tuple)):
+                    t = t[0]
+                shapes[key] = list(t.shape[1:])
+
+    for base in wanted:
+        if base in ("input", "output"):
+            continue
+        layer = layers[base]
+        hooks.append(layer.register_forward_pre_hook(
+            lambda lyr, inp, b=base: record(b, inp if len(inp) > 1 else inp[0], True)))
+        hooks.append(layer.register_forward_post_hook(
+            lambda lyr, inp, out, b=base: record(b, out, False)))
+    was_training = model.training
+    model.eval()
+    try:
+        with paddle.no_grad():
+            out = run(model, x) if run else model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if "input" in wanted:
+        record("input", x, False)
+    if "output" in wanted:
+        record("output", out, False)
+    missing = [k for k in blocks if k not in shapes]
+    if missing:
+        raise KeyError(f"diagram blocks never ran in the forward pass: {missing}")
+    return shapes
+
+
+# name -> (build_model name, kwargs, blocks {key: (label, path)}, flow)
+ARCHITECTURES = {
+    "fcn8s": ("fcn8s", dict(width=8), {
+        "x": ("image", "input"), "p3": ("conv1-3, pool3", "backbone.pool3"), "p4": ("pool4", "backbone.pool4"),
+        "fc7": ("fc6-fc7 (conv)", "backbone.fc7"), "s32": ("score_fr", "score_fr"),
+        "s16": ("up x2 + score_pool4", "up2_fr"), "s8": ("up x2 + score_pool3", "up2_pool4"),
+        "out": ("up x8: scores", "output")},
+        "x>p3>p4>fc7>s32>s16>s8>out; p4>s16; p3>s8"),
+    "unet": ("unet", dict(width=8), {
+        "x": ("image", "input"), "e0": ("inc", "inc"), "e1": ("down 1", "downs.0"), "e2": ("down 2", "downs.1"),
+        "e3": ("down 3", "downs.2"), "e4": ("down 4 (bottom)", "downs.3"), "d3": ("up 1", "ups.0"),
+        "d2": ("up 2", "ups.1"), "d1": ("up 3", "ups.2"), "d0": ("up 4", "ups.3"), "out": ("1x1: scores", "output")},
+        "x>e0>e1>e2>e3>e4>d3>d2>d1>d0>out; e3>d3; e2>d2; e1>d1; e0>d0"),
+    "pspnet": ("pspnet", dict(depth=18, width=8), {
+        "x": ("image", "input"), "c2": ("layer1", "backbone.layer1"), "c3": ("layer2", "backbone.layer2"),
+        "c4": ("layer3 (dilated)", "backbone.layer3"), "c5": ("layer4 (dilated)", "backbone.layer4"),
+        "psp": ("pyramid pooling: concat", "psp"), "head": ("head", "head"), "out": ("up x8: scores", "output")},
+        "x>c2>c3>c4>c5>psp>head>out"),
+    "deeplabv3plus": ("deeplabv3plus", dict(width=8, middle_blocks=1), {
+        "x": ("image", "input"), "low": ("entry flow (low level)", "backbone@0"), "c5": ("exit flow", "backbone@-1"),
+        "aspp": ("ASPP + image pooling", "aspp"), "red": ("1x1 reduce", "decoder.reduce"),
+        "fuse": ("decoder: concat + sep. conv", "decoder.fuse"), "cls": ("1x1 classifier", "decoder.classifier"),
+        "out": ("up x4: scores", "output")},
+        "x>low>c5>aspp>fuse>cls>out; low>red>fuse"),
+    "glore_unit": ("glore", dict(depth=18, width=8, mid=32), {
+        "x": ("unit input X", "unit<"), "phi": ("states phi(X)", "unit.state"), "b": ("projection B", "unit.proj"),
+        "v": ("nodes V = B phi", "unit.gcn<"), "z": ("graph conv Z", "unit.gcn"),
+        "ext": ("B^T Z, 1x1 conv", "unit.extend"), "y": ("X + BN(...)", "unit")},
+        "x>phi>v>z>ext>y; x>b>v; x>y"),
+    "panoptic_deeplab": ("panoptic_deeplab", dict(width=8, channels=32, thing_ids=(3, 4, 5)), {
+        "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c3": ("ResNet c3", "backbone.layer2"),
+        "c5": ("ResNet c5", "backbone.layer4"),
+        "sem": ("semantic decoder", "semantic_decoder"), "ins": ("instance decoder", "instance_decoder"),
+        "seg": ("semantic head", "semantic_head"), "ctr": ("centre head", "center_head"),
+        "off": ("offset head", "offset_head")},
+        "x>c2>c3>c5>sem>seg; c5>ins>ctr; ins>off; c2>sem; c3>sem; c2>ins; c3>ins"),
+}
+
+
+def architecture_shapes(name, size=96, num_classes=6):
+    """Build the course model of diagram ``name`` at a small width and trace its blocks.
+
+    Returns:
+        (labels {key: label}, shapes {key: shape}, edges [(key, key)], input size).
+    """
+    model_name, kwargs, blocks, flow = ARCHITECTURES[name]
+    paddle.seed(0)
+    model = build_model(model_name, num_classes, **kwargs)
+    x = paddle.randn([1, 3, size, size])
+    shapes = trace(model, {k: p for k, (_, p) in blocks.items()}, x)
+    return {k: lbl for k, (lbl, _) in blocks.items()}, shapes, _parse(flow), size
+
+
+def _layout(shapes, edges, size):
+    """x = longest path from the first block; y = -log2(stride) of 4-D maps, graph/vector
+    blocks (no H, W) one row below the lowest map; blocks sharing a spot move down."""
+    keys = list(shapes)
+    depth = {k: 0 for k in keys}
+    for _ in keys:                                     # longest path in a small DAG
+        for a, b in edges:
+            depth[b] = max(depth[b], depth[a] + 1)
+    level = {k: -math.log2(size / s[1]) for k, s in shapes.items() if len(s) == 3}
+    low = min(level.values(), default=0.0) - 1.5
+    pos, taken = {}, set()
+    for k in keys:
+        y = level.get(k, low)
+        while (depth[k], round(y, 2)) in taken:
+            y -= 1.2
+        taken.add((depth[k], round(y, 2)))
+        pos[k] = (depth[k] * 1.6, y * 1.3)
+    return pos
+
+
+def draw(labels, shapes, edges, size, ax=None, title=None):
+    """Draw a traced diagram (see ``architecture_shapes``); returns the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    pos = _layout(shapes, edges, size)
+    if ax is None:
+        xs = [p[0] for p in pos.values()]
+        ys = [p[1] for p in pos.values()]
+        _, ax = plt.subplots(figsize=(max(6.0, 0.85 * (max(xs) - min(xs)) + 2.0),
+                                      max(2.5, 0.6 * (max(ys) - min(ys)) + 2.0)))
+    for k, (x, y) in pos.items():
+        s = shapes[k]
+        h = 0.35 + 0.07 * math.log2(max(s[0], 1))      # taller box: more channels
+        ax.add_patch(FancyBboxPatch((x - 0.65, y - h / 2), 1.3, h, boxstyle="round,pad=0.02",
+                                    fc="#dbe9f6" if len(s) == 3 else "#f6e3c7", ec="#335"))
+        ax.text(x, y + h / 2 + 0.08, labels[k], ha="center", va="bottom", fontsize=7)
+        ax.text(x, y, " x ".join(str(v) for v in s), ha="center", va="center", fontsize=7, family="monospace")
+    for a, b in edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        skip = abs(xb - xa) > 1.7
+        ax.add_patch(FancyArrowPatch((xa + 0.65, ya), (xb - 0.65, yb), arrowstyle="-|>", mutation_scale=8,
+                                     color="#c44" if skip else "#335", lw=0.9,
+                                     connectionstyle="arc3,rad=-0.25" if skip else "arc3"))
+    xs = np.array([p[0] for p in pos.values()])
+    ys = np.array([p[1] for p in pos.values()])
+    ax.set_xlim(xs.min() - 1, xs.max() + 1)
+    arcs = [abs(pos[b][0] - pos[a][0]) for a, b in edges if abs(pos[b][0] - pos[a][0]) > 1.7]
+    ax.set_ylim(ys.min() - 0.9, ys.max() + 1.0 + 0.13 * max(arcs, default=0))   # room for skip arcs
+    ax.axis("off")
+    ax.set_title(title or f"shapes of one {size}x{size} image (C x H x W; red: skip connections)", fontsize=9)
+    return ax
+
+
+def draw_architecture(name, size=96, ax=None):
+    """Trace and draw one of ``ARCHITECTURES`` (fcn8s, unet, pspnet, deeplabv3plus,
+    glore_unit, panoptic_deeplab) at ``size`` px; returns the axes."""
+    labels, shapes, edges, size = architecture_shapes(name, size)
+    return draw(labels, shapes, edges, size, ax=ax, title=f"{name}: {size}x{size} input, shapes C x H x W "
+                "read from the model's layers (red: skips)")
