@@ -3,6 +3,7 @@
 #   make PYTHON=python3.12 lab            another interpreter (3.9 to 3.13)
 #   make notebooks                        re-execute every notebook in place (CPU mode)
 #   make bench                            data / train / infer throughput of each model
+#   make experiments                      the ablations behind the lessons' claims -> results/*.json (EXPERIMENTS="fcn_strides" picks)
 #   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -25,7 +26,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg student checkin clean
+.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -106,6 +107,11 @@ gpu-check: setup
 
 bench: setup
 	$(BIN)/python -m common.bench
+
+# One results file per experiment in results/ (seeds, per-seed metrics, command, code version, seconds).
+EXPERIMENTS ?=
+experiments: setup
+	$(BIN)/python -m common.experiments $(EXPERIMENTS)
 
 # PaddleSeg is not a dependency of the course: installed into .bench-paddleseg/ only here.
 bench-paddleseg: setup

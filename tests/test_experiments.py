@@ -1,0 +1,110 @@
+"""The experiments runner (common.experiments): results schema, round trip, table, CLI, and every
+discovered experiment runs in FAST mode into a temporary directory (so none can rot)."""
+import json
+import math
+
+import pytest
+
+from common import experiments
+
+
+def _fake_variants(calls):
+    def make(offset):
+        def fn(seed):
+            calls.append((offset, seed))
+            return {"miou": 0.5 + offset + 0.01 * seed, "bf": 0.25 * seed}
+        return fn
+    return {"a": make(0.0), "b": make(0.2)}
+
+
+def test_run_writes_schema_and_round_trips(tmp_path):
+    calls = []
+    res = experiments.run("toy", _fake_variants(calls), seeds=(0, 1, 2), fast=True, out_dir=tmp_path,
+                          meta={"what": "toy"})
+    assert calls == [(0.0, 0), (0.0, 1), (0.0, 2), (0.2, 0), (0.2, 1), (0.2, 2)]
+    on_disk = json.loads((tmp_path / "toy.json").read_text())
+    assert on_disk == res == experiments.load("toy", tmp_path)
+    assert set(res) >= {"name", "command", "code_version", "seeds", "fast", "seconds", "variants", "meta"}
+    assert res["command"].startswith("make experiments EXPERIMENTS=toy")
+    assert res["seeds"] == [0, 1, 2] and res["fast"] is True and res["meta"] == {"what": "toy"}
+    assert set(res["seconds"]["per_variant"]) == {"a", "b"} and res["seconds"]["total"] >= 0
+    assert res["code_version"] == "unknown" or len(res["code_version"].split("+")[0]) == 40
+    b = res["variants"]["b"]
+    assert b["per_seed"]["1"] == {"miou": pytest.approx(0.71), "bf": 0.25}
+    assert b["mean"]["miou"] == pytest.approx(0.71)
+    # sample standard deviation over the three seeds (ddof=1): values 0, 0.25, 0.5 -> 0.25
+    assert b["std"]["bf"] == pytest.approx(0.25)
+    assert not list(tmp_path.glob("*.tmp"))     # the atomic write left no temporary file
+
+
+def test_table_lists_mean_std_and_every_seed(tmp_path):
+    res = experiments.run("toy", _fake_variants([]), seeds=(0, 1, 2), fast=True, out_dir=tmp_path)
+    text = experiments.table(res, metrics=["bf"])
+    lines = text.splitlines()
+    assert "mean ± std" in lines[0]
+    row_a = next(l for l in lines if l.startswith("a "))
+    assert "0.250 ± 0.250 (0.000, 0.250, 0.500)" in row_a
+    assert "miou" not in text.split("\n", 1)[1]
+    with pytest.raises(KeyError, match="nope"):
+        experiments.table(res, metrics=["nope"])
+
+
+def test_fast_mode_never_writes_the_committed_results(monkeypatch, tmp_path):
+    monkeypatch.setattr(experiments, "FAST_RESULTS_DIR", tmp_path / "fast")
+    assert experiments.default_out_dir(True) == tmp_path / "fast"
+    assert experiments.default_out_dir(False) == experiments.RESULTS_DIR
+    experiments.run("toy", {"a": lambda s: {"m": 1.0}}, seeds=(0,), fast=True)
+    assert (tmp_path / "fast" / "toy.json").is_file()
+    assert not (experiments.RESULTS_DIR / "toy.json").exists()
+
+
+def test_load_missing_names_file_and_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothere\.json.*make experiments EXPERIMENTS=nothere"):
+        experiments.load("nothere", tmp_path)
+
+
+def test_run_rejects_bad_variants(tmp_path):
+    with pytest.raises(ValueError, match="no variants"):
+        experiments.run("toy", {}, out_dir=tmp_path)
+    with pytest.raises(TypeError, match="variant 'a', seed 0"):
+        experiments.run("toy", {"a": lambda s: None}, seeds=(0,), out_dir=tmp_path)
+    with pytest.raises(ValueError, match="different metrics"):
+        experiments.run("toy", {"a": lambda s: {"m": 1.0} if s == 0 else {"n": 1.0}}, seeds=(0, 1),
+                        out_dir=tmp_path)
+
+
+def test_plot_draws_a_bar_per_variant_and_a_dot_per_seed(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = experiments.run("toy", _fake_variants([]), seeds=(0, 1, 2), fast=True, out_dir=tmp_path)
+    ax = experiments.plot(res, "miou")
+    assert len(ax.patches) == 2
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [len(d.get_ydata()) for d in dots] == [3, 3]
+    assert math.isclose(ax.patches[1].get_height(), 0.71)
+    plt.close(ax.figure)
+
+
+def test_cli_lists_and_rejects_unknown(capsys):
+    from common.experiments.__main__ import main
+
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out.split() == experiments.available()
+    assert main(["--fast", "no_such_experiment"]) == 2
+    assert "no_such_experiment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", experiments.available())
+def test_every_experiment_runs_fast(name, monkeypatch, tmp_path):
+    """Each experiment module runs its FAST sizes into a temporary dir and writes a valid file."""
+    monkeypatch.setattr(experiments, "FAST_RESULTS_DIR", tmp_path)
+    mod = experiments.get(name)
+    res = mod.main(fast=True)
+    assert res["name"] == name and res["fast"] is True
+    assert experiments.load(name, tmp_path) == json.loads(json.dumps(res))
+    assert len(res["variants"]) >= 2 and len(res["seeds"]) >= 1
+    for v in res["variants"].values():
+        assert all(math.isfinite(x) for x in v["mean"].values())
+    experiments.table(res)
