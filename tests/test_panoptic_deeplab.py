@@ -1,10 +1,13 @@
-"""Panoptic-DeepLab: targets, post-processing on a hand-made case, forward/backward, learning."""
+"""Panoptic-DeepLab: targets (built in the data pipeline, void included), post-processing on a
+hand-made case, forward/backward, learning."""
 import numpy as np
 import paddle
 import pytest
+from paddle.io.dataloader.collate import default_collate_fn
 
 from common.data import LABEL_DIVISOR, VARIANTS
-from common.data.panoptic import PanopticScenes
+from common.data.panoptic import PanopticDeepLabTargets, PanopticScenes
+from common.engine import Trainer
 from common.metrics import panoptic_quality
 from common.models import build_model
 from common.models.panoptic_deeplab import (PanopticDeepLabLoss, find_instance_centers, group_pixels,
@@ -35,6 +38,88 @@ def test_targets_point_every_thing_pixel_to_its_centre():
     assert t["center"].max() <= 1 and t["center"][4:6, 3:5].min() == pytest.approx(np.exp(-0.5 / 8))
     assert (t["offset"][:, pan == 1 * LABEL_DIVISOR] == 0).all() and t["offset_weight"].sum() == 72
     assert (t["semantic"] == pan // LABEL_DIVISOR).all()
+
+
+def test_targets_mark_void_pixels():
+    """Void (class 255 or a negative value): semantic ignore_index, no centre weight, no
+    offset; a void hole in an instance does not move its centre of mass."""
+    pan = _two_objects()
+    pan[0, :] = 255 * LABEL_DIVISOR
+    pan[11, :] = -1
+    pan[5, 10] = -1                                        # a hole in the disc
+    t = panoptic_deeplab_targets(pan, THINGS, sigma=2.0)
+    void = (pan < 0) | (pan // LABEL_DIVISOR == 255)
+    assert (t["semantic"][void] == 255).all() and (t["semantic"][~void] == (pan // LABEL_DIVISOR)[~void]).all()
+    np.testing.assert_array_equal(t["center_weight"], ~void)
+    assert t["offset_weight"][void].sum() == 0 and (t["offset"][:, void] == 0).all()
+    m = pan == 4002
+    yy, xx = np.mgrid[0:12, 0:16]
+    np.testing.assert_allclose(yy[m] + t["offset"][0][m], yy[m].mean(), atol=1e-5)
+    np.testing.assert_allclose(xx[m] + t["offset"][1][m], xx[m].mean(), atol=1e-5)
+
+
+def test_targets_built_in_the_data_pipeline():
+    """The dataset builds the targets per item after the flip; the DataLoader's collate stacks
+    them; the loss on them equals the loss on the raw panoptic maps."""
+    loss_fn = PanopticDeepLabLoss(THINGS, sigma=2.0)
+    data = PanopticScenes(3, 40, seed=2, flip=True, targets=loss_fn.targets)
+    raw = PanopticScenes(3, 40, seed=2, flip=True)
+    flipped = False
+    for i in range(3):
+        for seed in range(4):                             # some of these seeds flip
+            image, t = data[(i, seed)]
+            image_raw, pan = raw[(i, seed)]
+            np.testing.assert_array_equal(image, image_raw)
+            expect = panoptic_deeplab_targets(pan, THINGS, sigma=2.0)
+            assert set(t) == set(expect)
+            for k in t:
+                np.testing.assert_array_equal(t[k], expect[k])
+            flipped |= not np.array_equal(pan, raw.load(i)[1])
+    assert flipped
+    batch = default_collate_fn([data[(i, 1)] for i in range(3)])      # what paddle.io.DataLoader does
+    pans = np.stack([raw[(i, 1)][1] for i in range(3)])
+    assert isinstance(batch[1], dict) and tuple(batch[1]["offset"].shape) == (3, 2, 40, 40)
+    rng = np.random.default_rng(0)
+    outs = {k: paddle.to_tensor(rng.normal(size=(3, c, 40, 40)).astype(np.float32))
+            for k, c in (("semantic", 7), ("center", 1), ("offset", 2))}
+    a, b = loss_fn.parts(outs, batch[1]), loss_fn.parts(outs, pans)
+    for k in a:
+        assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-6), k
+    with pytest.raises(ValueError, match=r"lack \['center_weight'"):
+        loss_fn(outs, {k: v for k, v in batch[1].items() if k != "center_weight"})
+    assert "sigma=2.0" in repr(loss_fn.targets) and isinstance(loss_fn.targets, PanopticDeepLabTargets)
+
+
+def test_void_through_the_pipeline_gets_no_gradient():
+    """Targets of maps with void, collated as the DataLoader does: finite loss, no gradient on
+    void pixels in any head, some gradient elsewhere."""
+    h, w = 20, 24
+    pan = np.full((2, h, w), 1 * LABEL_DIVISOR, np.int64)
+    pan[:, 4:12, 5:14] = 4 * LABEL_DIVISOR + 1
+    pan[0, 14:, :] = 255 * LABEL_DIVISOR
+    pan[1, 6:9, 6:9] = -1
+    loss_fn = PanopticDeepLabLoss(THINGS, sigma=2.0)
+    batch = default_collate_fn([loss_fn.targets(p) for p in pan])
+    rng = np.random.default_rng(0)
+    outs = {k: paddle.to_tensor(rng.normal(size=(2, c, h, w)).astype(np.float32), stop_gradient=False)
+            for k, c in (("semantic", 7), ("center", 1), ("offset", 2))}
+    loss = loss_fn(outs, batch)
+    assert np.isfinite(float(loss))
+    loss.backward()
+    void = ((pan < 0) | (pan // LABEL_DIVISOR == 255))[:, None]
+    for k, out in outs.items():
+        g = out.grad.numpy()
+        assert np.abs(g[np.broadcast_to(void, g.shape)]).max() == 0, k
+        assert np.abs(g[np.broadcast_to(~void, g.shape)]).max() > 0, k
+
+
+def test_trainer_runs_on_pipeline_targets():
+    loss_fn = PanopticDeepLabLoss(THINGS, sigma=2.0)
+    data = PanopticScenes(4, 32, seed=0, flip=True, targets=loss_fn.targets)
+    model = build_model("panoptic_deeplab", 7, **SMALL)
+    hist = Trainer(model, data, None, num_classes=7, iters=2, batch_size=2, lr=1e-3, optimizer="adam",
+                   loss_fn=loss_fn, progress=False).fit()
+    assert len(hist["loss"]) == 2 and np.isfinite(hist["loss"]).all()
 
 
 def test_post_processing_hand_made_case():
@@ -96,9 +181,10 @@ def test_learns_a_tiny_set(fit_tiny):
     pans = np.stack([data[i][1] for i in range(4)])
     model = build_model("panoptic_deeplab", 7, **SMALL)
     loss_fn = PanopticDeepLabLoss(THINGS, sigma=2.0, offset_weight=0.1)
+    targets = {k: paddle.to_tensor(v) for k, v in loss_fn.targets.batch(pans).items()}   # built once
     stuff_pq = lambda: panoptic_quality(model.panoptic(x), pans, THINGS, STUFF)["stuff"][0]  # noqa: E731
     before = stuff_pq()
-    hist = fit_tiny(model, lambda m: loss_fn.parts(m(x), pans), steps=25, lr=3e-3)
+    hist = fit_tiny(model, lambda m: loss_fn.parts(m(x), targets), steps=25, lr=3e-3)
     assert (hist[-3:].mean(0) < hist[:3].mean(0)).all(), hist     # every term drops
     assert hist[-3:].sum(1).mean() < 0.5 * hist[:3].sum(1).mean()
     assert stuff_pq() > before + 0.1

@@ -1,10 +1,14 @@
-"""Panoptic scenes for the bottom-up models of Day 6 (SOLO, Panoptic-DeepLab).
+"""Panoptic scenes for the bottom-up models of Day 6 (SOLO, Panoptic-DeepLab), and the
+training targets of Panoptic-DeepLab built in the data pipeline.
 
 An item is ``(image, panoptic)``: the normalised float32 (3, H, W) image and the int64
-(H, W) map ``class * LABEL_DIVISOR + instance``. One label map carries everything, so the
-course's ``Trainer`` (which passes ``(outputs, labels)`` to a loss) trains these models
-too: each model's loss builds its own targets (grid cells, centre heatmaps, offsets) from
-the panoptic map. Only flips augment: a nearest resize could split an instance's mask.
+(H, W) map ``class * LABEL_DIVISOR + instance``. With ``targets=fn`` an item is
+``(image, fn(panoptic))`` instead: the targets are built per item by the dataset (after
+the flip, in DataLoader workers when ``num_workers > 0``) and batched by the DataLoader's
+collate, so the loss only compares tensors. Panoptic-DeepLab's targets (centre heatmap,
+offsets and their weights) come from ``panoptic_deeplab_targets``; ``PanopticDeepLabTargets``
+is that function as a dataset hook. Only flips augment: a nearest resize could split an
+instance's mask.
 """
 from __future__ import annotations
 
@@ -16,13 +20,17 @@ from .transforms import RandomFlip
 
 
 class PanopticScenes(SegmentationDataset):
-    """``num_scenes`` synthetic scenes with panoptic labels; ``flip`` mirrors at random."""
+    """``num_scenes`` synthetic scenes with panoptic labels; ``flip`` mirrors at random;
+    ``targets`` (a callable panoptic map -> dict of arrays, e.g. ``PanopticDeepLabTargets``)
+    replaces the label of each item by the training targets built from it."""
 
-    def __init__(self, num_scenes, image_size=96, seed=0, variant="scenes", flip=False):
+    def __init__(self, num_scenes, image_size=96, seed=0, variant="scenes", flip=False,
+                 targets=None):
         super().__init__(RandomFlip() if flip else None)
         var = get_variant(variant)
         self.classes, self.num_classes = var.classes, var.num_classes
         self.thing_ids, self.stuff_ids = var.thing_ids, var.stuff_ids
+        self.targets = targets
         self.scenes = [make_scene(np.random.default_rng([seed, i]), image_size, variant)
                        for i in range(num_scenes)]
 
@@ -33,10 +41,16 @@ class PanopticScenes(SegmentationDataset):
         s = self.scenes[i]
         return s["image"], s["panoptic"].astype(np.int64)
 
+    def __getitem__(self, idx):
+        image, label = super().__getitem__(idx)          # flipped first, then targets
+        return (image, self.targets(label)) if self.targets is not None else (image, label)
 
-def panoptic_splits(budget, variant="scenes", seed=0, flip=True):
-    """(train, val) panoptic datasets with the sizes of a ``runtime.budget()``."""
-    return (PanopticScenes(budget.train_scenes, budget.image_size, seed, variant, flip),
+
+def panoptic_splits(budget, variant="scenes", seed=0, flip=True, targets=None):
+    """(train, val) panoptic datasets with the sizes of a ``runtime.budget()``; ``targets``
+    (see ``PanopticScenes``) applies to the training set only: validation keeps the
+    panoptic maps that PQ is computed against."""
+    return (PanopticScenes(budget.train_scenes, budget.image_size, seed, variant, flip, targets),
             PanopticScenes(budget.val_scenes, budget.image_size, seed + 10_000, variant))
 
 
@@ -50,3 +64,78 @@ def instances_from_panoptic(panoptic, thing_ids, label_divisor=LABEL_DIVISOR):
     lookup = {c: k for k, c in enumerate(thing_ids)}
     labels = np.array([lookup[int(c)] for c in ids // label_divisor], np.int64)
     return dict(masks=masks, labels=labels)
+
+
+# ------------------------------------------------------------ Panoptic-DeepLab targets
+def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR,
+                             ignore_index=255):
+    """Panoptic-DeepLab's training targets of one panoptic map (the one place they are built).
+
+    Args:
+        panoptic: (H, W) integer map ``class * label_divisor + instance``; a negative value
+            or class ``ignore_index`` is void (unlabelled).
+        thing_ids: the thing classes; their pixels with instance > 0 form instances.
+        sigma: standard deviation in pixels of the Gaussian at each centre.
+        label_divisor: the panoptic encoding's divisor (``LABEL_DIVISOR``).
+        ignore_index: the class of void pixels (the ``semantic`` target's ignore value).
+
+    Returns:
+        dict of arrays: ``semantic`` (H, W) int64 class, ``ignore_index`` on void;
+        ``center`` (H, W) float32, the max over instances of exp(-d^2 / 2 sigma^2) around
+        each instance's centre of mass; ``center_weight`` (H, W) float32, 0 on void, 1
+        elsewhere; ``offset`` (2, H, W) float32, the vector (dy, dx) from each thing pixel
+        to its instance's centre (0 elsewhere); ``offset_weight`` (H, W) float32, 1 on
+        thing-instance pixels.
+    """
+    pan = np.asarray(panoptic)
+    if pan.ndim != 2:
+        raise ValueError(f"panoptic_deeplab_targets: panoptic must be one (H, W) map, got shape {pan.shape}")
+    pan = pan.astype(np.int64)
+    h, w = pan.shape
+    cls = pan // label_divisor
+    void = (pan < 0) | (cls == ignore_index)
+    inst = np.isin(cls, thing_ids) & (pan % label_divisor > 0) & ~void
+    # segment index per instance pixel; centres of mass by bincount (no loop over pixels)
+    segs, seg_of = np.unique(pan[inst], return_inverse=True)
+    ys, xs = np.nonzero(inst)          # row-major, the order of pan[inst]
+    count = np.bincount(seg_of, minlength=len(segs))
+    cy = np.bincount(seg_of, ys, minlength=len(segs)) / np.maximum(count, 1)
+    cx = np.bincount(seg_of, xs, minlength=len(segs)) / np.maximum(count, 1)
+    center = np.zeros((h, w), np.float32)
+    # exp(-(dy^2 + dx^2) / 2s^2) = exp(-dy^2 / 2s^2) * exp(-dx^2 / 2s^2): one outer product
+    # of two 1-D Gaussians per instance instead of a 2-D exp over the whole map
+    gy = np.exp(-(np.arange(h)[None] - cy[:, None]) ** 2 / (2 * sigma ** 2)).astype(np.float32)
+    gx = np.exp(-(np.arange(w)[None] - cx[:, None]) ** 2 / (2 * sigma ** 2)).astype(np.float32)
+    g = np.empty((h, w), np.float32)
+    for a, b in zip(gy, gx):
+        np.maximum(center, np.outer(a, b, out=g), out=center)
+    offset = np.zeros((2, h, w), np.float32)
+    offset[0][inst] = cy[seg_of] - ys
+    offset[1][inst] = cx[seg_of] - xs
+    return dict(semantic=np.where(void, ignore_index, cls), center=center,
+                center_weight=(~void).astype(np.float32), offset=offset,
+                offset_weight=inst.astype(np.float32))
+
+
+class PanopticDeepLabTargets:
+    """``panoptic_deeplab_targets`` with fixed settings, as the ``targets`` hook of
+    ``PanopticScenes`` (or any dataset's per-item transform): ``fn(panoptic) -> dict``.
+    ``batch(panoptic_maps)`` stacks the targets of (N, H, W) maps (what the DataLoader's
+    collate makes of the per-item dicts)."""
+
+    def __init__(self, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR, ignore_index=255):
+        self.thing_ids, self.sigma = tuple(int(c) for c in thing_ids), float(sigma)
+        self.label_divisor, self.ignore_index = label_divisor, ignore_index
+
+    def __call__(self, panoptic):
+        return panoptic_deeplab_targets(panoptic, self.thing_ids, self.sigma, self.label_divisor,
+                                        self.ignore_index)
+
+    def batch(self, panoptic_maps):
+        """Targets of (N, H, W) maps, each array stacked along a new first axis."""
+        items = [self(p) for p in np.asarray(panoptic_maps)]
+        return {k: np.stack([t[k] for t in items]) for k in items[0]}
+
+    def __repr__(self):
+        return (f"PanopticDeepLabTargets(thing_ids={self.thing_ids}, sigma={self.sigma}, "
+                f"label_divisor={self.label_divisor}, ignore_index={self.ignore_index})")

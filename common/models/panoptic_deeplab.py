@@ -14,20 +14,28 @@ stuff areas become void; all merged into ``class * label_divisor + id``.
 
 ``model(images)`` returns dict ``semantic`` (N, K, H, W), ``center`` (N, 1, H, W), ``offset``
 (N, 2, H, W) at the input size (offsets in input pixels, (dy, dx)); ``model.panoptic(images)``
-returns the panoptic maps. Training: ``PanopticDeepLabLoss`` (targets built from panoptic labels).
+returns the panoptic maps. Training: ``PanopticDeepLabLoss`` on the targets that
+``common.data.panoptic.panoptic_deeplab_targets`` builds in the data pipeline.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ..data.panoptic import PanopticDeepLabTargets, panoptic_deeplab_targets
 from ..data.synthetic import DISC, SQUARE, TRIANGLE
 from ..labels import LABEL_DIVISOR
 from .backbones.resnet import ResNet
 from .layers import ASPP, ConvBNReLU, SeparableConvBNReLU, resize_to
 from .registry import register
+
+__all__ = ["PanopticDeepLab", "PanopticDeepLabLoss", "PanopticDeepLabTargets", "panoptic_deeplab_targets",
+           "find_instance_centers", "group_pixels", "merge_semantic_and_instance", "panoptic_from_outputs",
+           "small_config", "center_sigma", "VOID"]
 
 VOID = -1      # panoptic value of pixels left unlabelled (0 would be class 0, sky, instance 0)
 
@@ -113,36 +121,17 @@ class PanopticDeepLab(nn.Layer):
                                                self.thing_ids, **kw) for b in range(x.shape[0])])
 
 
-# ------------------------------------------------------------------------- targets
-def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR):
-    """Training targets of one panoptic map (H, W):
-
-    ``semantic`` (H, W) class; ``center`` (H, W) the max over instances of a Gaussian
-    exp(-d^2 / 2 sigma^2) at each instance's centre of mass; ``offset`` (2, H, W) the
-    vector (dy, dx) from each thing pixel to its centre (0 elsewhere); ``offset_weight``
-    (H, W) 1 on thing pixels.
-    """
-    pan = np.asarray(panoptic).astype(np.int64)
-    h, w = pan.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    center = np.zeros((h, w), np.float32)
-    offset = np.zeros((2, h, w), np.float32)
-    ids = np.unique(pan)
-    for seg in ids[np.isin(ids // label_divisor, thing_ids) & (ids % label_divisor > 0)]:
-        m = pan == seg
-        cy, cx = yy[m].mean(), xx[m].mean()
-        center = np.maximum(center, np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)))
-        offset[0][m], offset[1][m] = cy - yy[m], cx - xx[m]
-    weight = np.isin(pan // label_divisor, thing_ids) & (pan % label_divisor > 0)
-    return dict(semantic=pan // label_divisor, center=center, offset=offset,
-                offset_weight=weight.astype(np.float32))
-
-
+# ------------------------------------------------------------------------- loss
 class PanopticDeepLabLoss:
     """Paper's loss: bootstrapped cross-entropy (the hardest ``top_k`` fraction of pixels)
     + ``center_weight`` x MSE on the heatmap + ``offset_weight`` x L1 on thing pixels.
-    ``loss_fn(outputs, panoptic_labels)`` for the course's ``Trainer``; ``parts(...)``
-    returns the three terms.
+    ``loss_fn(outputs, targets)`` for the course's ``Trainer``; ``parts(...)`` returns the
+    three terms.
+
+    ``targets`` are the batched dicts of ``panoptic_deeplab_targets`` that the data
+    pipeline prepares (``PanopticScenes(..., targets=loss_fn.targets)``), so training
+    builds nothing on the host. Raw panoptic maps (N, H, W) are accepted too (the targets
+    are then built here with ``self.targets``: handy for one-off calls, slower in a loop).
 
     Void pixels (a negative panoptic value such as ``VOID``, or category ``ignore_index``,
     i.e. ``ignore_index * label_divisor + id``) count in none of the three terms: the
@@ -154,43 +143,48 @@ class PanopticDeepLabLoss:
         self.thing_ids, self.sigma, self.label_divisor = tuple(thing_ids), sigma, label_divisor
         self.center_weight, self.offset_weight, self.top_k = center_weight, offset_weight, top_k
         self.ignore_index = ignore_index
+        # the data-pipeline hook with this loss's settings (sigma, void convention)
+        self.targets = PanopticDeepLabTargets(thing_ids, sigma, label_divisor, ignore_index)
 
-    def parts(self, outputs, labels):
+    def parts(self, outputs, targets):
         """The three weighted terms: dict ``semantic``, ``center``, ``offset`` (scalar tensors).
 
         Args:
             outputs: the model's dict (``semantic`` (N, K, H, W), ``center``, ``offset``).
-            labels: panoptic maps (N, H, W), ``class * label_divisor + instance``.
+            targets: dict of batched targets (``semantic``, ``center``, ``center_weight``,
+                ``offset``, ``offset_weight``; tensors or arrays), or panoptic maps (N, H, W).
         """
-        pans = labels.numpy() if isinstance(labels, paddle.Tensor) else np.asarray(labels)
-        pans = pans.astype(np.int64)
-        void = (pans < 0) | (pans // self.label_divisor == self.ignore_index)
-        t = [panoptic_deeplab_targets(p, self.thing_ids, self.sigma, self.label_divisor) for p in pans]
-        stack = lambda k: paddle.to_tensor(np.stack([d[k] for d in t]))  # noqa: E731
-        semantic = np.where(void, self.ignore_index, pans // self.label_divisor)
+        if not isinstance(targets, Mapping):
+            pans = targets.numpy() if isinstance(targets, paddle.Tensor) else np.asarray(targets)
+            targets = self.targets.batch(pans)
+        missing = {"semantic", "center", "center_weight", "offset", "offset_weight"} - set(targets)
+        if missing:
+            raise ValueError(f"PanopticDeepLabLoss: targets lack {sorted(missing)}; build them with "
+                             "panoptic_deeplab_targets (e.g. PanopticScenes(..., targets=loss_fn.targets))")
+        t = {k: v if isinstance(v, paddle.Tensor) else paddle.to_tensor(np.asarray(v)) for k, v in targets.items()}
+        semantic = t["semantic"].astype("int64")
         k_classes = outputs["semantic"].shape[1]
-        bad = np.unique(semantic[~void & (semantic >= k_classes)])
-        if bad.size:
-            raise ValueError(f"panoptic labels hold categories {bad[:10].tolist()} outside "
+        labelled = semantic != self.ignore_index
+        bad = labelled & ((semantic >= k_classes) | (semantic < 0))
+        if bool(bad.any()):
+            cats = np.unique(semantic.numpy()[bad.numpy()])
+            raise ValueError(f"panoptic labels hold categories {cats[:10].tolist()} outside "
                              f"[0, {k_classes}) that are not void (ignore_index={self.ignore_index})")
-        ce = F.cross_entropy(outputs["semantic"], paddle.to_tensor(semantic), axis=1,
-                             reduction="none", ignore_index=self.ignore_index).flatten()
-        n_valid = int((~void).sum())
+        ce = F.cross_entropy(outputs["semantic"], semantic, axis=1, reduction="none",
+                             ignore_index=self.ignore_index).flatten()
+        n_valid = int(labelled.astype("int64").sum())
         # void pixels have loss 0, so the k hardest of all pixels are the k hardest labelled ones
         k = max(1, int(self.top_k * n_valid))
         sem = paddle.topk(ce, k)[0].mean()
-        sq = (outputs["center"][:, 0] - stack("center")) ** 2
-        if n_valid == void.size:
-            center = sq.mean()          # no void: the plain mean (bit-identical to before)
-        else:
-            center = (sq * paddle.to_tensor((~void).astype(np.float32))).sum() / max(n_valid, 1)
+        cw = t["center_weight"].astype("float32")
+        center = (((outputs["center"][:, 0] - t["center"]) ** 2) * cw).sum() / paddle.clip(cw.sum(), min=1.0)
         # offset_weight is 1 on thing instances only, so void pixels are already excluded
-        wt = stack("offset_weight").unsqueeze(1)
-        offset = ((outputs["offset"] - stack("offset")).abs() * wt).sum() / (wt.sum() * 2 + 1)
+        wt = t["offset_weight"].astype("float32").unsqueeze(1)
+        offset = ((outputs["offset"] - t["offset"]).abs() * wt).sum() / (wt.sum() * 2 + 1)
         return dict(semantic=sem, center=self.center_weight * center, offset=self.offset_weight * offset)
 
-    def __call__(self, outputs, labels):
-        return sum(self.parts(outputs, labels).values())
+    def __call__(self, outputs, targets):
+        return sum(self.parts(outputs, targets).values())
 
 
 # ----------------------------------------------------------------- post-processing
