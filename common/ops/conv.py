@@ -21,20 +21,56 @@ from ._util import as_batch, pair
 
 
 def conv_output_size(n, kernel_size, stride=1, padding=0, dilation=1):
-    """Output length of a conv along one axis: ``(n + 2p - d(k-1) - 1) // s + 1``."""
+    """Output length of a conv along one axis: ``(n + 2p - d(k-1) - 1) // s + 1``.
+
+    Args:
+        n: input length.
+        kernel_size: kernel length k.
+        stride: step s between windows.
+        padding: zeros added at each end, p.
+        dilation: spacing d between kernel taps.
+
+    Returns:
+        int, the output length.
+    """
     return (n + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def transposed_conv_output_size(n, kernel_size, stride=1, padding=0, output_padding=0,
                                 dilation=1):
     """Output length of a transposed conv: ``(n - 1)s - 2p + d(k-1) + output_padding + 1``
-    (the input length of the conv it transposes)."""
+    (the input length of the conv it transposes).
+
+    Args:
+        n: input length.
+        kernel_size: kernel length k.
+        stride: zero insertion step s.
+        padding: p cut from each end of the result.
+        output_padding: extra length at the end (picks one of the sizes a strided conv maps
+            to the same ``n``).
+        dilation: spacing d between kernel taps.
+
+    Returns:
+        int, the output length.
+    """
     return (n - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     """2-D convolution of ``x`` (C, H, W) or (N, C, H, W) with ``w`` (C_out, C, kh, kw),
-    as ``paddle.nn.functional.conv2d`` (cross-correlation, zero padding)."""
+    as ``paddle.nn.functional.conv2d`` (cross-correlation, zero padding).
+
+    Args:
+        x: input array (C, H, W) or (N, C, H, W).
+        w: kernel (C_out, C, kh, kw).
+        b: optional bias (C_out,).
+        stride: int or (sh, sw).
+        padding: zeros on each side, int or (ph, pw).
+        dilation: spacing between kernel taps, int or (dh, dw).
+
+    Returns:
+        float32 array (C_out, H_out, W_out), or (N, C_out, H_out, W_out) for a batch.
+    """
     xb, undo = as_batch(x)
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 4 or w.shape[1] != xb.shape[1]:
@@ -57,7 +93,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
 
 def dilate_kernel(w, rate):
     """Insert ``rate - 1`` zeros between the taps of the last two axes of ``w``:
-    a k x k kernel becomes ``(k - 1) * rate + 1`` square with the same weights."""
+    a k x k kernel becomes ``(k - 1) * rate + 1`` square with the same weights.
+
+    Args:
+        w: kernel (..., kh, kw).
+        rate: dilation rate, int or (rh, rw); 1 returns the kernel unchanged.
+
+    Returns:
+        float32 array (..., (kh - 1) * rh + 1, (kw - 1) * rw + 1).
+    """
     w = np.asarray(w, dtype=np.float32)
     rh, rw = pair(rate, "rate")
     kh, kw = w.shape[-2:]
@@ -68,7 +112,19 @@ def dilate_kernel(w, rate):
 
 def atrous_conv2d(x, w, rate, b=None, stride=1, padding=0):
     """Atrous (dilated) conv: ``conv2d`` with the zero-dilated kernel ``dilate_kernel(w,
-    rate)``; equals ``conv2d(..., dilation=rate)``. ``padding='same'`` keeps H, W (odd k)."""
+    rate)``; equals ``conv2d(..., dilation=rate)``. ``padding='same'`` keeps H, W (odd k).
+
+    Args:
+        x: input array (C, H, W) or (N, C, H, W).
+        w: kernel (C_out, C, kh, kw) before dilation.
+        rate: dilation rate, int or (rh, rw).
+        b: optional bias (C_out,).
+        stride: int or (sh, sw).
+        padding: int, (ph, pw) or ``'same'``.
+
+    Returns:
+        float32 array (C_out, H_out, W_out), or (N, C_out, H_out, W_out) for a batch.
+    """
     wd = dilate_kernel(w, rate)
     if isinstance(padding, str):
         if padding != "same":
@@ -112,6 +168,18 @@ def transposed_conv2d(x, w, b=None, stride=1, padding=0, output_padding=0):
     ``k - 1 - padding`` (a negative amount crops) plus ``output_padding`` at the bottom and
     right, then a stride-1 ``conv2d`` with the kernel rotated by 180 degrees and its
     channel axes swapped to (C_out, C_in, kh, kw).
+
+    Args:
+        x: input array (C_in, H, W) or (N, C_in, H, W).
+        w: kernel (C_in, C_out, kh, kw), Paddle's layout for transposed convs.
+        b: optional bias (C_out,).
+        stride: int or (sh, sw), the upsampling factor.
+        padding: int or (ph, pw), cut from each side of the full output.
+        output_padding: int or (oh, ow), extra rows/columns at the bottom and right.
+
+    Returns:
+        float32 array (C_out, H_out, W_out) (or with N first), sizes as
+        ``transposed_conv_output_size``.
     """
     xb, undo = as_batch(x)
     w = _check_transposed(xb, w)
@@ -126,7 +194,19 @@ def transposed_conv2d(x, w, b=None, stride=1, padding=0, output_padding=0):
 def transposed_conv2d_scatter(x, w, b=None, stride=1, padding=0, output_padding=0):
     """The same transposed conv by its definition: every input pixel adds ``value x kernel``
     to the output, at ``stride`` times its position; then ``padding`` is cut from each
-    side. Vectorised over pixels: one accumulation per kernel tap."""
+    side. Vectorised over pixels: one accumulation per kernel tap.
+
+    Args:
+        x: input array (C_in, H, W) or (N, C_in, H, W).
+        w: kernel (C_in, C_out, kh, kw), Paddle's layout.
+        b: optional bias (C_out,).
+        stride: int or (sh, sw).
+        padding: int or (ph, pw), cut from each side.
+        output_padding: int or (oh, ow), extra rows/columns at the bottom and right.
+
+    Returns:
+        float32 array, equal to ``transposed_conv2d`` with the same arguments.
+    """
     xb, undo = as_batch(x)
     w = _check_transposed(xb, w)
     (sh, sw), (ph, pw), (oh, ow) = pair(stride), pair(padding), pair(output_padding)
@@ -148,7 +228,17 @@ def conv_matrix(in_hw, w, stride=1, padding=0):
     """The matrix ``C`` of a single-channel conv with kernel ``w`` (kh, kw) on an ``in_hw``
     image: ``conv2d(x) == (C @ x.ravel()).reshape(out_hw)``. ``C`` is (H_out*W_out, H*W)
     and mostly zeros; ``C.T`` maps back from the output size to the input size, and that
-    is the transposed conv with the same kernel."""
+    is the transposed conv with the same kernel.
+
+    Args:
+        in_hw: input size, int or (H, W).
+        w: single-channel kernel (kh, kw).
+        stride: int or (sh, sw).
+        padding: int or (ph, pw).
+
+    Returns:
+        float32 array (H_out * W_out, H * W).
+    """
     w = np.asarray(w, dtype=np.float32)
     (h, wd), (sh, sw), (ph, pw) = pair(in_hw), pair(stride), pair(padding)
     kh, kw = w.shape

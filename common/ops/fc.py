@@ -26,7 +26,15 @@ def fc_weight_to_conv(weight, bias=None, in_shape=None):
 
 def fc_to_conv(linear, in_shape=None):
     """A ``paddle.nn.Conv2D`` with the weights of ``linear`` (a ``paddle.nn.Linear``):
-    kernel (h, w) of ``in_shape`` (default 1x1), no padding."""
+    kernel (h, w) of ``in_shape`` (default 1x1), no padding.
+
+    Args:
+        linear: the ``paddle.nn.Linear`` to convert; weight (C*h*w, out).
+        in_shape: (C, h, w) of the feature map the Linear saw flattened; default (in, 1, 1).
+
+    Returns:
+        ``paddle.nn.Conv2D`` (C -> out, kernel (h, w)) computing the same scores on that map.
+    """
     import paddle
 
     weight = linear.weight.numpy()

@@ -41,6 +41,14 @@ def bilinear_resize(x, size, align_corners=False):
     Two 1-D linear interpolations: first each row along x (width), then each column
     along y (height). Each is a gather of two neighbours and a weighted sum, for all
     pixels at once.
+
+    Args:
+        x: array (H, W), (C, H, W) or (N, C, H, W).
+        size: (H_out, W_out), or an int for a square output.
+        align_corners: sampling convention (see the module docstring); False as Paddle.
+
+    Returns:
+        float32 array of ``x``'s leading shape and (H_out, W_out).
     """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim not in (2, 3, 4):

@@ -19,7 +19,18 @@ def _windows(x, kernel_size, stride, padding, fill):
 
 def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0):
     """Max pooling of (C, H, W) or (N, C, H, W); returns ``(values, indices)`` with
-    int64 flat per-plane indices of the maxima (the first one on ties)."""
+    int64 flat per-plane indices of the maxima (the first one on ties).
+
+    Args:
+        x: input array (C, H, W) or (N, C, H, W).
+        kernel_size: window size, int or (kh, kw).
+        stride: int or (sh, sw); default ``kernel_size`` (non-overlapping windows, Paddle's).
+        padding: int or (ph, pw); padded cells never win (they hold -inf).
+
+    Returns:
+        (values, indices): float32 pooled map and int64 ``row * W + col`` of each maximum in
+        the unpadded input, both (C, H_out, W_out) or (N, C, H_out, W_out).
+    """
     xb, undo = as_batch(x)
     k = pair(kernel_size, "kernel_size")
     s = pair(stride if stride is not None else kernel_size, "stride")
@@ -50,6 +61,17 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
 
     ``output_size`` is (H, W) (or a full shape whose last two entries are used); by
     default the size the pooling started from.
+
+    Args:
+        x: pooled values (C, h, w) or (N, C, h, w).
+        indices: int flat positions ``row * W + col``, same shape as ``x``.
+        kernel_size: the pooling's window, int or (kh, kw) (only sets the default size).
+        stride: the pooling's stride (default ``kernel_size``).
+        padding: the pooling's padding.
+        output_size: (H, W) or a shape ending in it; default ``unpool_output_size``.
+
+    Returns:
+        float32 array (C, H, W) or (N, C, H, W), zero except at ``indices``.
     """
     xb, undo = as_batch(x)
     ib = np.asarray(indices, dtype=np.int64).reshape(xb.shape)
@@ -72,6 +94,17 @@ def random_pool_indices(shape, kernel_size, stride=None, padding=0, in_hw=None, 
 
     The notes: un-pooling forward needs indices, which can be generated at random.
     ``in_hw`` is the (H, W) the indices address (default: ``unpool_output_size``).
+
+    Args:
+        shape: shape of the pooled map, (C, h, w) or (N, C, h, w).
+        kernel_size: window size, int or (kh, kw).
+        stride: int or (sh, sw); default ``kernel_size``.
+        padding: int or (ph, pw).
+        in_hw: (H, W) of the un-pooled map.
+        seed: seed of the NumPy generator (same seed, same indices).
+
+    Returns:
+        int64 array of ``shape``: flat positions ``row * W + col`` inside ``in_hw``.
     """
     k = pair(kernel_size)
     s = pair(stride if stride is not None else kernel_size)
