@@ -78,3 +78,53 @@ def test_paddle_tensors_accepted():
     import paddle
     conf = confusion_matrix(paddle.to_tensor(PRED), paddle.to_tensor(LABEL), 3)
     assert conf.tolist() == [[4, 1, 0], [0, 3, 0], [0, 3, 0]]
+
+
+def _halves(split, size=6):
+    """(size, size) map: class 0 in columns < split, class 1 from there on."""
+    m = np.zeros((size, size), np.int64)
+    m[:, split:] = 1
+    return m
+
+
+def test_boundary_f_score_hand_computed():
+    from common.metrics import boundary_f_score
+
+    label = _halves(3)                   # true edge between columns 2 and 3
+    pred = _halves(4)                    # predicted one column to the right ...
+    pred[0, 0] = 1                       # ... plus a stray class-1 pixel in a corner
+    # tolerance 0: no predicted boundary pixel lies on a true one of its class
+    s0 = boundary_f_score(pred, label, 2, tolerance=0)
+    assert s0["f"] == 0 and np.all(s0["per_class"] == 0)
+    s1 = boundary_f_score(pred, label, 2, tolerance=1)
+    # class 1: predicted boundary = column 4 (6 px, each 1 px from column 3) + (0, 0) (3 px
+    # away): P = 6/7, R = 6/6. class 0: column 3 (6, matched) + (0, 1) (1 px from (0, 2):
+    # matched) + (1, 0) (2 px from (1, 2): not): P = 7/8, R = 1.
+    np.testing.assert_allclose(s1["precision"], [7 / 8, 6 / 7])
+    np.testing.assert_allclose(s1["recall"], [1, 1])
+    np.testing.assert_allclose(s1["per_class"], [14 / 15, 12 / 13])
+    assert s1["f"] == pytest.approx((14 / 15 + 12 / 13) / 2)
+    # a batch sums the counts of its images; the perfect copy adds 6 matched pixels per class
+    sb = boundary_f_score(np.stack([pred, label]), np.stack([label, label]), 2, tolerance=1)
+    np.testing.assert_allclose(sb["precision"], [13 / 14, 12 / 13])
+    assert boundary_f_score(label, label, 2)["f"] == 1.0
+
+
+def test_boundary_f_score_ignore_border_and_absent_classes():
+    from common.metrics import boundary_f_score
+
+    label = np.zeros((5, 5), np.int64)
+    label[:, 4] = 255                              # an ignored column
+    pred = np.zeros((5, 5), np.int64)
+    pred[:, 4] = 1                                 # wrong there, but ignored: no boundary
+    s = boundary_f_score(pred, label, 3)
+    assert np.isnan(s["f"]) and np.all(np.isnan(s["per_class"]))   # no boundary anywhere
+    pred[:, 3] = 1                                 # a predicted edge the label does not have
+    s = boundary_f_score(pred, label, 3)
+    np.testing.assert_array_equal(s["per_class"][:2], [0, 0])
+    assert np.isnan(s["per_class"][2]) and s["f"] == 0
+    assert np.isnan(s["recall"][0]) and s["precision"][0] == 0
+    with pytest.raises(ValueError, match="tolerance"):
+        boundary_f_score(pred, label, 3, tolerance=-1)
+    with pytest.raises(ValueError, match="outside"):
+        boundary_f_score(pred + 5, label, 3)
