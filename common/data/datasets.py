@@ -41,6 +41,13 @@ class SyntheticScenes(SegmentationDataset):
     """``num_scenes`` synthetic scenes (see ``common.data.synthetic``), generated once.
 
     Use different ``seed`` values for train and validation: scenes never repeat across seeds.
+
+    Args:
+        num_scenes: number of scenes.
+        image_size: side of the square scenes in pixels.
+        seed: seed of the split (``make_scenes``).
+        variant: synthetic variant (``common.data.VARIANTS``); sets ``classes``/``num_classes``.
+        transform: optional joint transform ``t(image, label, rng)`` applied per item.
     """
 
     def __init__(self, num_scenes, image_size=96, seed=0, variant="scenes", transform=None):
@@ -58,7 +65,18 @@ class SyntheticScenes(SegmentationDataset):
 
 
 def synthetic_splits(budget, variant="scenes", train_transform=None, seed=0):
-    """(train, val) synthetic datasets with the sizes of a ``runtime.budget()``."""
+    """(train, val) synthetic datasets with the sizes of a ``runtime.budget()``.
+
+    Args:
+        budget: a ``runtime.Budget`` (``train_scenes``, ``val_scenes``, ``image_size``).
+        variant: synthetic variant, e.g. ``'scenes'`` or ``'context'``.
+        train_transform: joint transform of the training split (validation has none).
+        seed: seed of the training scenes; validation uses ``seed + 10000``, so never the
+            same scenes.
+
+    Returns:
+        (train, val): two ``SyntheticScenes``.
+    """
     train = SyntheticScenes(budget.train_scenes, budget.image_size, seed, variant, train_transform)
     val = SyntheticScenes(budget.val_scenes, budget.image_size, seed + 10_000, variant)
     return train, val
@@ -237,6 +255,12 @@ class SegFolder(LabelledFiles):
 
     Every pair is checked on first load: same height and width, label values in
     ``[0, num_classes)`` or ``ignore_index``. Errors name the offending file.
+
+    Args:
+        root: folder holding ``images/`` and ``labels/``.
+        num_classes: number of classes K; label values must be < K.
+        ignore_index: label value of unlabelled pixels, not scored (255 as VOC's border).
+        transform: optional joint transform ``t(image, label, rng)``.
     """
 
     def __init__(self, root, num_classes, ignore_index=255, transform=None):

@@ -64,6 +64,11 @@ class VOCSegmentation(LabelledFiles):
     ``aug`` (``train_aug``, the 10,582 images of SBD + VOC) reads its labels from
     ``SegmentationClassAug/`` (grayscale PNGs), the usual layout of the augmented set.
     A list line may be an id or ``/JPEGImages/<id>.jpg /SegmentationClassAug/<id>.png``.
+
+    Args:
+        root: the ``VOCdevkit/VOC2012`` folder.
+        split: name of the list in ``ImageSets/Segmentation`` (``train``, ``val``, ...).
+        transform: optional joint transform ``t(image, label, rng)``.
     """
 
     classes = VOC_CLASSES
@@ -115,6 +120,11 @@ class CityscapesSegmentation(LabelledFiles):
     """Cityscapes fine annotations: ``root/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png``
     with ``root/gtFine/<split>/<city>/<name>_gtFine_labelIds.png``; label ids become the
     19 train ids of the benchmark (``CITYSCAPES_ID_TO_TRAIN``), the others 255.
+
+    Args:
+        root: the Cityscapes folder (holding ``leftImg8bit/`` and ``gtFine/``).
+        split: ``train``, ``val`` or ``test``.
+        transform: optional joint transform ``t(image, label, rng)``.
     """
 
     classes = CITYSCAPES_CLASSES
@@ -150,7 +160,9 @@ class FileListDataset(LabelledFiles):
         list_file: the list.
         root: folder the paths are relative to (default: the list's folder).
         num_classes: number of classes (required).
-        classes: optional class names. ignore_index: label value not scored.
+        transform: optional joint transform ``t(image, label, rng)``.
+        classes: optional class names.
+        ignore_index: label value not scored (255).
         separator: between the two paths (default: any whitespace).
     """
 

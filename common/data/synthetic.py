@@ -62,6 +62,15 @@ _STUFF_RGB = np.array([[120, 170, 235], [70, 150, 60], [40, 90, 170], [95, 95, 1
 
 
 def get_variant(variant: str) -> Variant:
+    """The class list of a synthetic variant.
+
+    Args:
+        variant: a key of ``VARIANTS``, e.g. ``'scenes'`` or ``'context'`` (module docstring).
+
+    Returns:
+        Variant with ``name``, ``classes`` (stuff first), ``num_classes``, ``stuff_ids`` and
+        ``thing_ids``.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     return VARIANTS[variant]
@@ -134,6 +143,18 @@ def make_scene(seed=0, size=96, variant="scenes", max_things=5):
     """One synthetic scene with all its annotations (see the module docstring).
 
     ``seed`` is an int or a ``np.random.Generator``; the same seed gives the same scene.
+
+    Args:
+        seed: int or ``np.random.Generator``.
+        size: image side, or (H, W); at least 16.
+        variant: a key of ``VARIANTS`` (``'scenes'``, ``'context'``, ...).
+        max_things: at most this many things are drawn (1..max_things, fewer stay visible
+            when one hides another).
+
+    Returns:
+        dict with ``image``, ``semantic``, ``instance``, ``panoptic``, ``boxes``, ``masks``,
+        ``labels`` (shapes and dtypes in the module docstring) and ``classes`` (the
+        variant's class names).
     """
     rng = _as_rng(seed)
     h, w = _size2(size)
@@ -198,6 +219,15 @@ def make_scenes(n, size=96, seed=0, variant="scenes"):
 
     Scene i uses the seed sequence (seed, i), so a split is reproducible and two seeds
     give disjoint scenes.
+
+    Args:
+        n: number of scenes.
+        size: image side, or (H, W).
+        seed: int, the split's seed.
+        variant: a key of ``VARIANTS`` (``'scenes'``, ``'context'``, ...).
+
+    Returns:
+        (images, labels): uint8 arrays (n, H, W, 3) and (n, H, W).
     """
     images, labels = [], []
     for i in range(n):
@@ -215,6 +245,16 @@ def make_clip(seed=0, num_frames=8, size=64, num_things=3, variant="scenes"):
     Returns ``frames`` (T, H, W, 3) uint8, ``semantic`` (T, H, W) uint8, ``instance``
     (T, H, W) int32 with the same id for the same object in every frame (0 = stuff), and
     ``labels`` {id: class}. Objects keep a fixed depth order (higher id in front).
+
+    Args:
+        seed: int or ``np.random.Generator``.
+        num_frames: number of frames T.
+        size: frame side, or (H, W).
+        num_things: number of moving things (ids 1..num_things).
+        variant: only ``'scenes'`` (a hull would change class between water and road).
+
+    Returns:
+        dict with ``frames``, ``semantic``, ``instance`` and ``labels`` as above.
     """
     if variant != "scenes":
         # A hull gliding from water onto road would change class mid-clip.

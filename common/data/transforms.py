@@ -21,6 +21,12 @@ def _check_pair(image, label, name):
 
 
 class Compose:
+    """Apply ``transforms`` in order, all drawing from the same ``rng``.
+
+    Args:
+        transforms: joint transforms ``t(image, label, rng) -> (image, label)``.
+    """
+
     def __init__(self, transforms):
         self.transforms = list(transforms)
 
@@ -31,7 +37,11 @@ class Compose:
 
 
 class RandomScale:
-    """Resize both by a factor drawn from ``scales`` (a (min, max) range): multi-scale training."""
+    """Resize both by a factor drawn from ``scales`` (a (min, max) range): multi-scale training.
+
+    Args:
+        scales: (min, max) of the uniform scale factor, 0 < min <= max.
+    """
 
     def __init__(self, scales=(0.5, 2.0)):
         lo, hi = scales
@@ -51,7 +61,12 @@ class RandomScale:
 
 
 class RandomCrop:
-    """Crop ``size``; an input smaller than that is padded first (image 0, label ``ignore_index``)."""
+    """Crop ``size``; an input smaller than that is padded first (image 0, label ``ignore_index``).
+
+    Args:
+        size: int (square) or (height, width) of the crop.
+        ignore_index: label value of the padding, so it is not scored.
+    """
 
     def __init__(self, size, ignore_index=255):
         self.h, self.w = (size, size) if np.isscalar(size) else size
@@ -74,7 +89,11 @@ class RandomCrop:
 
 
 class RandomFlip:
-    """Mirror left-right with probability ``p``."""
+    """Mirror left-right with probability ``p``.
+
+    Args:
+        p: probability of a flip, in [0, 1].
+    """
 
     def __init__(self, p=0.5):
         if not 0 <= p <= 1:
@@ -89,7 +108,17 @@ class RandomFlip:
 
 
 def to_tensor_arrays(image, label=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """uint8 (H, W, 3) -> normalised float32 (3, H, W); label -> int64 (H, W)."""
+    """uint8 (H, W, 3) -> normalised float32 (3, H, W); label -> int64 (H, W).
+
+    Args:
+        image: uint8 RGB (H, W, 3).
+        label: optional (H, W) class map.
+        mean: per-channel mean of [0, 1] pixels (ImageNet's, as the pretrained backbones).
+        std: per-channel standard deviation (ImageNet's).
+
+    Returns:
+        the float32 (3, H, W) array, or (it, int64 label) when ``label`` is given.
+    """
     x = ((np.asarray(image, np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
     x = np.ascontiguousarray(x)
     if label is None:
@@ -98,11 +127,29 @@ def to_tensor_arrays(image, label=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 def denormalize(x, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Inverse of ``to_tensor_arrays`` for showing a (3, H, W) array as an RGB uint8 image."""
+    """Inverse of ``to_tensor_arrays`` for showing a (3, H, W) array as an RGB uint8 image.
+
+    Args:
+        x: normalised (3, H, W) array (NumPy or anything ``np.asarray`` takes).
+        mean: the mean used to normalise.
+        std: the standard deviation used to normalise.
+
+    Returns:
+        uint8 (H, W, 3) RGB, clipped to [0, 255].
+    """
     img = (np.asarray(x).transpose(1, 2, 0) * std + mean) * 255
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def train_transform(size, scales=(0.75, 1.5), ignore_index=255):
-    """The course's default training augmentation: scale, crop (pad with ignore), flip."""
+    """The course's default training augmentation: scale, crop (pad with ignore), flip.
+
+    Args:
+        size: crop size, int or (height, width).
+        scales: (min, max) of the random scale factor.
+        ignore_index: label value of the crop's padding.
+
+    Returns:
+        Compose of ``RandomScale``, ``RandomCrop`` and ``RandomFlip``.
+    """
     return Compose([RandomScale(scales), RandomCrop(size, ignore_index), RandomFlip()])
