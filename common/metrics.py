@@ -49,6 +49,15 @@ def confusion_matrix(pred, label, num_classes, ignore_index=255):
     Both hold class indices: integers, or floats with whole values (2.0); a fractional or
     NaN value is refused (ValueError), as is a value outside ``[0, K)`` other than a
     label's ``ignore_index``.
+
+    Args:
+        pred: predicted class indices, any shape (NumPy array or Paddle tensor).
+        label: ground-truth class indices, the same shape.
+        num_classes: K.
+        ignore_index: label value whose pixels are not counted (255, VOC's void border).
+
+    Returns:
+        int64 array (K, K), ``conf[gt, pred]`` pixel counts.
     """
     pred, label = _to_numpy(pred), _to_numpy(label)
     if pred.shape != label.shape:
@@ -70,6 +79,13 @@ def segmentation_scores(conf):
 
     ``iou``/``acc``/``dice`` are per-class arrays with NaN where undefined (see module doc).
     ``conf`` must be square, finite and non-negative (ValueError otherwise).
+
+    Args:
+        conf: (K, K) confusion matrix, rows ground truth, columns prediction.
+
+    Returns:
+        dict with ``iou``, ``acc``, ``dice`` (float64 (K,) arrays), ``miou`` and ``macc``
+        (their NaN-means) and ``pixel_acc``, ``kappa`` (floats).
     """
     conf = np.asarray(conf, np.float64)
     if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
@@ -96,7 +112,12 @@ def segmentation_scores(conf):
 
 
 class SegMetric:
-    """Streaming confusion matrix: ``update(pred, label)`` per batch, ``compute()`` at the end."""
+    """Streaming confusion matrix: ``update(pred, label)`` per batch, ``compute()`` at the end.
+
+    Args:
+        num_classes: K.
+        ignore_index: label value that is not counted.
+    """
 
     def __init__(self, num_classes, ignore_index=255):
         self.num_classes, self.ignore_index = num_classes, ignore_index
@@ -179,6 +200,16 @@ def mask_ap_at(preds, gts, iou_thresh=0.5, category=None, max_dets=100):
 
     ``category`` None: mean over the classes that have ground truth (as COCO). A class
     with ground truth but no detection has AP 0.
+
+    Args:
+        preds: per image a dict ``masks`` (n, H, W) bool, ``labels`` (n,), ``scores`` (n,).
+        gts: per image a dict ``masks``, ``labels`` (same images, same order).
+        iou_thresh: a detection is a true positive at mask IoU >= this.
+        category: one class id, or None for the mean over the classes with ground truth.
+        max_dets: detections kept per image, highest scores first (COCO's 100).
+
+    Returns:
+        float AP in [0, 1]; NaN when no ground truth of ``category`` exists.
     """
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth images")
@@ -231,7 +262,17 @@ def _coco_from_instances(gts, preds):
 
 def mask_ap(preds, gts, iou_thresholds=None):
     """COCO mask AP through pycocotools: dict ``ap`` (AP@[.5:.95]), ``ap50``, ``ap75`` and
-    ``per_class`` {category: AP@[.5:.95]} over classes with ground truth."""
+    ``per_class`` {category: AP@[.5:.95]} over classes with ground truth.
+
+    Args:
+        preds: per image a dict ``masks`` (n, H, W) bool, ``labels`` (n,), ``scores`` (n,).
+        gts: per image a dict ``masks``, ``labels`` (same images, same order).
+        iou_thresholds: IoU thresholds to average over; default COCO's 0.50:0.05:0.95.
+
+    Returns:
+        dict ``ap``, ``ap50``, ``ap75`` (floats; NaN for a threshold not evaluated) and
+        ``per_class``.
+    """
     import contextlib
     import io
 
@@ -292,10 +333,19 @@ def panoptic_quality(pred, target, things, stuffs, label_divisor=LABEL_DIVISOR, 
     negative, and an unmatched prediction of the same category lying more than half on
     void plus that category's crowd pixels is not a false positive.
 
-    Returns dict ``pq``, ``sq``, ``rq`` (means over the classes that occur, i.e. with any
-    TP, FP or FN), ``per_class`` {category: (pq, sq, rq)}, ``things`` and ``stuff``
-    (pq, sq, rq) triples over those classes (NaN when none occur), and ``counts``
-    {category: (tp, fp, fn)}.
+    Args:
+        pred: predicted panoptic map, integer (H, W) or (N, H, W).
+        target: ground-truth panoptic map, same shape.
+        things: category ids of the thing classes.
+        stuffs: category ids of the stuff classes.
+        label_divisor: the encoding's divisor (``common.labels.LABEL_DIVISOR``).
+        crowd: target segment values that are crowd regions.
+
+    Returns:
+        dict ``pq``, ``sq``, ``rq`` (means over the classes that occur, i.e. with any TP, FP
+        or FN), ``per_class`` {category: (pq, sq, rq)}, ``things`` and ``stuff`` (pq, sq, rq)
+        triples over those classes (NaN when none occur), and ``counts``
+        {category: (tp, fp, fn)}.
     """
     pred, target = _to_numpy(pred).astype(np.int64), _to_numpy(target).astype(np.int64)
     if pred.shape != target.shape:
