@@ -8,7 +8,18 @@ import paddle.nn.functional as F
 
 
 class ConvBNReLU(nn.Sequential):
-    """k x k conv (no bias) + BatchNorm + ReLU; ``padding`` defaults to 'same' for odd k."""
+    """k x k conv (no bias) + BatchNorm + ReLU; ``padding`` defaults to 'same' for odd k.
+
+    Args:
+        in_ch: input channels.
+        out_ch: output channels.
+        kernel_size: k.
+        stride: conv stride.
+        dilation: atrous rate.
+        padding: None for ``dilation * (k - 1) // 2`` (same size at stride 1, odd k).
+        groups: conv groups (``in_ch`` for a depthwise conv).
+        relu: end with a ReLU (False for a linear projection).
+    """
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, dilation=1, padding=None,
                  groups=1, relu=True):
@@ -58,7 +69,16 @@ class ConvGNReLU(nn.Sequential):
 
 
 class SeparableConvBNReLU(nn.Sequential):
-    """Depthwise k x k (+BN) then pointwise 1x1 (+BN+ReLU): the separable conv of Xception/V3+."""
+    """Depthwise k x k (+BN) then pointwise 1x1 (+BN+ReLU): the separable conv of Xception/V3+.
+
+    Args:
+        in_ch: input channels.
+        out_ch: output channels.
+        kernel_size: k of the depthwise conv.
+        stride: stride of the depthwise conv.
+        dilation: atrous rate of the depthwise conv.
+        relu: end with a ReLU.
+    """
 
     def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, dilation=1, relu=True):
         super().__init__(
@@ -117,6 +137,14 @@ def bilinear_kernel(in_ch, out_ch, k):
     """Weights (in_ch, out_ch, k, k) that make ``Conv2DTranspose`` a bilinear upsampler.
 
     Channel i maps to channel i only (FCN's initialisation of its upsampling layers).
+
+    Args:
+        in_ch: input channels.
+        out_ch: output channels.
+        k: kernel size (2 x the stride for an exact bilinear upsampler).
+
+    Returns:
+        float32 array (in_ch, out_ch, k, k).
     """
     factor = (k + 1) // 2
     center = factor - 1 if k % 2 == 1 else factor - 0.5
@@ -128,7 +156,14 @@ def bilinear_kernel(in_ch, out_ch, k):
 
 
 def count_parameters(layer) -> int:
-    """Number of trainable scalars in ``layer``."""
+    """Number of trainable scalars in ``layer``.
+
+    Args:
+        layer: a ``paddle.nn.Layer``; frozen parameters (``stop_gradient``) are not counted.
+
+    Returns:
+        int.
+    """
     return int(sum(int(np.prod(p.shape)) for p in layer.parameters() if not p.stop_gradient))
 
 

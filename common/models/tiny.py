@@ -7,7 +7,14 @@ from .registry import register
 
 class TinySegNet(nn.Layer):
     """conv3x3-ReLU blocks at full resolution, widening the receptive field by dilation,
-    then a 1x1 classifier: logits the size of the input, any H and W."""
+    then a 1x1 classifier: logits the size of the input, any H and W.
+
+    Args:
+        num_classes: K, the logits' channels.
+        in_channels: input channels.
+        width: channels of every block.
+        depth: number of blocks; block i has dilation 2**i (receptive field 2**(depth+1) - 1).
+    """
 
     def __init__(self, num_classes, in_channels=3, width=16, depth=4):
         super().__init__()
