@@ -45,14 +45,35 @@ class LayerSpec:
 
 
 def conv(kernel=3, stride=1, dilation=1, padding=None, name=None):
-    """A conv LayerSpec; ``padding=None`` means 'same' padding ``dilation * (kernel - 1) // 2``."""
+    """A conv LayerSpec; ``padding=None`` means 'same' padding ``dilation * (kernel - 1) // 2``.
+
+    Args:
+        kernel: kernel side k.
+        stride: stride.
+        dilation: atrous rate.
+        padding: zeros per side; None for 'same'.
+        name: row label; default e.g. ``conv3x3 s2 d2``.
+
+    Returns:
+        LayerSpec of kind 'conv'.
+    """
     p = dilation * (kernel - 1) // 2 if padding is None else padding
     return LayerSpec(name or f"conv{kernel}x{kernel}" + (f" s{stride}" if stride > 1 else "")
                      + (f" d{dilation}" if dilation > 1 else ""), kernel, stride, dilation, p)
 
 
 def pool(kernel=2, stride=None, padding=0, name=None):
-    """A pooling LayerSpec (stride defaults to the kernel)."""
+    """A pooling LayerSpec (stride defaults to the kernel).
+
+    Args:
+        kernel: window side.
+        stride: stride; None for ``kernel``.
+        padding: padding per side.
+        name: row label; default e.g. ``pool2x2 s2``.
+
+    Returns:
+        LayerSpec of kind 'pool'.
+    """
     stride = kernel if stride is None else stride
     return LayerSpec(name or f"pool{kernel}x{kernel} s{stride}", kernel, stride, 1, padding, "pool")
 
@@ -71,11 +92,15 @@ def _as_spec(layer, i):
 def receptive_field(layers, input_size=None):
     """Receptive field after each layer.
 
-    ``layers``: LayerSpec, dicts with kernel/stride/dilation/padding, or tuples
-    ``(kernel, stride, dilation, padding)`` (optionally with a leading name).
-    Returns a list of dict rows (one per layer): name, kernel, stride, dilation, padding,
-    ``rf``, ``jump`` (stride to the input), ``start`` (centre of unit 0's region, in input
-    pixels), and ``size`` (the layer's output side) when ``input_size`` is given.
+    Args:
+        layers: LayerSpec, dicts with kernel/stride/dilation/padding, or tuples
+            ``(kernel, stride, dilation, padding)`` (optionally with a leading name).
+        input_size: side of the square input; None leaves out the ``size`` column.
+
+    Returns:
+        list of dict rows (one per layer): name, kernel, stride, dilation, padding, ``rf``,
+        ``jump`` (stride to the input), ``start`` (centre of unit 0's region, in input
+        pixels), and ``size`` (the layer's output side) when ``input_size`` is given.
     """
     rf, jump, start, size = 1, 1, 0.0, input_size
     rows = []
@@ -98,7 +123,14 @@ def receptive_field(layers, input_size=None):
 
 
 def format_table(rows):
-    """The rows of ``receptive_field`` as a fixed-width text table."""
+    """The rows of ``receptive_field`` as a fixed-width text table.
+
+    Args:
+        rows: the list ``receptive_field`` returns.
+
+    Returns:
+        str, one line per layer under a header.
+    """
     keys = ["name", "kernel", "stride", "dilation", "padding", "rf", "jump", "start"]
     keys += ["size"] if rows and "size" in rows[0] else []
     width = max([len(k) for k in keys[:1]] + [len(str(r["name"])) for r in rows]) + 2
@@ -111,7 +143,16 @@ def format_table(rows):
 
 def theoretical_extent(layers, input_size, index=None):
     """(lo, hi) input pixels (inclusive, clipped to the image) seen by output unit ``index``
-    (default: the centre unit, ``size // 2``) along one side of ``input_size`` pixels."""
+    (default: the centre unit, ``size // 2``) along one side of ``input_size`` pixels.
+
+    Args:
+        layers: layer descriptions, as for ``receptive_field``.
+        input_size: side of the square input.
+        index: output unit along one side; None for the centre one.
+
+    Returns:
+        (lo, hi) ints, inclusive.
+    """
     last = receptive_field(layers, input_size)[-1]
     i = last["size"] // 2 if index is None else index
     centre, half = last["start"] + i * last["jump"], (last["rf"] - 1) / 2
@@ -131,7 +172,15 @@ def layers_of(model, skip=("downsample",)):
     """LayerSpecs of the convolutions and poolings of ``model``, in registration order
     (= execution order for the course's encoders), leaving out sublayers whose name
     contains one of ``skip`` (residual shortcuts). Transposed convs and adaptive/global
-    pooling are refused: they are not the local layers this arithmetic describes."""
+    pooling are refused: they are not the local layers this arithmetic describes.
+
+    Args:
+        model: a ``paddle.nn.Layer`` (an encoder: only local layers).
+        skip: substrings of sublayer names to leave out.
+
+    Returns:
+        list of LayerSpec named by the sublayers' names.
+    """
     specs = []
     for name, layer in model.named_sublayers():
         if any(s in name for s in skip):
@@ -150,7 +199,15 @@ def layers_of(model, skip=("downsample",)):
 
 
 def unet_encoder_layers(depth=4, padding="valid"):
-    """The U-Net contracting path by hand: two conv3x3 per level, a 2x2 pool between levels."""
+    """The U-Net contracting path by hand: two conv3x3 per level, a 2x2 pool between levels.
+
+    Args:
+        depth: number of 2x2 poolings (levels 0..depth).
+        padding: ``'valid'`` (the paper's, no padding) or ``'same'`` (padding 1).
+
+    Returns:
+        list of LayerSpec.
+    """
     p = {"valid": 0, "same": 1}[padding]
     specs = []
     for level in range(depth + 1):
@@ -228,12 +285,16 @@ def _first_in_channels(model):
 def empirical_receptive_field(model_or_layers, input_size):
     """Measure the receptive field of the centre output unit by back-propagation.
 
-    ``model_or_layers``: a Layer (its output, or the last of a list of outputs, is used)
-    or a list of layer descriptions (built with ``build_stack``). ``input_size``: side of
-    the square input. Returns a dict: ``rows`` / ``cols`` (lo, hi) inclusive extents of
-    the pixels with a nonzero gradient, ``size`` (their height), ``out_size`` and
-    ``index`` (the output side and the centre unit used) and ``grad`` (H, W) float64,
-    the gradient magnitude (its bell shape is the *effective* receptive field).
+    Args:
+        model_or_layers: a Layer (its output, or the last of a list of outputs, is used)
+            or a list of layer descriptions (built with ``build_stack``).
+        input_size: side of the square input.
+
+    Returns:
+        dict: ``rows`` / ``cols`` (lo, hi) inclusive extents of the pixels with a nonzero
+        gradient, ``size`` (their height), ``out_size`` and ``index`` (the output side and
+        the centre unit used) and ``grad`` (H, W) float64, the gradient magnitude (its bell
+        shape is the *effective* receptive field).
     """
     model = model_or_layers if isinstance(model_or_layers, nn.Layer) else build_stack(model_or_layers)
     net = _constant_copy(model)
