@@ -192,3 +192,48 @@ def load_pretrained(layer, path, key_map=None):
                              f"the model expects {list(own[k].shape)}")
     layer.set_state_dict(matched)
     return sorted(set(own) - set(matched))
+
+
+class FPN(nn.Layer):
+    """Feature pyramid network (特征金字塔, Lin et al. 2017), the one neck of Mask R-CNN,
+    UPSNet and SOLO: 1x1 lateral convs, a top-down path that upsamples (nearest) the
+    coarser sum and adds the lateral, a 3x3 output conv on each sum.
+
+    Args:
+        in_channels: channels of the backbone maps it gets, finest first.
+        out_channels: channels of every pyramid level.
+        p6: also return P6, the top output subsampled by 2 (a max-pool of kernel 1,
+            stride 2, as in Mask R-CNN's RPN and SOLO): the level of the largest objects.
+        norm: None (convs with bias, the paper) or ``"gn"`` (conv without bias + GroupNorm
+            with ``gn_groups``, for the tiny per-device batches of detection).
+
+    ``forward(feats)`` takes the list of maps and returns the pyramid, finest first (plus
+    P6 at the end).
+    """
+
+    def __init__(self, in_channels, out_channels=256, p6=True, norm=None):
+        super().__init__()
+        if norm not in (None, "gn"):
+            raise ValueError(f"norm must be None or 'gn', got {norm!r}")
+
+        def conv(cin, k):
+            if norm == "gn":
+                return ConvGNReLU(cin, out_channels, k, relu=False)
+            return nn.Conv2D(cin, out_channels, k, padding=k // 2)
+
+        self.lateral = nn.LayerList([conv(c, 1) for c in in_channels])
+        self.output = nn.LayerList([conv(out_channels, 3) for _ in in_channels])
+        self.p6, self.norm = p6, norm
+
+    def forward(self, feats):
+        if len(feats) != len(self.lateral):
+            raise ValueError(f"FPN built for {len(self.lateral)} input maps, got {len(feats)}")
+        x = self.lateral[-1](feats[-1])
+        outs = [self.output[-1](x)]
+        for i in range(len(feats) - 2, -1, -1):
+            lat = self.lateral[i](feats[i])
+            x = lat + resize_to(x, lat.shape[-2:], mode="nearest")
+            outs.insert(0, self.output[i](x))
+        if self.p6:
+            outs.append(F.max_pool2d(outs[-1], 1, stride=2))
+        return outs
