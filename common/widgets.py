@@ -14,7 +14,13 @@ def interact_demo(callback, **controls):
     ``interact`` prints whatever its function returns under the picture; the callbacks here
     return their numbers for the tests, which a student should not see as a raw dict. The
     wrapper keeps the callback's signature (so ``interact`` builds the same controls).
-    Returns the ``interactive`` widget.
+
+    Args:
+        callback: one of the demo functions below.
+        **controls: ``interact``'s abbreviations per argument (a range, a list, a widget).
+
+    Returns:
+        the ``ipywidgets.interactive`` widget.
     """
     import functools
 
@@ -46,7 +52,16 @@ def morph_mask(mask, steps):
 
 def erode_dilate_scores(label_mask, pred_mask, steps):
     """Scores of ``pred_mask`` grown/shrunk by ``steps`` against ``label_mask`` (two classes:
-    0 background, 1 object). Returns dict(mask, iou_object, miou, pixel_acc)."""
+    0 background, 1 object).
+
+    Args:
+        label_mask: (H, W) bool, the true object.
+        pred_mask: (H, W) bool, the predicted object before growing/shrinking.
+        steps: pixels to grow (> 0) or shrink (< 0), as ``morph_mask``.
+
+    Returns:
+        dict(mask, iou_object, miou, pixel_acc): the changed mask and its scores.
+    """
     from .metrics import confusion_matrix, segmentation_scores
 
     label_mask, pred_mask = np.asarray(label_mask, bool), np.asarray(pred_mask, bool)
@@ -61,7 +76,18 @@ def erode_dilate_scores(label_mask, pred_mask, steps):
 
 def erode_dilate_demo(label_mask, pred_mask, steps=0, image=None, show=True):
     """Widget callback: draw the grown/shrunk prediction over the label and print IoU of the
-    object, mIoU and pixel accuracy. Returns the scores of ``erode_dilate_scores``."""
+    object, mIoU and pixel accuracy.
+
+    Args:
+        label_mask: (H, W) bool, the true object.
+        pred_mask: (H, W) bool, the predicted object.
+        steps: pixels to grow (> 0) or shrink (< 0).
+        image: optional (H, W, 3) uint8 drawn dimmed underneath.
+        show: draw and print (False for tests).
+
+    Returns:
+        the dict of ``erode_dilate_scores``.
+    """
     s = erode_dilate_scores(label_mask, pred_mask, steps)
     if show:
         import matplotlib.pyplot as plt
@@ -92,8 +118,19 @@ def transposed_conv_demo(stride=2, kernel_size=4, padding=1, size=4, show=True):
     an all-ones ``kernel_size`` kernel, done as the notes teach (zero insertion, padding by
     k - 1 - p, rotated kernel). Each output pixel then counts how many kernel copies overlap
     it: uneven counts are the checkerboard artefact, which vanishes when the kernel size is a
-    multiple of the stride (FCN's 2s / s / s/2 layers). Returns dict(zero_inserted, output,
-    output_size, even) where ``even`` says whether the output's interior is constant."""
+    multiple of the stride (FCN's 2s / s / s/2 layers).
+
+    Args:
+        stride: the upsampling factor s.
+        kernel_size: k.
+        padding: p of the transposed conv.
+        size: side of the constant input.
+        show: draw and print (False for tests).
+
+    Returns:
+        dict(zero_inserted, output, output_size, even): the padded zero-inserted input, the
+        overlap counts, their side, and whether the output's interior is constant.
+    """
     from .ops import transposed_conv2d, transposed_conv_output_size, zero_insert
 
     stride, k, padding, size = int(stride), int(kernel_size), int(padding), int(size)
@@ -157,8 +194,21 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
 
     Computes it by the arithmetic and by back-propagation on an input of ``size`` pixels
     (default: a little larger than the field, at most 257), draws the gradient (effective
-    receptive field) with the theoretical square, and the field after each layer. Returns
-    dict(rows, rf, jump, empirical_size, size); raises if the input shrinks to nothing.
+    receptive field) with the theoretical square, and the field after each layer; raises
+    if the input shrinks to nothing.
+
+    Args:
+        preset: the front of the stack, one of ``RF_PRESETS``.
+        n_layers: convs after the front.
+        kernel: their kernel side.
+        stride: their stride.
+        dilation: their atrous rate.
+        size: input side; None for a little more than the field (at most 257).
+        show: draw and print (False for tests).
+
+    Returns:
+        dict(rows, rf, jump, empirical_size, size): ``receptive_field`` rows, the field and
+        jump of the last layer, the measured extent and the input side used.
     """
     from . import receptive_field as rf
 
@@ -201,9 +251,18 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
 
 def atrous_footprint(rates, size=None):
     """How many paths lead from each input pixel to the centre output unit of a stack of
-    3x3 convs with dilations ``rates`` (an int is one layer). Returns an int array
-    (size, size); zeros inside the covered square are the holes ("gridding", 网格效应)
-    that equal rates leave and that mixed rates such as multi-grid (1, 2, 4) fill."""
+    3x3 convs with dilations ``rates`` (an int is one layer). Zeros inside the covered
+    square are the holes ("gridding", 网格效应) that equal rates leave and that mixed rates
+    such as multi-grid (1, 2, 4) fill.
+
+    Args:
+        rates: dilation of each layer, or one int.
+        size: odd side of the result, at least the field ``2 * sum(rates) + 1``; default
+            the field plus a 2-pixel margin.
+
+    Returns:
+        int64 array (size, size) of path counts.
+    """
     from scipy import ndimage as ndi
 
     rates = [int(rates)] if np.isscalar(rates) else [int(r) for r in rates]
@@ -226,7 +285,18 @@ def atrous_demo(rate=2, layers=1, multi_grid=False, size=None, show=True):
     """Widget callback: which input pixels a stack of ``layers`` 3x3 convs at ``rate`` sees
     (with ``multi_grid`` the rates are rate x (1, 2, 4, 1, 2, 4, ...)). Prints the receptive
     field, the pixels used inside it and the parameters (always 9 per channel pair and
-    layer); returns dict(rates, footprint, rf, used, covered_fraction)."""
+    layer).
+
+    Args:
+        rate: the base atrous rate.
+        layers: number of 3x3 convs.
+        multi_grid: multiply the rates by (1, 2, 4) in turn (DeepLab V3's multi-grid).
+        size: side of the drawn input (see ``atrous_footprint``).
+        show: draw and print (False for tests).
+
+    Returns:
+        dict(rates, footprint, rf, used, covered_fraction).
+    """
     grid = (1, 2, 4)
     rates = [rate * (grid[i % 3] if multi_grid else 1) for i in range(int(layers))]
     fp = atrous_footprint(rates, size)
