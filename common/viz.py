@@ -10,7 +10,14 @@ IGNORE_COLOR = (255, 255, 255)
 
 def voc_palette(n=256):
     """The PASCAL VOC colour map (n, 3) uint8, the palette of VOC's label PNGs: bits
-    0, 1, 2 of the class id give the top bit of R, G, B, bits 3, 4, 5 the next, and so on."""
+    0, 1, 2 of the class id give the top bit of R, G, B, bits 3, 4, 5 the next, and so on.
+
+    Args:
+        n: number of entries.
+
+    Returns:
+        uint8 array (n, 3).
+    """
     idx = np.arange(n)
     voc = np.zeros((n, 3), np.int64)
     for bit in range(8):
@@ -21,7 +28,14 @@ def voc_palette(n=256):
 
 def palette(n=256):
     """A fixed (n, 3) uint8 palette: hand-picked colours for the course's classes, then
-    the PASCAL VOC bit pattern for the rest; entry 255 (ignore) is white."""
+    the PASCAL VOC bit pattern for the rest; entry 255 (ignore) is white.
+
+    Args:
+        n: number of entries (256 covers every uint8 label).
+
+    Returns:
+        uint8 array (n, 3).
+    """
     base = np.array([[128, 178, 235], [60, 140, 50], [30, 80, 160], [90, 90, 90],
                      [230, 60, 60], [250, 190, 40], [170, 80, 200], [40, 200, 200]], np.uint8)
     pal = voc_palette(n)
@@ -35,7 +49,14 @@ _PALETTE = palette()
 
 
 def colorize(label):
-    """Integer label map (..., H, W) -> RGB (..., H, W, 3) uint8 with the fixed palette."""
+    """Integer label map (..., H, W) -> RGB (..., H, W, 3) uint8 with the fixed palette.
+
+    Args:
+        label: integer array with values in [0, 255] (255, ignore, is white).
+
+    Returns:
+        uint8 array of ``label``'s shape plus a last axis of 3.
+    """
     label = np.asarray(label)
     if label.size and (label.min() < 0 or label.max() > 255):
         raise ValueError(f"label values must be in [0, 255], got [{label.min()}, {label.max()}]")
@@ -43,7 +64,15 @@ def colorize(label):
 
 
 def colorize_instances(instance, seed=3):
-    """Instance-id map -> RGB: black for 0, a random but fixed colour per id."""
+    """Instance-id map -> RGB: black for 0, a random but fixed colour per id.
+
+    Args:
+        instance: non-negative integer map (..., H, W), 0 for no instance.
+        seed: seed of the colours (same seed, same colour for an id).
+
+    Returns:
+        uint8 array (..., H, W, 3).
+    """
     instance = np.asarray(instance)
     colors = np.random.default_rng(seed).integers(60, 256, size=(int(instance.max()) + 1, 3))
     colors[0] = 0
@@ -51,7 +80,16 @@ def colorize_instances(instance, seed=3):
 
 
 def overlay(image, label, alpha=0.5):
-    """Blend the colourised ``label`` over an RGB uint8 ``image``."""
+    """Blend the colourised ``label`` over an RGB uint8 ``image``.
+
+    Args:
+        image: uint8 (H, W, 3).
+        label: integer class map (H, W).
+        alpha: weight of the label colours (0 image only, 1 labels only).
+
+    Returns:
+        uint8 (H, W, 3).
+    """
     return (np.asarray(image) * (1 - alpha) + colorize(label) * alpha).astype(np.uint8)
 
 
@@ -59,6 +97,15 @@ def show_grid(rows, titles=None, size=2.2, suptitle=None):
     """Show a grid of pictures: ``rows`` is a list of rows, each a list of arrays.
 
     2-D integer arrays are label maps (colourised), (H, W, 3) arrays are images.
+
+    Args:
+        rows: list of rows, each a list of arrays (None leaves a cell empty).
+        titles: optional titles in the same nesting.
+        size: inches per cell.
+        suptitle: optional figure title.
+
+    Returns:
+        the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
 
@@ -82,7 +129,12 @@ def show_grid(rows, titles=None, size=2.2, suptitle=None):
 
 
 def legend(class_names, ax=None):
-    """Colour patches naming each class (for a figure with colourised labels)."""
+    """Colour patches naming each class (for a figure with colourised labels).
+
+    Args:
+        class_names: names in class-id order.
+        ax: axis to attach the legend to; default the current one.
+    """
     import matplotlib.patches as mpatches
     import matplotlib.pyplot as plt
 
@@ -93,7 +145,16 @@ def legend(class_names, ax=None):
 
 
 def plot_history(history, ax=None):
-    """Training loss per iteration and validation mIoU per evaluation, on twin axes."""
+    """Training loss per iteration and validation mIoU per evaluation, on twin axes.
+
+    Args:
+        history: dict with ``iter`` and ``loss`` lists, and optionally ``eval_iter`` and
+            ``miou`` (``Trainer.history``).
+        ax: axis to draw on; default a new figure.
+
+    Returns:
+        the loss axis.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -110,7 +171,17 @@ def plot_history(history, ax=None):
 
 
 def plot_confusion(conf, class_names=None, ax=None, normalize=True):
-    """Confusion matrix as an image: rows ground truth, columns prediction."""
+    """Confusion matrix as an image: rows ground truth, columns prediction.
+
+    Args:
+        conf: (K, K) counts, as ``metrics.confusion_matrix``.
+        class_names: K tick labels; default the class ids.
+        ax: axis to draw on; default a new figure.
+        normalize: divide each row by its total (per-class recall), else raw counts.
+
+    Returns:
+        the axis.
+    """
     import matplotlib.pyplot as plt
 
     conf = np.asarray(conf, np.float64)
@@ -136,7 +207,15 @@ def plot_confusion(conf, class_names=None, ax=None, normalize=True):
 def colorize_panoptic(panoptic, label_divisor=LABEL_DIVISOR):
     """Panoptic map (``class * label_divisor + instance``) -> RGB uint8: the class colour,
     each thing instance a little lighter or darker than its neighbours, white outlines
-    between segments (so two touching objects of one class stay visibly apart)."""
+    between segments (so two touching objects of one class stay visibly apart).
+
+    Args:
+        panoptic: integer map (..., H, W).
+        label_divisor: the encoding's divisor (``common.labels.LABEL_DIVISOR``).
+
+    Returns:
+        uint8 array (..., H, W, 3).
+    """
     pan = np.asarray(panoptic, np.int64)
     cls, inst = pan // label_divisor, pan % label_divisor
     rgb = colorize(cls).astype(np.float32)
@@ -152,14 +231,31 @@ def colorize_panoptic(panoptic, label_divisor=LABEL_DIVISOR):
 
 def mask_to_rgb(mask, color=(255, 255, 255)):
     """Boolean mask (H, W) -> RGB uint8: ``color`` where True, black elsewhere (binary masks
-    would otherwise be drawn with the palette's class-0 and class-1 colours)."""
+    would otherwise be drawn with the palette's class-0 and class-1 colours).
+
+    Args:
+        mask: boolean (H, W).
+        color: RGB of the True pixels.
+
+    Returns:
+        uint8 (H, W, 3).
+    """
     mask = np.asarray(mask, bool)
     return (mask[..., None] * np.asarray(color, np.uint8)).astype(np.uint8)
 
 
 def gray_to_rgb(image, vmin=None, vmax=None):
     """Grayscale image (H, W), any dtype -> RGB uint8 scaled from [vmin, vmax] (default: its
-    own range), so ``show_grid`` draws it in gray and not as a label map or in false colour."""
+    own range), so ``show_grid`` draws it in gray and not as a label map or in false colour.
+
+    Args:
+        image: (H, W) array.
+        vmin: value drawn black; default the image's minimum.
+        vmax: value drawn white; default the image's maximum.
+
+    Returns:
+        uint8 (H, W, 3).
+    """
     a = np.asarray(image, np.float64)
     lo = a.min() if vmin is None else vmin
     hi = a.max() if vmax is None else vmax
