@@ -179,7 +179,8 @@ def predict(model, images, **kwargs):
     """Label maps: the argmax over classes of ``predict_probs(model, images, **kwargs)``.
 
     Args:
-        model, images: as ``predict_probs``.
+        model: a semantic segmentation model (see module doc).
+        images: normalised float32 (N, 3, H, W) array or tensor.
         **kwargs: ``scales``, ``flip``, ``window`` of ``predict_probs``.
 
     Returns:

@@ -8,8 +8,15 @@ import paddle.nn.functional as F
 def cross_entropy(logits, label, ignore_index=255, weight=None):
     """Pixel-wise softmax cross-entropy, mean over non-ignored pixels.
 
-    ``weight``: optional per-class weights (length K), e.g. to lift rare classes; the mean
-    is then weighted, as in ``paddle.nn.functional.cross_entropy``.
+    Args:
+        logits: float tensor (N, K, H, W).
+        label: int tensor (N, H, W) of class indices or ``ignore_index``.
+        ignore_index: label value that adds nothing to the loss or to the mean's count.
+        weight: optional per-class weights (length K), e.g. to lift rare classes; the mean
+            is then weighted, as in ``paddle.nn.functional.cross_entropy``.
+
+    Returns:
+        scalar float tensor.
     """
     if weight is not None and not isinstance(weight, paddle.Tensor):
         weight = paddle.to_tensor(weight, dtype=logits.dtype)
