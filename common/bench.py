@@ -28,13 +28,13 @@ BENCH_MODELS = [
     ("deeplabv3", dict(depth=18, width=8)),
     ("deeplabv3plus", dict(width=8, middle_blocks=2)),
     # bottom-up instance / panoptic (Day 6 B): the small configs of solo.small_config and
-    # panoptic_deeplab.small_config at width 16, 96 px (both train through bench_loss)
+    # panoptic_deeplab.small_config at width 16, 96 px (both train through the presets below)
     ("solo", dict(depth=18, width=16, fpn_channels=64, head_channels=64, stacked_convs=2,
                   levels=(1, 2), num_grids=(12, 8), scale_ranges=((0, 28.8), (19.2, 1e4)))),
     ("panoptic_deeplab", dict(thing_ids=(4, 5, 6), depth=18, width=16, channels=64,
                               aspp_rates=(1, 2, 3), nms_kernel=5, stuff_area=61)),
     # top-down instance / panoptic (Day 6 A): mask_rcnn.small_config(16) and
-    # upsnet.small_config(16) (both train through bench_loss on synthetic scene targets)
+    # upsnet.small_config(16) (both train through detector_loss on synthetic scene targets)
     ("mask_rcnn", dict(thing_ids=(4, 5, 6), depth=18, width=16, fpn_channels=32, rpn_p6=False,
                        anchor_sizes=(12, 24, 48, 96), rpn_batch=64, rpn_pre_nms=(300, 200),
                        rpn_post_nms=(100, 50), roi_batch=64, fc_channels=128, mask_roi_size=7,
@@ -162,38 +162,179 @@ def bench_models(names, size, batch, steps):
 
 
 # Same architecture in PaddleSeg 2.8 (ResNet50_vd: ResNet-50 with a deep stem and avg-pool
-# shortcuts) and ours at the papers' full size, ours built in PaddleSeg's configuration where
-# a named option exists (tests/test_paddleseg_params.py checks those counts). PaddleSeg is
-# not a course dependency; `make bench-paddleseg` installs it beside the venv.
+# shortcuts) and ours at the papers' full size, ours built in PaddleSeg's configuration by
+# named options. tests/test_paddleseg_params.py checks the parameter counts: equal, up to
+# differences it accounts for exactly (ResNet-vd's deep stem: 19,360; conv biases before BN
+# that ours drop as redundant; GINet's node-level graph internals). PaddleSeg's DeepLab is
+# given our ASPP rates at output stride 8 (12/24/36; its default 6/12/18 is for stride 16),
+# and its GINet runs without the JPU neck (19.8 M parameters, no counterpart here).
+# PaddleSeg is not a course dependency; `make bench-paddleseg` installs it beside the venv.
 PADDLESEG_PAIRS = [
     ("unet", dict(paddleseg=True), "UNet(K)"),
-    ("pspnet", dict(depth=50), "PSPNet(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
+    ("pspnet", dict(depth=50, head_channels=1024),
+     "PSPNet(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
     ("deeplabv3", dict(depth=50, output_stride=8),
-     "DeepLabV3(K, ResNet50_vd(output_stride=8, multi_grid=(1, 2, 4)), backbone_indices=(3,))"),
+     "DeepLabV3(K, ResNet50_vd(output_stride=8, multi_grid=(1, 2, 4)), backbone_indices=(3,), "
+     "aspp_ratios=(1, 12, 24, 36))"),
     ("deeplabv3plus", dict(backbone="resnet", depth=50, output_stride=8),
-     "DeepLabV3P(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 3))"),
+     "DeepLabV3P(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 3), "
+     "aspp_ratios=(1, 12, 24, 36))"),
     ("glore", dict(depth=50, kernel=1, head_conv=False, num_states=128, num_nodes=64),
      "GloRe(K, ResNet50_vd(output_stride=8), backbone_indices=(2, 3))"),
-    # PaddleSeg's head widths; its JPU neck (19.8 M parameters) has no counterpart here
     ("ginet", dict(depth=50, num_nodes=84, node_dim=256, head_conv=False),
-     "GINet(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 1, 2, 3))"),
+     "GINet(K, ResNet50_vd(output_stride=8), backbone_indices=(0, 1, 2, 3), jpu=False)"),
 ]
+
+
+def paddleseg_aux(model, on):
+    """Switch the aux head of a PaddleSeg model on or off. PaddleSeg's PSPNet and GloRe
+    (``head.enable_auxiliary_loss``) and GINet (``aux``) run their aux head in eval mode
+    too (4-14% of their inference time); ours skip it in eval, so the bench turns theirs
+    off for inference and on for training. Models without one are left alone."""
+    for obj, attr in ((getattr(model, "head", None), "enable_auxiliary_loss"), (model, "aux")):
+        if obj is not None and isinstance(getattr(obj, attr, None), bool):
+            setattr(obj, attr, on)
+
+
+def _with_aux(model, step, on):
+    """``step`` run with ``model``'s PaddleSeg aux head switched ``on`` (see paddleseg_aux)."""
+    def run():
+        paddleseg_aux(model, on)
+        step()
+    return run
+
+
+def build_paddleseg(ctor, num_classes):
+    """PaddleSeg's model from a ``PADDLESEG_PAIRS`` constructor string (needs paddleseg
+    importable), its log lines silenced."""
+    import contextlib
+    import io
+    import logging
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        import paddleseg.models as PS  # noqa: N812
+        from paddleseg.models.backbones import ResNet50_vd
+        logging.getLogger("paddleseg").setLevel(logging.WARNING)
+        return eval(ctor, {"PS": PS, "ResNet50_vd": ResNet50_vd, "K": num_classes},
+                    {"UNet": PS.UNet, "PSPNet": PS.PSPNet, "DeepLabV3": PS.DeepLabV3,
+                     "DeepLabV3P": PS.DeepLabV3P, "GloRe": PS.GloRe, "GINet": PS.GINet})
 
 
 def _params_m(model):
     return sum(int(p.size) for p in model.parameters()) / 1e6
 
 
+# ------------------------------------------------------------------ training presets
+# Instance and panoptic models train on targets, not label maps; these presets give each a
+# training loss on stand-in targets of the benchmark's batch and size. Targets are built
+# once per (batch, size), outside the timed steps, so the bench times the model.
+def _tensors(target):
+    """A target dict of NumPy arrays -> Paddle tensors (bool masks as float32)."""
+    import numpy as np
+    import paddle
+
+    out = {}
+    for k, v in target.items():
+        v = np.asarray(v)
+        out[k] = paddle.to_tensor(v.astype(np.float32) if v.dtype == bool else v)
+    return out
+
+
+def _centre_square(n, h, w):
+    """(n, h, w) bool: the middle third of every image (the stand-in object)."""
+    import numpy as np
+
+    m = np.zeros((n, h, w), bool)
+    m[:, h // 3:2 * h // 3, w // 3:2 * w // 3] = True
+    return m
+
+
+def detector_loss(model, n, size):
+    """Mask R-CNN / UPSNet: the sum of the training losses on the targets (boxes, labels,
+    masks, semantic, panoptic) of ``n`` synthetic instance scenes of side ``size``.
+
+    Args:
+        model: a MaskRCNN or UPSNet (train mode returns a dict of losses).
+        n: batch size.
+        size: (h, w) of the images.
+
+    Returns:
+        ``loss_of(images)`` -> scalar loss tensor.
+    """
+    import paddle
+
+    from common.data.instances import SceneInstances
+
+    data = SceneInstances(n, size, seed=0)
+    targets = [_tensors(data[i][1]) for i in range(n)]
+    return lambda images: paddle.add_n(list(model(images, targets).values()))
+
+
+def solo_loss(model, n, size):
+    """SOLO: its training loss with one stand-in instance per image (class 0, the centre
+    square). Arguments and return as ``detector_loss``."""
+    import numpy as np
+
+    masks = _centre_square(1, *size)
+    targets = [dict(masks=masks, labels=np.array([0]))] * n
+    return lambda images: model(images, targets)["loss"]
+
+
+def panoptic_deeplab_loss(model, n, size):
+    """Panoptic-DeepLab: ``PanopticDeepLabLoss`` on a stand-in panoptic map (class 1 with
+    instance 1 of the last thing class on the centre square). Arguments and return as
+    ``detector_loss``."""
+    import numpy as np
+
+    from common.labels import LABEL_DIVISOR
+    from common.models.panoptic_deeplab import PanopticDeepLabLoss
+
+    thing = model.thing_ids[-1] if model.thing_ids else model.num_classes - 1
+    pan = np.where(_centre_square(n, *size), thing * LABEL_DIVISOR + 1, 1 * LABEL_DIVISOR)
+    loss_fn = PanopticDeepLabLoss((thing,))
+    return lambda images: loss_fn(model(images), pan)
+
+
+def _preset(model):
+    """The training-loss preset for ``model``'s class, or None (a segmentation model)."""
+    from common.models.mask_rcnn import MaskRCNN          # UPSNet is a MaskRCNN
+    from common.models.panoptic_deeplab import PanopticDeepLab
+    from common.models.solo import SOLO
+
+    for cls, preset in ((MaskRCNN, detector_loss), (SOLO, solo_loss),
+                        (PanopticDeepLab, panoptic_deeplab_loss)):
+        if isinstance(model, cls):
+            return preset
+    return None
+
+
 def training_loss(model, labels):
     """The loss a benchmark step trains, as a function of the images: the segmentation loss
-    against ``labels``, or the model's own ``bench_loss(images)`` for the instance and
-    panoptic models, which train on targets rather than label maps."""
+    against ``labels`` (N, H, W), or, for the instance and panoptic models, their preset
+    above on stand-in targets of the images' batch and size (built on the first call for
+    each shape, then reused).
+
+    Args:
+        model: any model of ``BENCH_MODELS``.
+        labels: class labels (N, H, W) for segmentation models.
+
+    Returns:
+        ``loss_of(images)`` -> scalar loss tensor.
+    """
     from common.losses import SegLoss
 
-    if hasattr(model, "bench_loss"):
-        return model.bench_loss
-    loss_fn = SegLoss()
-    return lambda images: loss_fn(model(images), labels)
+    preset = _preset(model)
+    if preset is None:
+        loss_fn = SegLoss()
+        return lambda images: loss_fn(model(images), labels)
+    cache = {}
+
+    def loss_of(images):
+        n, _, h, w = images.shape
+        if (n, h, w) not in cache:
+            cache[(n, h, w)] = preset(model, n, (h, w))
+        return cache[(n, h, w)](images)
+    return loss_of
 
 
 def _train_infer_rates(model, x, y, steps):
@@ -250,7 +391,7 @@ def count_macs(model, x):
 
 def _step_fns(model, x, y):
     """(train step, inference step) closures: momentum SGD on ``training_loss`` (the
-    segmentation loss, or the model's own ``bench_loss`` for instance/panoptic models)."""
+    segmentation loss, or the preset of an instance/panoptic model)."""
     import paddle
 
     from common.engine import optimizer_step
@@ -290,24 +431,21 @@ def bench_paddleseg(sizes, batch, steps, repeats, names=None):
     """Ours vs PaddleSeg's model of the same architecture, full size, same input: time per
     step of each, interleaved, the ratio PaddleSeg / ours per repeat (> 1: ours faster),
     parameters, and achieved GFLOP/s (hook-counted MACs; training counted as 3 forward
-    passes) against a 2048^2 matmul timed in the same rotation (so it sees the same load)."""
-    import contextlib
-    import io
-
+    passes) against a 2048^2 matmul timed in the same rotation (so it sees the same load).
+    Both sides run their aux head in training and neither in inference."""
     import numpy as np
     import paddle
 
     from common.models import build_model
-    with contextlib.redirect_stdout(io.StringIO()):
-        import paddleseg.models as PS  # noqa: F401  (used by eval below)
-        from paddleseg.models.backbones import ResNet50_vd  # noqa: F401
+
     K = 7  # noqa: N806
     a = paddle.randn([2048, 2048])
 
     def matmul():
         (a @ a).numpy()
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\nours vs PaddleSeg 2.8, batch {batch}, {steps} steps x {repeats} interleaved repeats "
-          f"(ours, PaddleSeg's, a 2048^2 matmul, in turn)")
+          f"(ours, PaddleSeg's, a 2048^2 matmul, in turn); load average {load}")
     print("ratio = PaddleSeg's time per step / ours (> 1: ours faster), median [min-max]; "
           "GFLOP/s ours / PaddleSeg's (ours as % of the matmul's GFLOP/s, printed after @)")
     for size in sizes:
@@ -321,12 +459,13 @@ def bench_paddleseg(sizes, batch, steps, repeats, names=None):
                 continue
             paddle.seed(0)
             ours = build_model(name, K, **kwargs)
-            with contextlib.redirect_stdout(io.StringIO()):
-                theirs = eval("PS." + ctor)
+            theirs = build_paddleseg(ctor, K)
             cells = [f"{_params_m(ours):5.1f}/{_params_m(theirs):5.1f}"]
             (ot, oi), (tt, ti) = _step_fns(ours, x, y), _step_fns(theirs, x, y)
-            for mode, fns, passes in (("train", (ot, tt), 3), ("eval", (oi, ti), 1)):
+            for mode, fns, passes in (("train", (ot, _with_aux(theirs, tt, True)), 3),
+                                      ("eval", (oi, _with_aux(theirs, ti, False)), 1)):
                 macs = []
+                paddleseg_aux(theirs, mode == "train")
                 for m in (ours, theirs):
                     m.train() if mode == "train" else m.eval()
                     macs.append(count_macs(m, x))
@@ -338,8 +477,9 @@ def bench_paddleseg(sizes, batch, steps, repeats, names=None):
                 cells += [f"{med[0]:8.3f}/{med[1]:<8.3f}",
                           f"{np.median(ratio):4.2f} [{ratio.min():.2f}-{ratio.max():.2f}]",
                           f"{g[0]:.0f}/{g[1]:.0f} ({100 * g[0] / peak:.0f}% @{peak:.0f})"]
-            print(f"{name:13s} | " + " | ".join(f"{c:18s}" for c in cells))
+            print(f"{name:13s} | " + " | ".join(f"{c:18s}" for c in cells), flush=True)
             del ours, theirs
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def main(argv=None):

@@ -49,17 +49,20 @@ class FCNHead(nn.Sequential):
 
 class PSPNet(nn.Layer):
     """PSPNet on ``ResNet(depth, width, output_stride)``; ``psp=False`` drops the pyramid
-    (the same network without global context, the ablation of Day 3)."""
+    (the same network without global context, the ablation of Day 3). ``head_channels``
+    is the bottleneck conv's width (default the paper's 512 at width 64); PaddleSeg 2.8's
+    PSPNet uses 1024 (``pp_out_channels``), which makes that 3x3 conv 37.7 M of its 67.9 M
+    parameters. The aux head keeps ``256 * width // 64`` channels either way."""
 
     def __init__(self, num_classes, depth=50, width=64, output_stride=8, bins=(1, 2, 3, 6),
-                 aux=True, psp=True, dropout=0.1, pretrained=None):
+                 aux=True, psp=True, dropout=0.1, pretrained=None, head_channels=None):
         super().__init__()
         self.backbone = ResNet(depth, width, output_stride, pretrained=pretrained)
         c4, c5 = self.backbone.channels[2:]
         self.psp = PSPModule(c5, bins) if psp else None
-        mid = 512 * width // 64                           # 512 at full width
+        mid = head_channels or 512 * width // 64          # 512 at full width
         self.head = FCNHead(self.psp.out_channels if psp else c5, mid, num_classes, dropout)
-        self.aux_head = FCNHead(c4, mid // 2, num_classes, dropout) if aux else None
+        self.aux_head = FCNHead(c4, 256 * width // 64, num_classes, dropout) if aux else None
 
     def forward(self, x):
         size = x.shape[-2:]
@@ -74,5 +77,6 @@ class PSPNet(nn.Layer):
 @register("pspnet")
 def pspnet(num_classes, **kwargs):
     """PSPNet; kwargs: depth=50 (18/34/50/101), width=64, output_stride=8, bins=(1, 2, 3, 6),
-    aux=True, psp=True, pretrained=None (a local ResNet state-dict file)."""
+    aux=True, psp=True, pretrained=None (a local ResNet state-dict file), head_channels=None
+    (the bottleneck's width; 1024 is PaddleSeg 2.8's)."""
     return PSPNet(num_classes, **kwargs)
