@@ -9,7 +9,7 @@ from common import experiments
 
 NAME = "psp_pyramid"
 SIZES = {
-    False: dict(image_size=64, train_scenes=256, val_scenes=32, iters=300, batch_size=8, lr=3e-3, width=16),
+    False: dict(image_size=64, train_scenes=256, val_scenes=32, iters=300, batch_size=8, lr=2e-3, width=8),
     True: dict(image_size=64, train_scenes=16, val_scenes=4, iters=3, batch_size=4, lr=3e-3, width=8),
 }
 
