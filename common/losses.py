@@ -58,3 +58,33 @@ class SegLoss:
             main, aux = outputs[0], outputs[1:]
             return self.single(main, label) + sum(self.aux_weight * self.single(a, label) for a in aux)
         return self.single(outputs, label)
+
+
+class ContextLoss:
+    """``SegLoss`` on the 4-D outputs, plus ``sc_weight`` x the semantic-context loss on
+    2-D class-node logits (N, M): binary cross-entropy against "class c occurs in this
+    image" (GINet's SC-loss; the logits come from ``ContextNet(sc_loss=True)``).
+
+    Args:
+        sc_weight: weight of the semantic-context term (GINet uses 0.2).
+        ignore_index: label value that is neither a class nor counted as present.
+        **seg_kwargs: passed to ``SegLoss`` (``weight``, ``dice``, ``aux_weight``).
+    """
+
+    def __init__(self, sc_weight=0.2, ignore_index=255, **seg_kwargs):
+        self.seg = SegLoss(ignore_index=ignore_index, **seg_kwargs)
+        self.sc_weight, self.ignore_index = sc_weight, ignore_index
+
+    def __call__(self, outputs, label):
+        if not isinstance(outputs, (list, tuple)):
+            return self.seg(outputs, label)
+        maps = [o for o in outputs if o.ndim == 4]
+        loss = self.seg(maps if len(maps) > 1 else maps[0], label)
+        for logits in (o for o in outputs if o.ndim == 2):
+            m = logits.shape[1]
+            lab = label.astype("int64").reshape([label.shape[0], -1])
+            # ignored pixels count as an extra, dropped class, so they mark no class present
+            lab = paddle.where(lab == self.ignore_index, paddle.full_like(lab, m), lab)
+            present = (F.one_hot(lab, m + 1).sum(1)[:, :m] > 0).astype(logits.dtype)
+            loss = loss + self.sc_weight * F.binary_cross_entropy_with_logits(logits, present)
+        return loss

@@ -4,10 +4,10 @@ import paddle
 import pytest
 
 from common.data import make_scenes, to_tensor_arrays
-from common.losses import SegLoss
+from common.losses import ContextLoss, SegLoss
 from common.models import build_model
-from common.models.graph import (WORD_VECTORS, ContextLoss, GCUBlock, GIUnit, GloReUnit,
-                                 GraphConvUnit, NodeGCN, load_word_vectors, make_word_vectors)
+from common.models.graph import (WORD_VECTORS, GCUBlock, GIUnit, GloReUnit, GraphConvUnit,
+                                 NodeGCN, load_word_vectors, make_word_vectors)
 
 CONTEXT = ("sky", "grass", "water", "road", "boat", "car")
 
@@ -151,3 +151,76 @@ def test_backbone_cut_keeps_output_size(depth, stage, kernel):
     assert isinstance(model.backbone.layer4, paddle.nn.Identity)
     with pytest.raises(ValueError, match="stage"):
         build_model("glore", 6, depth=18, width=4, stage=5)
+
+
+class _FixedPredictions:
+    """A stand-in Trainer whose ``predict`` returns given label maps, batch by batch."""
+
+    def __init__(self, preds):
+        self.preds, self.i = preds, 0
+
+    def predict(self, images):
+        out = self.preds[self.i:self.i + len(images)]
+        self.i += len(images)
+        return out
+
+
+class _Labels:
+    classes, num_classes = CONTEXT, 6
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return np.zeros((3, 2, 5), np.float32), self.labels[i]
+
+
+def test_context_scores_swap_counts_only_pixels_called_a_hull():
+    # 10 hull pixels: 4 boats (3 right, 1 called car), 6 cars (2 right, 2 called boat,
+    # 2 called road); 10 road pixels, 1 called car. A miss (car -> road) is not a swap.
+    from common.experiments.context_units import context_scores
+
+    label = np.array([[4] * 4 + [5] * 6, [3] * 10], np.int64)
+    pred = np.array([[4, 4, 4, 5, 5, 5, 4, 4, 3, 3], [5] + [3] * 9], np.int64)
+    s = context_scores(_FixedPredictions(pred[None]), _Labels(label[None]))
+    assert s["swap"] == pytest.approx(3 / 8)                 # 1 + 2 swapped of 8 called a hull
+    assert s["hull_iou"] == pytest.approx(8 / 11)            # union: 10 hull + 1 road called car
+    assert s["conf"][5, 3] == 2 and s["conf"][3, 5] == 1
+    # a model that never predicts a hull has decided nothing: chance, not a perfect 0
+    none = context_scores(_FixedPredictions(np.full((1, 2, 10), 3)), _Labels(label[None]))
+    assert none["swap"] == 0.5 and none["hull_iou"] == 0
+
+
+def test_harbour_street_scenes_hold_one_surface_and_its_hulls():
+    from common.data import BOAT, CAR, ROAD, WATER, make_scene
+
+    surfaces = set()
+    for seed in range(12):
+        s = make_scene(seed, 96, "harbour_street")
+        ground = np.isin(s["semantic"], (WATER, ROAD))
+        (surface,) = np.unique(s["semantic"][ground])          # exactly one ground surface
+        surfaces.add(int(surface))
+        assert set(s["labels"].tolist()) == {BOAT if surface == WATER else CAR}
+    assert surfaces == {WATER, ROAD}
+
+
+def test_models_do_not_import_the_engine():
+    """Layering: models know layers, not training or experiments (those import models)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "common" / "models"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                assert not any(part in ("engine", "experiments") for part in name.replace(".", " ").split()), \
+                    f"{path.relative_to(root.parents[1])} imports {name}"

@@ -12,8 +12,10 @@ course needs, all from the same pixels:
 - ``masks``     (n, H, W) bool, ``labels`` (n,) int64 class of each instance
 
 Variants: ``'scenes'`` (things are discs, squares and triangles: shape decides the class)
-and ``'context'`` (things are one hull shape with one colour distribution: it is a *boat*
-on water and a *car* on road, so only the surroundings tell the class).
+``'context'`` (things are one hull shape with one colour distribution: it is a *boat*
+on water and a *car* on road, so only the surroundings tell the class; every scene holds
+both surfaces) and ``'harbour_street'`` (the same hulls and classes, but a scene is a
+harbour, all water, or a street, all road: the whole image tells every hull's class).
 Everything is drawn with NumPy and OpenCV, a few hundred microseconds per 96x96 scene.
 """
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Variant:
 VARIANTS = {
     "scenes": Variant("scenes", STUFF + ("disc", "square", "triangle")),
     "context": Variant("context", STUFF + ("boat", "car")),
+    "harbour_street": Variant("harbour_street", STUFF + ("boat", "car")),
 }
 assert VARIANTS["scenes"].classes.index("triangle") == TRIANGLE and VARIANTS["context"].classes.index("car") == CAR
 
@@ -94,6 +97,8 @@ def _stuff_layout(rng, h, w, variant):
     # Ground regions are split by slanted lines; the context variant always has water and road.
     if variant.name == "context":
         ground = rng.permutation([WATER, ROAD])
+    elif variant.name == "harbour_street":                # one surface: a harbour or a street
+        ground = [int(rng.choice([WATER, ROAD]))]
     else:
         ground = rng.choice([GRASS, WATER, ROAD], size=rng.integers(2, 4), replace=False)
     cuts = np.sort(rng.uniform(0.25, 0.75, size=len(ground) - 1)) * w
@@ -168,11 +173,10 @@ def make_scene(seed=0, size=96, variant="scenes", max_things=5):
     drawn = []
     for i in range(n):
         r = rng.uniform(0.07, 0.16) * min(h, w)
-        if var.name == "context":
-            # Park the hull on water or road; its class is that surface's.
+        if var.name in ("context", "harbour_street"):
             # Park the hull well inside water or road (at least r from the edge of that
             # surface), so the surroundings, and only they, decide boat or car.
-            surface = int(rng.choice([WATER, ROAD]))
+            surface = int(rng.choice([WATER, ROAD])) if var.name == "context" else int(stuff[-1, 0])
             inside = cv2.distanceTransform((stuff == surface).astype(np.uint8), cv2.DIST_L2, 3)
             spots = np.flatnonzero(inside.ravel() > 0.8 * r)
             if len(spots) == 0:

@@ -298,7 +298,8 @@ class ContextNet(nn.Layer):
     The unit is any Layer ``unit_fn(mid)`` with an ``out_channels`` attribute.
 
     Train mode returns ``[main, aux]`` (aux: an FCN head on c4, as PSPNet and GINet do),
-    plus the (N, M) class-node logits when ``sc_loss`` is on (use ``ContextLoss``).
+    plus the (N, M) class-node logits when ``sc_loss`` is on (train with
+    ``common.losses.ContextLoss``).
     ``stage`` < 4 cuts the backbone after ResNet stage ``stage`` (2: after layer2, still
     stride 8; 1: after layer1, stride 4; 0: the stem only, stride 4, an 11-pixel receptive
     field), and ``kernel=1`` makes the reduce and head convs 1x1: experiments on what
@@ -351,32 +352,6 @@ class ContextNet(nn.Layer):
         return outs if len(outs) > 1 else out
 
 
-class ContextLoss:
-    """Segmentation loss (``SegLoss``) on the 4-D outputs, plus ``sc_weight`` x the
-    semantic-context loss on 2-D class-node logits (N, M): binary cross-entropy against
-    "class c occurs in this image" (GINet's SC-loss)."""
-
-    def __init__(self, sc_weight=0.2, ignore_index=255, **seg_kwargs):
-        from ..losses import SegLoss
-
-        self.seg = SegLoss(ignore_index=ignore_index, **seg_kwargs)
-        self.sc_weight, self.ignore_index = sc_weight, ignore_index
-
-    def __call__(self, outputs, label):
-        if not isinstance(outputs, (list, tuple)):
-            return self.seg(outputs, label)
-        maps = [o for o in outputs if o.ndim == 4]
-        loss = self.seg(maps if len(maps) > 1 else maps[0], label)
-        for logits in (o for o in outputs if o.ndim == 2):
-            m = logits.shape[1]
-            lab = label.astype("int64").reshape([label.shape[0], -1])
-            lab = paddle.where(lab == self.ignore_index, paddle.full_like(lab, m), lab)  # 255 -> extra
-            onehot = F.one_hot(lab, m + 1)
-            present = (onehot.sum(1)[:, :m] > 0).astype(logits.dtype)
-            loss = loss + self.sc_weight * F.binary_cross_entropy_with_logits(logits, present)
-        return loss
-
-
 def _backbone(depth, width, pretrained):
     return ResNet(depth=depth, width=width, output_stride=8, pretrained=pretrained)
 
@@ -408,7 +383,8 @@ def glore(num_classes, num_states=None, num_nodes=None, **kw):
 
 def _class_names(num_classes, classes):
     if classes is None:
-        match = [v.classes for v in VARIANTS.values() if v.num_classes == num_classes]
+        # variants may share their classes ('context', 'harbour_street'): one set of names
+        match = sorted({v.classes for v in VARIANTS.values() if v.num_classes == num_classes})
         if len(match) != 1:
             raise ValueError(f"ginet: give classes= (names with word vectors) or embeddings= "
                              f"for {num_classes} classes")
@@ -424,55 +400,9 @@ def ginet(num_classes, classes=None, embeddings=None, num_nodes=64, node_dim=Non
     """GINet: graph interaction unit with word vectors of ``classes`` (default: the synthetic
     variant with ``num_classes`` classes) or given ``embeddings`` (M, k). ``sc_loss=True``
     adds the class-node logits to the train-mode outputs for the semantic-context loss
-    (train with ``loss_fn=ContextLoss()``); off by default because on the context scenes,
+    (train with ``loss_fn=common.losses.ContextLoss()``); off by default because on the context scenes,
     where every image holds both surfaces, it did not change the result (notebook 04)."""
     if embeddings is None:
         embeddings = load_word_vectors(_class_names(num_classes, classes))
     return _build(num_classes, lambda c: GIUnit(c, embeddings, num_nodes, node_dim, learn_embeddings),
                   **kw)
-
-
-# ------------------------------------------------------------------- the experiment
-def context_experiment(name, budget, seed=0, progress=True, **model_kw):
-    """Train ``name`` on the 'context' variant (boat on water, car on road) with the sizes
-    of ``budget`` and the settings every Day 5 notebook shares, so that their numbers
-    compare: only the stem of ResNet-18 (7x7 conv and max-pool: stride 4, an 11-pixel
-    receptive field) and 1x1 reduce / head convs, so that without a unit the network sees
-    almost nothing around a hull pixel; no aux head; Adam. ``model_kw`` overrides.
-    Returns (trainer, held-out scores); the scores also hold ``conf`` (the confusion
-    matrix) and ``swap``: the fraction of hull pixels (boat or car) predicted as the
-    *other* hull class, the context error.
-    """
-    from ..data import synthetic_splits, train_transform
-    from ..engine import Trainer
-    from . import build_model
-
-    paddle.seed(seed)
-    train, val = synthetic_splits(budget, "context", train_transform(budget.image_size), seed=seed)
-    kw = dict(depth=18, width=budget.width // 2, aux=False)
-    if name in CONTEXT_MODELS:                   # other families (pspnet) keep their backbone
-        kw.update(stage=0, kernel=1)
-    kw.update(model_kw)
-    model = build_model(name, train.num_classes, **kw)
-    loss = ContextLoss() if kw.get("sc_loss") else None
-    trainer = Trainer(model, train, val, iters=budget.iters // 2, batch_size=budget.batch_size,
-                      lr=3e-3, optimizer="adam", loss_fn=loss, eval_every=budget.iters,
-                      seed=seed, progress=progress)
-    trainer.fit()
-    return trainer, context_scores(trainer, val)
-
-
-def context_scores(trainer, data):
-    """``segmentation_scores`` of ``trainer``'s model on ``data``, plus ``conf`` and ``swap``."""
-    from ..metrics import SegMetric
-
-    metric = SegMetric(data.num_classes)
-    for s in range(0, len(data), 8):
-        items = [data[i] for i in range(s, min(s + 8, len(data)))]
-        metric.update(trainer.predict(np.stack([x for x, _ in items])), np.stack([y for _, y in items]))
-    scores = metric.compute()
-    boat, car = data.classes.index("boat"), data.classes.index("car")
-    hull = metric.conf[[boat, car]]
-    scores.update(conf=metric.conf.copy(),
-                  swap=float((hull[0, car] + hull[1, boat]) / max(hull.sum(), 1)))
-    return scores

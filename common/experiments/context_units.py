@@ -1,0 +1,150 @@
+"""Day 5 ablation: does a graph context unit (GCU, GloRe, GINet) help the same network?
+
+Every variant is ``ContextNet`` with the same stem-only ResNet-18 backbone, 1x1 reduce and
+head convs, data, optimiser and iterations; only the unit between reduce and head differs
+(``IdentityUnit`` for the baseline). Two scene designs with the same hulls and classes:
+``context`` (every scene holds water and road: a hull's class follows its own surroundings,
+local context) and ``harbour_street`` (a scene is all water or all road: the whole image
+decides, global context). ``swap`` is the fraction of hull pixels, among those predicted
+as a hull, given the *other* hull class: the error only context can fix (0.5 = chance).
+
+Run: ``make experiments EXPERIMENTS=context_units`` (``python -m common.experiments context_units``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+
+NAME = "context_units"
+
+
+def context_experiment(name, budget, seed=0, progress=True, variant="context", iters=None,
+                       **model_kw):
+    """Train ``name`` on the 'context' variant (boat on water, car on road) with the sizes
+    of ``budget`` and the settings every Day 5 notebook shares, so that their numbers
+    compare: only the stem of ResNet-18 (7x7 conv and max-pool: stride 4, an 11-pixel
+    receptive field) and 1x1 reduce / head convs, so that without a unit the network sees
+    almost nothing around a hull pixel; no aux head; Adam.
+
+    Args:
+        name: a registered model name (``context_baseline``, ``gcu``, ``glore``, ``ginet``;
+            other families such as ``pspnet`` keep their own backbone).
+        budget: a ``runtime.Budget`` (image size, scenes, iterations, batch, width).
+        seed: seeds the data split, the initialisation and the batch order.
+        progress: show the training progress bar.
+        **model_kw: overrides of the model keywords (``sc_loss=True`` trains GINet with
+            ``ContextLoss``).
+
+    Returns:
+        (trainer, scores): the fitted ``Trainer`` and :func:`context_scores` on the held-out scenes.
+    """
+    from ..data import synthetic_splits, train_transform
+    from ..engine import Trainer
+    from ..losses import ContextLoss
+    from ..models import build_model
+    from ..models.graph import CONTEXT_MODELS
+
+    paddle.seed(seed)
+    train, val = synthetic_splits(budget, variant, train_transform(budget.image_size), seed=seed)
+    kw = dict(depth=18, width=budget.width // 2, aux=False)
+    if name in CONTEXT_MODELS:                   # other families (pspnet) keep their backbone
+        kw.update(stage=0, kernel=1)
+    kw.update(model_kw)
+    model = build_model(name, train.num_classes, **kw)
+    loss = ContextLoss() if kw.get("sc_loss") else None
+    trainer = Trainer(model, train, val, iters=iters or budget.iters // 2, batch_size=budget.batch_size,
+                      lr=3e-3, optimizer="adam", loss_fn=loss, eval_every=budget.iters,
+                      seed=seed, progress=progress)
+    trainer.fit()
+    return trainer, context_scores(trainer, val)
+
+
+def context_scores(trainer, data):
+    """Held-out scores of ``trainer``'s model on a context dataset.
+
+    Args:
+        trainer: a fitted ``Trainer`` (its ``predict`` is used).
+        data: a dataset of the 'context' variant (items ``(image, label)``; ``classes``).
+
+    Returns:
+        ``segmentation_scores`` plus ``conf`` (the confusion matrix), ``hull_iou``: the IoU
+        of "is a hull" (boat or car, either class) and ``swap``: of the boat and car pixels
+        predicted as a hull, the fraction given the *other* hull class (0.5 = chance; 0.5
+        too when no hull pixel is predicted as a hull, since then nothing was decided).
+    """
+    from ..metrics import SegMetric
+
+    metric = SegMetric(data.num_classes)
+    for s in range(0, len(data), 8):
+        items = [data[i] for i in range(s, min(s + 8, len(data)))]
+        metric.update(trainer.predict(np.stack([x for x, _ in items])), np.stack([y for _, y in items]))
+    scores = metric.compute()
+    conf = metric.conf
+    hulls = [data.classes.index("boat"), data.classes.index("car")]
+    as_hull = conf[np.ix_(hulls, hulls)]             # (2, 2): true boat/car x predicted boat/car
+    # a hull pixel labelled as stuff is a miss, not a swap: dividing by all hull pixels would
+    # reward a model that never predicts a hull
+    swap = (as_hull.sum() - np.trace(as_hull)) / as_hull.sum() if as_hull.sum() else 0.5
+    inter = as_hull.sum()
+    union = conf[hulls].sum() + conf[:, hulls].sum() - inter
+    scores.update(conf=conf.copy(), swap=float(swap), hull_iou=float(inter / union) if union else float("nan"))
+    return scores
+
+
+# The two scene designs: in 'context' every scene holds water and road, so a hull's class is
+# decided by its own surroundings (local context, beyond the stem's 11 pixels); in
+# 'harbour_street' a scene is all water or all road, so the whole image decides (global context).
+SCENES = ("context", "harbour_street")
+UNITS = {"baseline": "context_baseline", "gcu": "gcu", "glore": "glore", "ginet": "ginet"}
+METRICS = ("miou", "boat_iou", "car_iou", "hull_iou", "swap")
+
+
+def _budget(fast):
+    """The experiment's sizes: the course's CPU budget (the one the Day 5 notebooks train
+    with on CPU), or tiny FAST sizes that only prove the code runs."""
+    from ..runtime import Budget
+
+    if fast:
+        return Budget("FAST", image_size=64, train_scenes=16, val_scenes=8, iters=12,
+                      batch_size=4, width=8, eval_every=12)
+    return Budget("CPU", image_size=96, train_scenes=256, val_scenes=32, iters=400,
+                  batch_size=8, width=16, eval_every=100)
+
+
+def score_run(name, budget, seed, variant):
+    """Train one (model, scene design, seed) with :func:`context_experiment`.
+
+    Returns:
+        ``{"miou", "boat_iou", "car_iou", "hull_iou", "swap"}`` on the held-out scenes of
+        ``variant`` (see :func:`context_scores`).
+    """
+    trainer, s = context_experiment(name, budget, seed=seed, progress=False, variant=variant)
+    boat, car = (trainer.val_data.classes.index(c) for c in ("boat", "car"))
+    return dict(miou=s["miou"], boat_iou=s["iou"][boat], car_iou=s["iou"][car],
+                hull_iou=s["hull_iou"], swap=s["swap"])
+
+
+def main(fast=False):
+    """Every unit and the baseline on both scene designs, seeds 0, 1, 2 (FAST: seed 0, a few
+    steps); writes ``results/context_units.json`` (FAST: ``build/experiments-fast/``).
+
+    Returns:
+        The result dict of ``common.experiments.run``; variants are named ``<scenes>/<unit>``.
+    """
+    from . import run
+
+    budget = _budget(fast)
+    variants = {f"{scenes}/{unit}": (lambda seed, m=model, v=scenes: score_run(m, budget, seed, v))
+                for scenes in SCENES for unit, model in UNITS.items()}
+    meta = dict(
+        question="Does a graph context unit help the same network? Only the unit differs.",
+        network="ContextNet: ResNet-18 stem only (stride 4, 11-pixel receptive field), 1x1 reduce "
+                "and head convs, mid = width * 4 channels, no aux head",
+        training=f"Adam lr 3e-3, {budget.iters // 2} iterations, batch {budget.batch_size}, "
+                 f"{budget.train_scenes} training scenes of {budget.image_size} px, random scale/crop/flip",
+        scoring=f"{budget.val_scenes} held-out scenes; hull_iou = IoU of boat-or-car; swap = of the "
+                "boat and car pixels predicted as a hull, the fraction given the other hull class",
+        scenes={"context": "every scene holds water and road; a hull's class follows its own surface",
+                "harbour_street": "a scene is all water (boats) or all road (cars)"},
+        units=UNITS)
+    return run(NAME, variants, seeds=(0,) if fast else (0, 1, 2), fast=fast, meta=meta)
