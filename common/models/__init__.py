@@ -25,7 +25,11 @@ for _family in _FAMILIES:
 
 
 def list_models():
-    """Names accepted by ``build_model``, sorted."""
+    """Names accepted by ``build_model``, sorted.
+
+    Returns:
+        list of str.
+    """
     return sorted(_BUILDERS)
 
 
@@ -37,6 +41,16 @@ def build_model(name: str, num_classes: int, pretrained_backbone=None, **kwargs)
     paddle.vision state dict (see ``common.models.pretrained.load_backbone``; the report
     is kept in ``model.pretrained_report``). The name, ``num_classes`` and kwargs are
     recorded so ``save_pretrained`` / ``load_pretrained`` can rebuild the model.
+
+    Args:
+        name: one of ``list_models()``.
+        num_classes: K, every class of the dataset (see the module docstring).
+        pretrained_backbone: None, True (ImageNet weights) or a path, as above.
+        **kwargs: the model's own arguments (its class docstring), e.g. ``width``, ``depth``.
+
+    Returns:
+        the ``paddle.nn.Layer``, in train mode, with the output contract of the module
+        docstring.
     """
     if name not in _BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
