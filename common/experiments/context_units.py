@@ -148,3 +148,23 @@ def main(fast=False):
                 "harbour_street": "a scene is all water (boats) or all road (cars)"},
         units=UNITS)
     return run(NAME, variants, seeds=(0,) if fast else (0, 1, 2), fast=fast, meta=meta)
+
+
+def subset(result, units=tuple(UNITS), scenes=SCENES):
+    """``result`` restricted to the variants ``<scenes>/<unit>`` (for tables and plots of one
+    unit against the baseline).
+
+    Args:
+        result: a dict from :func:`main` or ``common.experiments.load(NAME)``.
+        units: unit names (keys of ``UNITS``), in the order to show.
+        scenes: scene designs, in the order to show.
+
+    Returns:
+        A shallow copy of ``result`` with only those variants.
+    """
+    names = [f"{s}/{u}" for s in scenes for u in units]
+    missing = [n for n in names if n not in result["variants"]]
+    if missing:
+        raise KeyError(f"{result.get('name')}: no variants {missing}; rerun "
+                       f"`make experiments EXPERIMENTS={NAME}`")
+    return {**result, "variants": {n: result["variants"][n] for n in names}}
