@@ -1,8 +1,14 @@
 """``Trainer``: the training loop of the course, with evaluation, checkpoints and inference.
 
 The loop is the one Day 1 writes by hand (forward, loss, backward, step) plus what a real
-run needs: a poly learning rate, evaluation on a schedule, a ``tqdm`` bar, a history to
-plot, AMP on GPU, data parallel, and checkpoints.
+run needs: a poly learning rate (with an optional linear warm-up), evaluation on a
+schedule, a ``tqdm`` bar, a history to plot, AMP on GPU, data parallel, and checkpoints.
+
+Two kinds of model train through it: a semantic model, whose logits go to ``loss_fn``
+with the label maps, and an instance/panoptic model (Mask R-CNN, SOLO, UPSNet), whose
+training forward ``model(images, targets)`` returns a dict of losses (their sum is
+minimised, each term gets its own history). Which one is told by the data: a dataset with
+a ``collate`` (``common.data.instances.SceneInstances``) yields a list of target dicts.
 
 Exact resume: the batch of iteration ``it`` (which scenes, which augmentation) and the
 dropout noise are pure functions of ``(seed, it)``, and a checkpoint holds the weights,
@@ -20,9 +26,35 @@ from pathlib import Path
 import numpy as np
 import paddle
 
-from . import inference
+from . import inference, metrics
 from .distributed import sync_batchnorm
 from .losses import SegLoss
+
+
+def poly_lr(base_lr, it, iters, warmup=0, power=0.9):
+    """Learning rate of iteration ``it`` (0-based) of ``iters``: ``base_lr * (1 - it / iters)
+    ** power`` (poly decay to 0), times ``min(1, (it + 1) / warmup)`` during a linear warm-up
+    of ``warmup`` iterations (0 = none), which keeps the first updates of a freshly
+    initialised head (RPN, box and mask heads) from blowing up the backbone.
+
+    Args:
+        base_lr: the peak learning rate. it, iters: iteration and run length.
+        warmup: warm-up iterations (>= 0). power: poly exponent.
+
+    Returns:
+        float.
+    """
+    lr = base_lr * (1 - it / iters) ** power
+    return lr * min(1.0, (it + 1) / warmup) if warmup else lr
+
+
+def total_loss(losses):
+    """The loss to minimise of a model's loss dict: its ``"loss"`` entry when it has one
+    (the model's own total), else the sum of its terms."""
+    if not isinstance(losses, dict) or not losses:
+        raise TypeError("a model trained on (images, targets) must return a non-empty dict of "
+                        f"loss tensors from model(images, targets), got {type(losses).__name__}")
+    return losses["loss"] if "loss" in losses else paddle.add_n(list(losses.values()))
 
 
 def step_seed(seed, it):
@@ -137,22 +169,31 @@ class Trainer:
     """Train and evaluate a segmentation model.
 
     Args:
-        model: a ``paddle.nn.Layer`` mapping (N, 3, H, W) to logits (N, K, H, W)
-            (in train mode it may return ``[main, aux, ...]``).
-        train_data, val_data: datasets whose items are ``(image, label)`` arrays.
+        model: a ``paddle.nn.Layer``: either a semantic model mapping (N, 3, H, W) to
+            logits (N, K, H, W) (in train mode it may return ``[main, aux, ...]``), or an
+            instance/panoptic model whose ``model(images, targets)`` returns a dict of
+            losses in train mode and one dict per image in eval mode.
+        train_data, val_data: datasets whose items are ``(image, label)`` arrays, or
+            ``(image, target dict)`` with a ``collate`` attribute (instance datasets).
         num_classes: K. iters: optimiser steps (or give ``epochs``).
-        loss_fn: ``loss_fn(outputs, labels)``; default cross-entropy (+0.4 x aux).
+        loss_fn: ``loss_fn(outputs, labels)``; default cross-entropy (+0.4 x aux). Not
+            used for instance datasets (the model computes its losses).
         optimizer: 'sgd' (momentum 0.9) or 'adam'; lr with a poly(0.9) decay to 0.
+        warmup: iterations of linear learning-rate warm-up (``poly_lr``); 0 = none.
+        clip_norm: clip the gradients to this global norm (None = no clipping).
+        collate: batch collate function; default the dataset's ``collate`` if it has one.
         eval_every: evaluate on ``val_data`` every this many iterations (and at the end).
         ckpt_path: if set, a checkpoint is written there every ``ckpt_every`` iterations.
         amp: mixed precision; ``None`` = on when training on a GPU.
-        num_workers: DataLoader worker processes (0 = load in the main process).
+        num_workers: DataLoader worker processes (0 = load in the main process); they
+            also build the targets of a dataset's ``target_transform``.
     """
 
     def __init__(self, model, train_data, val_data=None, num_classes=None, iters=None,
                  epochs=None, batch_size=8, lr=0.01, optimizer="sgd", weight_decay=1e-4,
                  loss_fn=None, eval_every=None, ckpt_path=None, ckpt_every=None, amp=None,
-                 num_workers=0, seed=0, ignore_index=255, progress=True):
+                 num_workers=0, seed=0, ignore_index=255, progress=True, warmup=0,
+                 clip_norm=None, collate=None):
         if num_classes is None:
             num_classes = getattr(train_data, "num_classes", None)
         if num_classes is None:
@@ -178,31 +219,52 @@ class Trainer:
         self.eval_every = eval_every or self.iters
         self.ckpt_path, self.ckpt_every = ckpt_path, ckpt_every or eval_every or self.iters
         self.loss_fn = loss_fn or SegLoss(ignore_index=ignore_index)
+        self.collate = collate or getattr(train_data, "collate", None)
         self.num_workers, self.progress = num_workers, progress
+        if warmup < 0 or int(warmup) != warmup:
+            raise ValueError(f"warmup must be a whole number of iterations >= 0, got {warmup!r}")
+        self.warmup = int(warmup)
         self.amp = (paddle.device.get_device().startswith("gpu")) if amp is None else amp
         self.scaler = paddle.amp.GradScaler() if self.amp else None
-        self.opt = make_optimizer(optimizer, lr, model.parameters(), weight_decay)
+        clip = paddle.nn.ClipGradByGlobalNorm(clip_norm) if clip_norm else None
+        self.opt = make_optimizer(optimizer, lr, model.parameters(), weight_decay, clip)
         self.it = 0
-        self.history = dict(iter=[], loss=[], lr=[], eval_iter=[], miou=[], macc=[], seconds=0.0)
+        self.history = dict(iter=[], loss=[], lr=[], eval_iter=[], seconds=0.0)
+        self.history.update({k: [] for k in self._eval_keys()})     # miou/macc or ap/ap50
+        self.last_losses = {}
 
     # ---------------------------------------------------------------- training
     def lr_at(self, it):
-        """Poly schedule: lr * (1 - it / iters) ** 0.9."""
-        return self.base_lr * (1 - it / self.iters) ** 0.9
+        """The schedule (``poly_lr``): lr * (1 - it / iters) ** 0.9, after ``warmup``."""
+        return poly_lr(self.base_lr, it, self.iters, self.warmup)
 
     def _loader(self):
         sampler = _StepSampler(len(self.train_data), self.batch_size, self.iters, self.it,
                                self.seed, self.rank, self.world)
         return paddle.io.DataLoader(self.train_data, batch_sampler=sampler,
-                                    num_workers=self.num_workers, return_list=True)
+                                    num_workers=self.num_workers, return_list=True,
+                                    collate_fn=self.collate)
 
     def train_step(self, images, labels):
-        """One forward / loss / backward / step; returns the loss as a float."""
+        """One forward / loss / backward / step; returns the loss as a float.
+
+        ``labels`` is a batch of label maps (for ``loss_fn``) or a list of per-image target
+        dicts, which go to the model: ``model(images, targets)`` returns its loss dict; the
+        float value of each term is kept in ``last_losses``.
+        """
         self.model.train()          # evaluate()/predict() leave the model in eval mode
         self.opt.set_lr(self.lr_at(self.it))
-        paddle.seed(step_seed(self.seed, self.it))        # dropout noise: a function of it
-        loss = optimizer_step(lambda: self.loss_fn(self.net(images), labels), self.opt,
-                              self.scaler)
+        paddle.seed(step_seed(self.seed, self.it))   # dropout/RoI-sampling noise: a function of it
+        terms = {}
+        if isinstance(labels, (list, tuple)):
+            def compute():
+                terms.update(self.net(images, list(labels)))
+                return total_loss(terms)
+        else:
+            def compute():
+                return self.loss_fn(self.net(images), labels)
+        loss = optimizer_step(compute, self.opt, self.scaler)
+        self.last_losses = {k: float(v) for k, v in terms.items() if k != "loss"}
         return float(loss)
 
     def fit(self):
@@ -219,16 +281,19 @@ class Trainer:
             self.history["iter"].append(self.it)
             self.history["loss"].append(loss)
             self.history["lr"].append(self.lr_at(self.it - 1))
+            for k, v in self.last_losses.items():
+                self.history.setdefault(k, []).append(v)
             bar.update(1)
             post = dict(loss=f"{loss:.3f}")
             if self.val_data is not None and (self.it % self.eval_every == 0 or self.it == self.iters):
                 scores = self.evaluate()
                 self.history["eval_iter"].append(self.it)
-                self.history["miou"].append(scores["miou"])
-                self.history["macc"].append(scores["macc"])
+                for k in self._eval_keys():
+                    self.history.setdefault(k, []).append(scores[k])
                 self.model.train()
-            if self.history["miou"]:
-                post["mIoU"] = f"{self.history['miou'][-1]:.3f}"
+            key = self._eval_keys()[0]
+            if self.history.get(key):
+                post[key] = f"{self.history[key][-1]:.3f}"
             bar.set_postfix(post, refresh=False)
             if self.ckpt_path and (self.it % self.ckpt_every == 0 or self.it == self.iters):
                 self.save(self.ckpt_path)
@@ -239,13 +304,25 @@ class Trainer:
     # -------------------------------------------------------------- evaluation
     # One inference path: these call ``common.inference``. They leave the model in eval
     # mode (``train_step`` switches back), as they always did.
+    def _instance_data(self):
+        return self.collate is not None
+
+    def _eval_keys(self):
+        """The scores of ``evaluate()`` kept in the history."""
+        return ["ap", "ap50"] if self._instance_data() else ["miou", "macc"]
+
     def evaluate(self, data=None, batch_size=None, **predict_kwargs):
-        """Dataset scores (``common.metrics.segmentation_scores``) on ``data`` (default val);
-        ``predict_kwargs`` (scales, flip, window) as ``predict_probs``."""
+        """Dataset scores on ``data`` (default val): ``common.metrics.segmentation_scores``
+        of a semantic model (``predict_kwargs``: scales, flip, window as ``predict_probs``),
+        ``common.metrics.mask_ap`` of an instance model (on instance datasets)."""
         data = self.val_data if data is None else data
         if data is None:
             raise ValueError("evaluate() needs data: no val_data was given")
         self.model.eval()
+        if self._instance_data():
+            preds, targets = inference.predict_instances(self.model, data,
+                                                         batch_size or self.batch_size)
+            return metrics.mask_ap(preds, targets)
         return inference.evaluate(self.model, data, self.num_classes, self.ignore_index,
                                   batch_size or self.batch_size, **predict_kwargs)
 

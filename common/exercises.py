@@ -949,7 +949,7 @@ def check_glore_unit(fn, verbose=True):
 
 # ============================================================================ Day 6
 def _box_iou_ref(a, b):
-    from .detection import box_iou
+    from .ops.boxes import box_iou
     return box_iou(np.asarray(a, np.float32), np.asarray(b, np.float32)).numpy()
 
 
@@ -996,7 +996,7 @@ def check_box_iou(fn, verbose=True):
 
 
 def _nms_ref(boxes, scores, thr):
-    from .detection import nms_numpy
+    from .ops.boxes import nms_numpy
     return nms_numpy(boxes, scores, thr)
 
 
@@ -1059,7 +1059,7 @@ def check_roi_align(fn, verbose=True):
     y1) in pixels -> (C, ph, pw) as ``paddle.vision.ops.roi_align(aligned=True)``: each bin
     averages sampling_ratio x sampling_ratio bilinear samples at the centres of its sub-cells;
     the box is shifted by half a pixel; samples just outside are clamped to the border."""
-    from .detection import roi_align_numpy
+    from .ops.boxes import roi_align_numpy
 
     ramp = np.arange(36, dtype=np.float32).reshape(1, 6, 6)
     rng = _rng(19)

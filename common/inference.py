@@ -11,6 +11,9 @@ One path for every caller (``Trainer.predict/evaluate``, notebooks, experiments)
 - ``predict(model, images, ...)``: label maps (N, H, W), the argmax of ``predict_probs``.
 - ``evaluate(model, data, num_classes)``: ``common.metrics.segmentation_scores`` of the
   dataset confusion matrix.
+- ``predict_instances(model, data)``: the per-image outputs of an instance or panoptic
+  model (Mask R-CNN, SOLO, UPSNet) on a dataset of ``(image, target)`` items, with the
+  targets, for ``metrics.mask_ap`` and ``metrics.panoptic_quality``.
 
 Images are normalised float32 (N, 3, H, W) arrays or tensors. A model may return its
 logits alone, a list/tuple whose first element is the main output (auxiliary heads after
@@ -27,7 +30,8 @@ import paddle.nn.functional as F
 
 from .metrics import SegMetric
 
-__all__ = ["predict_logits", "sliding_window", "predict_probs", "predict", "evaluate"]
+__all__ = ["predict_logits", "sliding_window", "predict_probs", "predict", "evaluate",
+           "predict_instances"]
 
 
 def _as_tensor(images):
@@ -212,3 +216,28 @@ def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, **predict
         pred = predict(model, np.stack([x for x, _ in items]), **predict_kwargs)
         metric.update(pred, np.stack([y for _, y in items]))
     return metric.compute()
+
+
+@paddle.no_grad()
+def predict_instances(model, data, batch_size=8):
+    """Eval-mode outputs of an instance/panoptic model on every item of ``data``.
+
+    Args:
+        model: a model whose eval forward ``model(images)`` returns one dict per image
+            (Mask R-CNN, SOLO, UPSNet: ``boxes``, ``scores``, ``labels``, ``masks``, ...).
+        data: a dataset of ``(image (3, H, W), target dict)`` items
+            (``common.data.instances.SceneInstances``).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``(predictions, targets)``: two lists with one dict per image, in dataset order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    preds, targets = [], []
+    with _eval_mode(model):
+        for s in range(0, len(data), batch_size):
+            items = [data[i] for i in range(s, min(s + batch_size, len(data)))]
+            preds += model(_as_tensor(np.stack([x for x, _ in items])))
+            targets += [t for _, t in items]
+    return preds, targets

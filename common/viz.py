@@ -261,3 +261,30 @@ def gray_to_rgb(image, vmin=None, vmax=None):
     hi = a.max() if vmax is None else vmax
     g = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1) * 255
     return np.repeat(g.astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def draw_boxes(ax, boxes, labels=None, classes=None, scores=None, color="w", lw=1.0):
+    """Outline boxes on a matplotlib axis, each captioned with its class name and score.
+
+    Args:
+        ax: the matplotlib axis (showing the image in pixel coordinates).
+        boxes: (n, 4) ``x0, y0, x1, y1`` with ``x1, y1`` exclusive (``common.ops.boxes``).
+        labels: (n,) class ids, or None for no class caption.
+        classes: class names indexed by label; None shows the label number.
+        scores: (n,) scores, or None.
+        color, lw: outline and caption colour, line width.
+    """
+    import matplotlib.patches as patches
+
+    for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
+        # pixel i spans i - 0.5 .. i + 0.5 in imshow's coordinates
+        ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                       edgecolor=color, linewidth=lw))
+        text = []
+        if labels is not None:
+            lab = int(np.asarray(labels)[k])
+            text.append(classes[lab] if classes is not None else str(lab))
+        if scores is not None:
+            text.append(f"{float(np.asarray(scores)[k]):.2f}")
+        if text:
+            ax.text(x0 - 0.5, y0 - 1.5, " ".join(text), color=color, fontsize=6)

@@ -84,6 +84,98 @@ def test_resume_gives_identical_weights(tmp_path, optimizer):
     assert resumed.history["iter"] == list(range(1, 10))
 
 
+class DictNet(nn.Layer):
+    """A loss-dict model (the contract of Mask R-CNN, SOLO, UPSNet): ``model(images, targets)``
+    returns named losses. Dropout and a target drawn by the dataset's target_transform make
+    resuming reproduce both the step noise and the pipeline's randomness."""
+
+    def __init__(self, num_classes=7):
+        super().__init__()
+        self.net = TinySegNet(num_classes, width=8, depth=2)
+        self.drop = nn.Dropout2D(0.3)
+        self.box = nn.Linear(8, 4)
+        self.stop_at, self.trainer = None, None
+
+    def forward(self, images, targets=None):
+        if self.trainer is not None and self.trainer.it == self.stop_at:
+            raise KeyboardInterrupt
+        feats = self.drop(self.net.features(images))
+        logits = self.net.classifier(feats)
+        if targets is None:
+            return logits
+        sem = paddle.stack([t["semantic"] for t in targets])
+        boxes = paddle.concat([t["boxes"][:1] for t in targets]) / 48
+        noise = paddle.concat([t["noise"] for t in targets])
+        pred = self.box(feats.mean([2, 3]))
+        return dict(loss_sem=paddle.nn.functional.cross_entropy(logits.transpose([0, 2, 3, 1]), sem[..., None]),
+                    loss_box=((pred - boxes) ** 2).mean(), loss_noise=(pred.mean(1) * noise).mean() ** 2)
+
+
+def _noise(target, rng):
+    return dict(target, noise=rng.standard_normal(1).astype(np.float32))
+
+
+def test_poly_lr_with_warmup():
+    from common.engine import poly_lr
+
+    assert poly_lr(0.1, 0, 10) == 0.1 and poly_lr(0.1, 5, 10) == pytest.approx(0.1 * 0.5 ** 0.9)
+    # linear warm-up over 4 iterations, then the poly decay alone
+    assert [poly_lr(1.0, it, 100, warmup=4) / poly_lr(1.0, it, 100) for it in range(6)] == \
+        pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
+    data = SyntheticScenes(4, 32, seed=0)
+    t = Trainer(build_model("tiny", 7, width=8), data, iters=6, batch_size=2, lr=0.1, warmup=3,
+                progress=False)
+    t.fit()
+    assert t.history["lr"] == pytest.approx([poly_lr(0.1, it, 6, 3) for it in range(6)])
+    assert t.history["lr"][0] == pytest.approx(0.1 / 3)
+    with pytest.raises(ValueError, match="warmup"):
+        Trainer(build_model("tiny", 7, width=8), data, iters=6, batch_size=2, warmup=-1)
+
+
+def test_loss_dict_model_resumes_identically(tmp_path):
+    from common.data.instances import SceneInstances
+
+    data = SceneInstances(6, 48, seed=0, flip=0.5, target_transform=_noise)
+    kw = dict(iters=8, batch_size=2, lr=0.01, optimizer="adam", warmup=3, clip_norm=1.0,
+              progress=False, ckpt_every=3)
+    paddle.seed(1)
+    straight_model = DictNet()
+    straight = Trainer(straight_model, data, **kw)
+    straight.fit()
+    assert set(straight.history) >= {"loss_sem", "loss_box", "loss_noise"}
+    terms = np.array([straight.history[k] for k in ("loss_sem", "loss_box", "loss_noise")])
+    np.testing.assert_allclose(terms.sum(0), straight.history["loss"], rtol=1e-5)
+
+    paddle.seed(1)
+    first_model = DictNet()
+    first = Trainer(first_model, data, ckpt_path=tmp_path / "d.pdckpt", **kw)
+    first_model.stop_at, first_model.trainer = 5, first
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()                                   # dies at iteration 5; checkpoint at 3
+
+    paddle.seed(99)
+    resumed_model = DictNet()
+    resumed = Trainer(resumed_model, data, **kw).resume(tmp_path / "d.pdckpt")
+    assert resumed.it == 3 and len(resumed.history["loss_box"]) == 3
+    resumed.fit()
+    a, b = _weights(straight_model), _weights(resumed_model)
+    assert max(np.abs(a[k] - b[k]).max() for k in a) == 0.0
+    for k in ("loss", "loss_sem", "loss_box", "loss_noise", "lr"):
+        assert resumed.history[k] == straight.history[k], k
+
+
+def test_loss_dict_model_must_return_a_dict():
+    from common.data.instances import SceneInstances
+
+    class Bad(DictNet):
+        def forward(self, images, targets=None):
+            return super().forward(images, targets)["loss_sem"]
+
+    data = SceneInstances(2, 32, seed=0, target_transform=_noise)
+    with pytest.raises(TypeError, match="dict of loss tensors"):
+        Trainer(Bad(), data, iters=1, batch_size=2, progress=False).fit()
+
+
 def test_resume_refuses_checkpoint_of_another_model(tmp_path):
     data = SyntheticScenes(2, 32, seed=0)
     t = Trainer(build_model("tiny", 7, width=8), data, iters=1, batch_size=2, progress=False)

@@ -17,7 +17,7 @@ from common import exercises as ex
 from common import ops
 from common import student
 from common.data import LABEL_DIVISOR
-from common.detection import box_iou as _box_iou_paddle
+from common.ops.boxes import box_iou as _box_iou_paddle
 from common.models.panoptic_deeplab import group_pixels as _group_ref
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -391,7 +391,7 @@ def test_references_agree_with_paddle():
     """The checks' own references (common) match Paddle's built-ins."""
     from paddle.vision.ops import nms as paddle_nms, roi_align
 
-    from common.detection import nms_numpy, roi_align_numpy
+    from common.ops.boxes import nms_numpy, roi_align_numpy
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 40, (40, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(2, 20, (40, 2))], 1).astype(np.float32)

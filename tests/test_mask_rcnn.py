@@ -1,39 +1,15 @@
-"""Detection helpers (anchors, box coding, matching, NMS, RoIAlign by hand) and Mask R-CNN."""
+"""Mask R-CNN (its box operations are tested in tests/test_ops.py)."""
 import numpy as np
 import paddle
 import pytest
-from paddle.vision.ops import roi_align
 
-from common import detection as det
 from common.data import VARIANTS
-from common.data.instances import SceneInstances, collate_instances
+from common.data.instances import SceneInstances, collate_instances, targets_to_tensors
+from common.engine import Trainer
 from common.models import build_model
 from common.models.mask_rcnn import small_config
 
 THINGS = VARIANTS["scenes"].thing_ids
-
-
-def _random_boxes(rng, n, size):
-    xy = rng.uniform(0, size * 0.7, (n, 2))
-    wh = rng.uniform(2, size * 0.5, (n, 2))
-    return np.concatenate([xy, xy + wh], 1).astype(np.float32)
-
-
-def test_cell_anchors_area_and_ratio():
-    a = det.cell_anchors([16, 32], [0.5, 1.0, 2.0])
-    w, h = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
-    np.testing.assert_allclose(w * h, [256] * 3 + [1024] * 3, rtol=1e-5)
-    np.testing.assert_allclose(h / w, [0.5, 1, 2] * 2, rtol=1e-5)
-    np.testing.assert_allclose(a[:, :2] + a[:, 2:], 0, atol=1e-5)      # centred on 0
-
-
-def test_grid_anchors_order_and_centres():
-    a = det.grid_anchors((3, 5), 8, [16], [0.5, 1.0, 2.0])
-    assert a.shape == (3 * 5 * 3, 4)
-    centres = ((a[:, :2] + a[:, 2:]) / 2).reshape(3, 5, 3, 2)
-    # (y, x, a) order: index [y, x] is the cell at column x, row y
-    np.testing.assert_allclose(centres[2, 4, 0], [4.5 * 8, 2.5 * 8])
-    np.testing.assert_allclose(centres[:, :, 0], centres[:, :, 2])
 
 
 def test_rpn_outputs_line_up_with_anchors():
@@ -44,91 +20,10 @@ def test_rpn_outputs_line_up_with_anchors():
         assert anc.shape[0] == o.shape[1] == d.shape[1]
 
 
-def test_box_coding_round_trip():
-    rng = np.random.default_rng(0)
-    ref, gt = _random_boxes(rng, 50, 100), _random_boxes(rng, 50, 100)
-    for weights in [(1, 1, 1, 1), (10, 10, 5, 5)]:
-        d = det.encode_boxes(ref, gt, weights)
-        np.testing.assert_allclose(det.decode_boxes(ref, d, weights).numpy(), gt, atol=1e-3)
-    # a box encodes to zero against itself, and a shifted box to its shift / size
-    np.testing.assert_allclose(det.encode_boxes(ref, ref).numpy(), 0, atol=1e-6)
-    d = det.encode_boxes([[0, 0, 10, 20]], [[5, 0, 15, 40]]).numpy()[0]
-    np.testing.assert_allclose(d, [0.5, 0.5, 0, np.log(2)], atol=1e-6)
-
-
-def test_box_iou_hand_case():
-    a = [[0, 0, 10, 10], [0, 0, 10, 10]]
-    b = [[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]]
-    np.testing.assert_allclose(det.box_iou(a, b).numpy()[0], [50 / 150, 0, 1], atol=1e-6)
-    assert det.box_iou(np.zeros((0, 4)), b).shape == [0, 3]
-
-
-def test_match_boxes_thresholds_and_low_quality():
-    iou = paddle.to_tensor([[0.8, 0.1], [0.5, 0.2], [0.1, 0.2], [0.0, 0.35]])
-    matched, labels = det.match_boxes(iou, 0.7, 0.3)
-    assert matched.numpy().tolist() == [0, 0, 1, 1]
-    assert labels.numpy().tolist() == [1, -1, 0, -1]
-    # gt 1's best candidate (row 3, IoU 0.35) becomes foreground under the RPN rule
-    _, labels = det.match_boxes(iou, 0.7, 0.3, allow_low_quality=True)
-    assert labels.numpy().tolist() == [1, -1, 0, 1]
-    _, labels = det.match_boxes(paddle.zeros([3, 0]), 0.7, 0.3)
-    assert labels.numpy().tolist() == [0, 0, 0]
-
-
-def test_sample_labels_balance():
-    labels = paddle.to_tensor([1] * 10 + [0] * 100 + [-1] * 20)
-    pos, neg = det.sample_labels(labels, 32, 0.25)
-    assert pos.shape[0] == 8 and neg.shape[0] == 24
-    assert (labels.numpy()[pos.numpy()] == 1).all() and (labels.numpy()[neg.numpy()] == 0).all()
-    assert len(set(neg.numpy().tolist())) == 24
-    pos, neg = det.sample_labels(paddle.to_tensor([1, 0, 0, -1]), 32, 0.5)
-    assert pos.shape[0] == 1 and neg.shape[0] == 2
-
-
-def test_nms_by_hand_matches_paddle():
-    rng = np.random.default_rng(1)
-    boxes = _random_boxes(rng, 60, 50)
-    scores = rng.random(60).astype(np.float32)
-    ours = det.nms_numpy(boxes, scores, 0.5)
-    theirs = det.batched_nms(paddle.to_tensor(boxes), paddle.to_tensor(scores),
-                             paddle.zeros([60], "int64"), 0.5).numpy()
-    assert ours.tolist() == theirs.tolist() and 1 < len(ours) < 60
-    # two classes never suppress each other
-    two = det.batched_nms(paddle.to_tensor(boxes[:1].repeat(2, 0)), paddle.to_tensor([0.9, 0.8]),
-                          paddle.to_tensor([0, 1]), 0.5)
-    assert two.numpy().tolist() == [0, 1]
-
-
-@pytest.mark.parametrize("aligned", [True, False])
-@pytest.mark.parametrize("ratio,scale,out", [(2, 1.0, 7), (-1, 0.5, (3, 5)), (1, 0.25, 4)])
-def test_roi_align_by_hand_matches_paddle(aligned, ratio, scale, out):
-    rng = np.random.default_rng(2)
-    feat = rng.standard_normal((1, 3, 11, 13)).astype(np.float32)
-    boxes = _random_boxes(rng, 6, 13 / scale)
-    boxes[0] = [-3, -2, 4 / scale, 60]                       # reaches outside the map
-    ours = det.roi_align_numpy(feat[0], boxes, out, scale, ratio, aligned)
-    theirs = roi_align(paddle.to_tensor(feat), paddle.to_tensor(boxes), paddle.to_tensor([6], "int32"),
-                       out, scale, ratio, aligned).numpy()
-    assert ours.shape == theirs.shape
-    np.testing.assert_allclose(ours, theirs, atol=1e-5)
-
-
-def test_crop_and_paste_round_trip():
-    mask = np.zeros((1, 40, 50), np.float32)
-    mask[0, 10:30, 12:40] = 1
-    box = np.array([[12, 10, 40, 30]], np.float32)
-    crop = det.crop_and_resize(mask, box, 14).numpy()
-    # the box is all object; bilinear reads at the box's edge see a little of the outside
-    assert crop.shape == (1, 14, 14) and crop.min() > 0.9
-    back = det.paste_masks(paddle.to_tensor((crop >= 0.5).astype(np.float32)), box, (40, 50)).numpy()
-    np.testing.assert_allclose(back, mask, atol=1e-5)
-    np.testing.assert_allclose(det.boxes_inside(box, (40, 50)).numpy(), mask)
-
-
 def _batch(n, size, seed=0):
     ds = SceneInstances(n, size, seed)
     x, t = collate_instances([ds[i] for i in range(n)])
-    return paddle.to_tensor(x), det.targets_to_paddle(t)
+    return paddle.to_tensor(x), targets_to_tensors(t)
 
 
 def test_mask_rcnn_forward_backward_odd_size_and_predict():
@@ -159,7 +54,10 @@ def test_mask_rcnn_forward_backward_odd_size_and_predict():
 def test_mask_rcnn_learns_tiny_set():
     ds = SceneInstances(4, 64, seed=3)
     model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(8))
-    hist = det.train_detector(model, ds, iters=30, batch_size=4, lr=3e-3, progress=False)
+    hist = Trainer(model, ds, SceneInstances(2, 64, seed=9), iters=30, batch_size=4, lr=3e-3,
+                   optimizer="adam", warmup=3, clip_norm=10.0, progress=False).fit()
+    # evaluation of an instance model: mask AP (pycocotools) once at the end
+    assert hist["eval_iter"] == [30] and 0 <= hist["ap"][0] <= 1 and len(hist["ap50"]) == 1
     first, last = np.mean(hist["loss"][:3]), np.mean(hist["loss"][-3:])
     assert last < 0.6 * first, (first, last)
     assert np.mean(hist["loss_mask"][-3:]) < np.mean(hist["loss_mask"][:3])
@@ -179,9 +77,41 @@ def test_images_without_objects():
     model = build_model("mask_rcnn", 7, thing_ids=THINGS, **dict(small_config(4), score_thresh=1.1))
     empty = dict(boxes=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int64),
                  masks=np.zeros((0, 40, 50), bool))
-    losses = model(paddle.rand([2, 3, 40, 50]), det.targets_to_paddle([empty, empty]))
+    losses = model(paddle.rand([2, 3, 40, 50]), targets_to_tensors([empty, empty]))
     assert float(losses["loss_rpn_cls"]) > 0 and float(losses["loss_mask"]) == 0
     model.eval()
     with paddle.no_grad():
         out = model(paddle.rand([1, 3, 40, 50]))           # nothing passes the threshold
     assert out[0]["boxes"].shape == (0, 4) and out[0]["masks"].shape == (0, 40, 50)
+
+
+@pytest.mark.parametrize("p6,norm", [(True, None), (False, "gn")])
+def test_fpn_options_and_odd_sizes(p6, norm):
+    """The one FPN (layers.FPN) of Mask R-CNN, UPSNet and SOLO: each level at its input's size,
+    P6 a stride-2 subsample of the top level; norm='gn' adds GroupNorm, no conv bias."""
+    from common.models.layers import FPN
+
+    feats = [paddle.rand([1, c, s, s + 2]) for c, s in ((8, 23), (16, 12), (32, 6))]
+    fpn = FPN([8, 16, 32], 12, p6=p6, norm=norm)
+    out = fpn(feats)
+    assert [tuple(o.shape) for o in out[:3]] == [(1, 12, 23, 25), (1, 12, 12, 14), (1, 12, 6, 8)]
+    assert len(out) == 3 + p6
+    if p6:
+        np.testing.assert_array_equal(out[3].numpy(), out[2].numpy()[:, :, ::2, ::2])
+    kinds = {type(m).__name__ for m in fpn.sublayers()}
+    assert ("GroupNorm" in kinds) == (norm == "gn")
+    # the top-down path: the finest output depends on the coarsest input
+    feats[2].stop_gradient = False
+    fpn(feats)[0].sum().backward()
+    assert float(feats[2].grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="norm"):
+        FPN([8], 4, norm="bn")
+
+
+def test_mask_rcnn_and_solo_share_the_fpn():
+    from common.models.layers import FPN
+    from common.models.solo import small_config as solo_config
+
+    mrcnn = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(4))
+    solo = build_model("solo", 7, thing_ids=THINGS, **solo_config(64, 4))
+    assert type(mrcnn.fpn) is FPN and type(solo.fpn) is FPN and solo.fpn.p6 and not mrcnn.fpn.p6

@@ -8,6 +8,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
+from paddle.vision.ops import roi_align
 
 from common import ops
 
@@ -216,3 +217,124 @@ def test_transposed_conv_widget():
     with pytest.raises(ValueError, match="padding"):
         transposed_conv_demo(stride=1, kernel_size=1, padding=3, size=2, show=False)
     transposed_conv_demo(stride=3, kernel_size=5, padding=0, show=True)   # draws (Agg)
+
+
+# ------------------------------------------------------------------ boxes (Day 6 detectors)
+box_ops = ops.boxes
+
+
+def _random_boxes(rng, n, size):
+    xy = rng.uniform(0, size * 0.7, (n, 2))
+    wh = rng.uniform(2, size * 0.5, (n, 2))
+    return np.concatenate([xy, xy + wh], 1).astype(np.float32)
+
+
+def test_cell_anchors_area_and_ratio():
+    a = box_ops.cell_anchors([16, 32], [0.5, 1.0, 2.0])
+    w, h = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    np.testing.assert_allclose(w * h, [256] * 3 + [1024] * 3, rtol=1e-5)
+    np.testing.assert_allclose(h / w, [0.5, 1, 2] * 2, rtol=1e-5)
+    np.testing.assert_allclose(a[:, :2] + a[:, 2:], 0, atol=1e-5)      # centred on 0
+
+
+def test_grid_anchors_order_and_centres():
+    a = box_ops.grid_anchors((3, 5), 8, [16], [0.5, 1.0, 2.0])
+    assert a.shape == (3 * 5 * 3, 4)
+    centres = ((a[:, :2] + a[:, 2:]) / 2).reshape(3, 5, 3, 2)
+    # (y, x, a) order: index [y, x] is the cell at column x, row y
+    np.testing.assert_allclose(centres[2, 4, 0], [4.5 * 8, 2.5 * 8])
+    np.testing.assert_allclose(centres[:, :, 0], centres[:, :, 2])
+
+
+def test_box_coding_round_trip():
+    rng = np.random.default_rng(0)
+    ref, gt = _random_boxes(rng, 50, 100), _random_boxes(rng, 50, 100)
+    for weights in [(1, 1, 1, 1), (10, 10, 5, 5)]:
+        d = box_ops.encode_boxes(ref, gt, weights)
+        np.testing.assert_allclose(box_ops.decode_boxes(ref, d, weights).numpy(), gt, atol=1e-3)
+    # a box encodes to zero against itself, and a shifted box to its shift / size
+    np.testing.assert_allclose(box_ops.encode_boxes(ref, ref).numpy(), 0, atol=1e-6)
+    d = box_ops.encode_boxes([[0, 0, 10, 20]], [[5, 0, 15, 40]]).numpy()[0]
+    np.testing.assert_allclose(d, [0.5, 0.5, 0, np.log(2)], atol=1e-6)
+
+
+def test_box_iou_hand_case():
+    a = [[0, 0, 10, 10], [0, 0, 10, 10]]
+    b = [[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]]
+    np.testing.assert_allclose(box_ops.box_iou(a, b).numpy()[0], [50 / 150, 0, 1], atol=1e-6)
+    assert box_ops.box_iou(np.zeros((0, 4)), b).shape == [0, 3]
+
+
+def test_match_boxes_thresholds_and_low_quality():
+    iou = paddle.to_tensor([[0.8, 0.1], [0.5, 0.2], [0.1, 0.2], [0.0, 0.35]])
+    matched, labels = box_ops.match_boxes(iou, 0.7, 0.3)
+    assert matched.numpy().tolist() == [0, 0, 1, 1]
+    assert labels.numpy().tolist() == [1, -1, 0, -1]
+    # gt 1's best candidate (row 3, IoU 0.35) becomes foreground under the RPN rule
+    _, labels = box_ops.match_boxes(iou, 0.7, 0.3, allow_low_quality=True)
+    assert labels.numpy().tolist() == [1, -1, 0, 1]
+    _, labels = box_ops.match_boxes(paddle.zeros([3, 0]), 0.7, 0.3)
+    assert labels.numpy().tolist() == [0, 0, 0]
+
+
+def test_sample_labels_balance():
+    labels = paddle.to_tensor([1] * 10 + [0] * 100 + [-1] * 20)
+    pos, neg = box_ops.sample_labels(labels, 32, 0.25)
+    assert pos.shape[0] == 8 and neg.shape[0] == 24
+    assert (labels.numpy()[pos.numpy()] == 1).all() and (labels.numpy()[neg.numpy()] == 0).all()
+    assert len(set(neg.numpy().tolist())) == 24
+    pos, neg = box_ops.sample_labels(paddle.to_tensor([1, 0, 0, -1]), 32, 0.5)
+    assert pos.shape[0] == 1 and neg.shape[0] == 2
+
+
+def test_nms_by_hand_matches_paddle():
+    rng = np.random.default_rng(1)
+    boxes = _random_boxes(rng, 60, 50)
+    scores = rng.random(60).astype(np.float32)
+    ours = box_ops.nms_numpy(boxes, scores, 0.5)
+    theirs = box_ops.batched_nms(paddle.to_tensor(boxes), paddle.to_tensor(scores),
+                             paddle.zeros([60], "int64"), 0.5).numpy()
+    assert ours.tolist() == theirs.tolist() and 1 < len(ours) < 60
+    # two classes never suppress each other
+    two = box_ops.batched_nms(paddle.to_tensor(boxes[:1].repeat(2, 0)), paddle.to_tensor([0.9, 0.8]),
+                          paddle.to_tensor([0, 1]), 0.5)
+    assert two.numpy().tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("ratio,scale,out", [(2, 1.0, 7), (-1, 0.5, (3, 5)), (1, 0.25, 4)])
+def test_roi_align_by_hand_matches_paddle(aligned, ratio, scale, out):
+    rng = np.random.default_rng(2)
+    feat = rng.standard_normal((1, 3, 11, 13)).astype(np.float32)
+    boxes = _random_boxes(rng, 6, 13 / scale)
+    boxes[0] = [-3, -2, 4 / scale, 60]                       # reaches outside the map
+    ours = box_ops.roi_align_numpy(feat[0], boxes, out, scale, ratio, aligned)
+    theirs = roi_align(paddle.to_tensor(feat), paddle.to_tensor(boxes), paddle.to_tensor([6], "int32"),
+                       out, scale, ratio, aligned).numpy()
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_crop_and_resize_reads_bool_masks():
+    # a DataLoader hands masks over as bool tensors; RoIAlign needs floats
+    mask = np.zeros((2, 20, 20), bool)
+    mask[0, 4:12, 4:12] = True
+    mask[1, :10, :10] = True                    # the top-left quarter of box 1
+    box = np.array([[4, 4, 12, 12], [0, 0, 20, 20]], np.float32)
+    crop = box_ops.crop_and_resize(paddle.to_tensor(mask), box, 4).numpy()
+    as_float = box_ops.crop_and_resize(mask.astype(np.float32), box, 4).numpy()
+    np.testing.assert_array_equal(crop, as_float)
+    assert crop[0].min() == 1
+    np.testing.assert_allclose(crop[1], np.kron([[1, 0], [0, 0]], np.ones((2, 2))))
+
+
+def test_crop_and_paste_round_trip():
+    mask = np.zeros((1, 40, 50), np.float32)
+    mask[0, 10:30, 12:40] = 1
+    box = np.array([[12, 10, 40, 30]], np.float32)
+    crop = box_ops.crop_and_resize(mask, box, 14).numpy()
+    # the box is all object; bilinear reads at the box's edge see a little of the outside
+    assert crop.shape == (1, 14, 14) and crop.min() > 0.9
+    back = box_ops.paste_masks(paddle.to_tensor((crop >= 0.5).astype(np.float32)), box, (40, 50)).numpy()
+    np.testing.assert_allclose(back, mask, atol=1e-5)
+    np.testing.assert_allclose(box_ops.boxes_inside(box, (40, 50)).numpy(), mask)

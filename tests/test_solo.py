@@ -3,7 +3,9 @@ import numpy as np
 import paddle
 import pytest
 
+from common.data.instances import GridTargets, SceneInstances, assign_grid, collate_instances
 from common.data.panoptic import PanopticScenes, instances_from_panoptic
+from common.engine import Trainer
 from common.models import build_model
 from common.models.solo import dice_loss_masks, matrix_nms
 
@@ -43,7 +45,8 @@ def test_assignment_centre_cell_and_scale():
     masks = np.zeros((2, 64, 64), bool)
     masks[0, 4:12, 40:48] = True       # small (sqrt area 8): level 0, grid 8, centre cell (1, 5)
     masks[1, 20:60, 8:48] = True       # large (40): level 1, grid 5, centre (40, 28) -> cell (3, 2)
-    (cate0, pos0), (cate1, pos1) = model.assign(masks, np.array([2, 1]), (64, 64), [(16, 16), (8, 8)])
+    (cate0, pos0), (cate1, pos1) = assign_grid(masks, np.array([2, 1]), (64, 64), [(16, 16), (8, 8)],
+                                               model.scale_ranges, model.num_grids, model.sigma)
     # centre region: centre +- 0.1 x box size; the small one's (y 7.2..8.8) spans rows 0 and 1
     assert np.argwhere(cate0 >= 0).tolist() == [[0, 5], [1, 5]] and cate0.max() == 2
     assert cate1[3, 2] == 1 and set(np.unique(cate1)) == {-1, 1}
@@ -82,3 +85,48 @@ def test_learns_a_tiny_set(fit_tiny):
     model = build_model("solo", 3, **SMALL)
     hist = fit_tiny(model, lambda m: m(x, targets)["loss"], steps=25, lr=3e-3)
     assert np.mean(hist[-3:]) < 0.5 * np.mean(hist[:3]), hist
+
+
+@pytest.mark.parametrize("size", [(45, 53), (49, 64), (64, 64)])
+def test_pipeline_targets_fit_the_outputs_and_give_the_same_loss(size):
+    """GridTargets (built by the dataset) predicts each level's mask size, for odd sizes too,
+    and the loss on them equals the loss on targets assigned inside the loss."""
+    model = build_model("solo", 7, thing_ids=(4, 5, 6), **SMALL)
+    ds = SceneInstances(2, size, seed=2, target_transform=model.target_transform())
+    x, t = collate_instances([ds[i] for i in range(2)])
+    out = model.heads(paddle.to_tensor(x))
+    for k, shape in enumerate(model.target_transform().mask_shapes(size)):
+        assert tuple(out["mask_x"][k].shape[-2:]) == shape
+    raw = [dict(masks=d["masks"], labels=d["labels"]) for d in t]
+    built, on_the_fly = model.loss(out, t, size), model.loss(out, raw, size)
+    assert float(built["loss"]) == float(on_the_fly["loss"])
+    assert sum(len(c) for d in t for c in d["grid_cells"]) > 0
+    with pytest.raises(ValueError, match="grid_masks of level 0"):
+        model.loss(out, [dict(d, grid_masks=[m[:, :-1] for m in d["grid_masks"]]) for d in t], size)
+
+
+def test_labels_are_dataset_class_ids():
+    """num_classes counts all classes; thing_ids maps the category branch to class ids."""
+    model = build_model("solo", 7, thing_ids=(4, 5, 6), **SMALL)
+    assert model.cate_out.weight.shape[0] == 3
+    masks = np.zeros((1, 40, 40), bool)
+    masks[0, 10:30, 10:30] = True
+    t = GridTargets((4, 5, 6), model.scale_ranges, model.num_grids, model.sigma, model.levels)(
+        dict(masks=masks, labels=np.array([6])))
+    assert set(np.unique(t["grid_cate"][1]).tolist()) == {-1, 2}            # index of class 6
+    with pytest.raises(ValueError, match="not among the model's thing_ids"):
+        model.target_transform()(dict(masks=masks, labels=np.array([1])))
+    model.eval()
+    model.score_thresh, model.mask_thresh, model.update_thresh = 0.0, 0.1, 0.0   # untrained
+    res = model(paddle.randn([1, 3, 40, 40]))
+    assert len(res[0]["labels"]) and set(res[0]["labels"].tolist()) <= {4, 5, 6}
+
+
+def test_trainer_trains_solo_from_pipeline_targets():
+    paddle.seed(0)
+    model = build_model("solo", 7, thing_ids=(4, 5, 6), **SMALL)
+    ds = SceneInstances(4, 48, seed=0, target_transform=model.target_transform())
+    hist = Trainer(model, ds, iters=20, batch_size=4, lr=3e-3, optimizer="adam", progress=False).fit()
+    assert set(hist) >= {"loss_cate", "loss_mask"} and "ap" in hist
+    np.testing.assert_allclose(hist["loss"], np.add(hist["loss_cate"], hist["loss_mask"]), rtol=1e-5)
+    assert np.mean(hist["loss"][-3:]) < 0.6 * np.mean(hist["loss"][:3]), hist["loss"]

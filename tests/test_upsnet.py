@@ -3,9 +3,10 @@ import numpy as np
 import paddle
 import pytest
 
-from common import detection as det
 from common.data import LABEL_DIVISOR, VARIANTS
-from common.data.instances import SceneInstances, collate_instances
+from common.data.instances import (PanopticHeadTargets, SceneInstances, collate_instances,
+                                   panoptic_head_target, targets_to_tensors)
+from common.engine import Trainer
 from common.models import build_model
 from common.models.upsnet import panoptic_from_logits, panoptic_logits, small_config
 
@@ -51,12 +52,30 @@ def test_panoptic_target_hides_instances_as_unknown():
     t = model.panoptic_target(semantic, masks, np.array([False, True])).numpy()
     # stuff 0 and 1 -> channels 0, 1; the shown instance -> 4 + 0; the hidden one -> unknown 5
     assert t.tolist() == [[0, 1, 5, 5, 4, 255]]
+    # the same function builds it in the data pipeline (stuff 0..3 of the scenes variant)
+    assert panoptic_head_target(semantic, masks, [True, True], (0, 1, 2, 3)).tolist() == \
+        [[0, 1, 4, 4, 5, 255]]
+
+
+def test_pipeline_targets_equal_the_loss_targets():
+    """The dataset's target_transform draws the hidden instances from the item's (seed, index)
+    and builds the same panoptic target as the function the model falls back on."""
+    model = _model()
+    ds = SceneInstances(2, 48, seed=1, target_transform=model.target_transform())
+    x, t = collate_instances([ds[(i, 7)] for i in range(2)])
+    again = collate_instances([ds[(i, 7)] for i in range(2)])[1]
+    assert all((a["shown"] == b["shown"]).all() for a, b in zip(t, again))        # a function of (seed, i)
+    assert not all(ds[(0, s)][1]["shown"].all() for s in range(20))               # some hidden
+    for target in t:
+        manual = panoptic_head_target(target["semantic"], target["masks"], target["shown"], model.stuff_ids)
+        np.testing.assert_array_equal(target["panoptic_target"], manual)
+    assert isinstance(model.target_transform(), PanopticHeadTargets)
 
 
 def _batch(n, size, seed=0):
     ds = SceneInstances(n, size, seed)
     x, t = collate_instances([ds[i] for i in range(n)])
-    return paddle.to_tensor(x), det.targets_to_paddle(t)
+    return paddle.to_tensor(x), targets_to_tensors(t)
 
 
 @pytest.mark.parametrize("deformable", [False, True])
@@ -93,7 +112,9 @@ def test_panoptic_loss_reaches_mask_head():
 def test_upsnet_learns_tiny_set():
     ds = SceneInstances(4, 64, seed=3)
     model = _model(width=8)
-    hist = det.train_detector(model, ds, iters=25, batch_size=4, lr=3e-3, progress=False)
+    ds.target_transform = model.target_transform()
+    hist = Trainer(model, ds, iters=25, batch_size=4, lr=3e-3, optimizer="adam", warmup=2,
+                   clip_norm=10.0, progress=False).fit()
     for key in ("loss", "loss_sem", "loss_pan"):
         first, last = np.mean(hist[key][:3]), np.mean(hist[key][-3:])
         assert last < 0.7 * first, (key, first, last)

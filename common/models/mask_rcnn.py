@@ -10,13 +10,14 @@ five losses; in eval mode ``model(images)`` returns, per image, a dict of NumPy 
 Defaults are the paper's (ResNet-50-FPN, anchors 32..512 on P2..P6, 512 RoIs, 28x28
 masks); ``small_config(width)`` gives a CPU-sized model for 64..96 pixel scenes.
 ``levels=(4,)`` with ``rpn_p6=False`` gives a single-level (C4-like) detector.
-Labels are the dataset's thing class ids (``thing_ids``); internally class 0 is background
-and thing_ids[k] is class k + 1.
+``num_classes`` counts all the dataset's classes (stuff and background included, as for
+UPSNet and SOLO); ``thing_ids`` names the thing classes, the ones detected (default: all).
+Labels in and out are these dataset class ids; internally class 0 is background and
+thing_ids[k] is class k + 1.
 """
 from __future__ import annotations
 
 import functools
-
 
 import numpy as np
 import paddle
@@ -24,9 +25,10 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import roi_align
 
-from .. import detection as det
+from ..data.instances import targets_to_tensors
+from ..ops import boxes as box_ops
 from .backbones.resnet import ResNet
-from .layers import resize_to
+from .layers import FPN
 from .registry import register
 
 RCNN_WEIGHTS = (10.0, 10.0, 5.0, 5.0)   # box-delta scaling of the second stage (Fast R-CNN)
@@ -38,30 +40,6 @@ def small_config(width=16):
                 anchor_sizes=(12, 24, 48, 96), rpn_batch=64, rpn_pre_nms=(300, 200),
                 rpn_post_nms=(100, 50), roi_batch=64, fc_channels=8 * width, mask_roi_size=7,
                 mask_channels=2 * width, mask_convs=2, canonical_size=48, max_detections=20)
-
-
-class FPN(nn.Layer):
-    """Feature pyramid network (特征金字塔): 1x1 laterals, a top-down path that upsamples
-    the coarser map and adds it, a 3x3 conv on each sum; optional P6 = stride-2 subsample
-    of the top map (for the RPN's largest anchors)."""
-
-    def __init__(self, in_channels, out_channels, p6=True):
-        super().__init__()
-        self.lateral = nn.LayerList([nn.Conv2D(c, out_channels, 1) for c in in_channels])
-        self.output = nn.LayerList([nn.Conv2D(out_channels, out_channels, 3, padding=1)
-                                    for _ in in_channels])
-        self.p6 = p6
-
-    def forward(self, feats):
-        x = self.lateral[-1](feats[-1])
-        outs = [self.output[-1](x)]
-        for i in range(len(feats) - 2, -1, -1):
-            lat = self.lateral[i](feats[i])
-            x = lat + resize_to(x, lat.shape[-2:], mode="nearest")
-            outs.insert(0, self.output[i](x))
-        if self.p6:
-            outs.append(F.max_pool2d(outs[-1], 1, stride=2))
-        return outs
 
 
 class RPNHead(nn.Layer):
@@ -79,7 +57,7 @@ class RPNHead(nn.Layer):
         for f in feats:
             t = F.relu(self.conv(f))
             n, _, h, w = t.shape
-            # (N, A, H, W) -> (N, H*W*A): the (y, x, a) order of detection.grid_anchors
+            # (N, A, H, W) -> (N, H*W*A): the (y, x, a) order of box_ops.grid_anchors
             objs.append(self.objectness(t).transpose([0, 2, 3, 1]).reshape([n, -1]))
             d = self.deltas(t).reshape([n, -1, 4, h, w]).transpose([0, 3, 4, 1, 2])
             deltas.append(d.reshape([n, -1, 4]))
@@ -130,6 +108,17 @@ def _bench_targets(n, size):
 
 
 class MaskRCNN(nn.Layer):
+    """Mask R-CNN on a ResNet + FPN (see the module doc).
+
+    Args:
+        num_classes: all classes of the dataset (background and stuff included).
+        thing_ids: the dataset class ids of the thing classes it detects (default: all
+            ``range(num_classes)``); its labels are these ids.
+        depth, width, pretrained: the ResNet backbone. levels: FPN levels (2 = stride 4).
+        rpn_p6: add P6 for the RPN. Other arguments: the sizes of the RPN and RoI heads
+            and of inference (``small_config`` gives a CPU-sized set).
+    """
+
     def __init__(self, num_classes, thing_ids=None, depth=50, width=64, pretrained=None,
                  levels=(2, 3, 4, 5), rpn_p6=True, fpn_channels=256,
                  anchor_sizes=(32, 64, 128, 256, 512), anchor_ratios=(0.5, 1.0, 2.0),
@@ -152,7 +141,7 @@ class MaskRCNN(nn.Layer):
         self.rpn_strides = self.strides + ([self.strides[-1] * 2] if rpn_p6 else [])
         self.anchor_sizes, self.anchor_ratios = tuple(anchor_sizes), tuple(anchor_ratios)
         self.backbone = ResNet(depth, width, 32, pretrained=pretrained)
-        self.fpn = FPN([self.backbone.channels[lv - 2] for lv in levels], fpn_channels, rpn_p6)
+        self.fpn = FPN([self.backbone.channels[lv - 2] for lv in levels], fpn_channels, p6=rpn_p6)
         self.rpn = RPNHead(fpn_channels, len(anchor_ratios))
         self.box_head = BoxHead(fpn_channels, box_roi_size, fc_channels, k)
         self.mask_head = MaskHead(fpn_channels, mask_channels, mask_convs, k)
@@ -177,7 +166,7 @@ class MaskRCNN(nn.Layer):
         key = tuple(tuple(f.shape[-2:]) for f in feats)
         if key not in self._anchor_cache:
             self._anchor_cache[key] = [
-                paddle.to_tensor(det.grid_anchors(f.shape[-2:], s, [size], self.anchor_ratios))
+                paddle.to_tensor(box_ops.grid_anchors(f.shape[-2:], s, [size], self.anchor_ratios))
                 for f, s, size in zip(feats, self.rpn_strides, self.anchor_sizes)]
         return self._anchor_cache[key]
 
@@ -189,7 +178,7 @@ class MaskRCNN(nn.Layer):
             return paddle.zeros([0, feats[0].shape[1], size, size])
         boxes = paddle.concat(rois)
         img = paddle.concat([paddle.full([c], i, "int64") for i, c in enumerate(counts)])
-        scale = paddle.sqrt(det.box_area(boxes).clip(min=1e-6))
+        scale = paddle.sqrt(box_ops.box_area(boxes).clip(min=1e-6))
         lvl = paddle.floor(4 + paddle.log2(scale / self.canonical_size + 1e-8))
         lvl = lvl.clip(self.levels[0], self.levels[-1]).astype("int64")
         outs, order = [], []
@@ -215,15 +204,15 @@ class MaskRCNN(nn.Layer):
             for lv, (anc, o, d) in enumerate(zip(anchors, objs, deltas)):
                 s, top = paddle.topk(o, min(pre, o.shape[1]), axis=1)       # (N, k), whole batch
                 d = paddle.take_along_axis(d, top[..., None].expand([n, top.shape[1], 4]), 1)
-                b = det.decode_boxes(anc[top.flatten()], d.reshape([-1, 4]))
-                boxes.append(det.clip_boxes(b, image_size).reshape([n, -1, 4]))
+                b = box_ops.decode_boxes(anc[top.flatten()], d.reshape([-1, 4]))
+                boxes.append(box_ops.clip_boxes(b, image_size).reshape([n, -1, 4]))
                 scores.append(s)
                 lvls.append(paddle.full([s.shape[1]], lv, "int64"))
             boxes, scores, lvls = paddle.concat(boxes, 1), paddle.concat(scores, 1), paddle.concat(lvls)
             big = ((boxes[..., 2:] - boxes[..., :2]) > 1).all(-1)               # drop slivers
             for i in range(n):
                 ok = paddle.nonzero(big[i]).flatten()
-                keep = det.batched_nms(boxes[i][ok], scores[i][ok], lvls[ok], self.rpn_nms, post)
+                keep = box_ops.batched_nms(boxes[i][ok], scores[i][ok], lvls[ok], self.rpn_nms, post)
                 out.append(boxes[i][ok][keep])
         return out
 
@@ -236,14 +225,14 @@ class MaskRCNN(nn.Layer):
         for i, t in enumerate(targets):
             gt = t["boxes"]
             with paddle.no_grad():
-                matched, labels = det.match_boxes(det.box_iou(anchors, gt), 0.7, 0.3, True)
-                pos, neg = det.sample_labels(labels, self.rpn_batch, 0.5)
+                matched, labels = box_ops.match_boxes(box_ops.box_iou(anchors, gt), 0.7, 0.3, True)
+                pos, neg = box_ops.sample_labels(labels, self.rpn_batch, 0.5)
             idx = paddle.concat([pos, neg])
             lab = paddle.concat([paddle.ones([pos.shape[0]]), paddle.zeros([neg.shape[0]])])
             cls_loss = cls_loss + F.binary_cross_entropy_with_logits(objs[i][idx], lab, reduction="sum")
             if pos.shape[0]:
-                target = det.encode_boxes(anchors[pos], gt[matched[pos]])
-                box_loss = box_loss + det.smooth_l1(deltas[i][pos], target, beta=1 / 9)
+                target = box_ops.encode_boxes(anchors[pos], gt[matched[pos]])
+                box_loss = box_loss + box_ops.smooth_l1(deltas[i][pos], target, beta=1 / 9)
             count += idx.shape[0]
         return dict(loss_rpn_cls=cls_loss / max(count, 1), loss_rpn_box=box_loss / max(count, 1))
 
@@ -260,13 +249,13 @@ class MaskRCNN(nn.Layer):
             for props, t in zip(proposals, targets):
                 gt = t["boxes"]
                 props = paddle.concat([props, gt])
-                matched, labels = det.match_boxes(det.box_iou(props, gt), 0.5, 0.5)
-                pos, neg = det.sample_labels(labels, self.roi_batch, self.roi_pos_fraction)
+                matched, labels = box_ops.match_boxes(box_ops.box_iou(props, gt), 0.5, 0.5)
+                pos, neg = box_ops.sample_labels(labels, self.roi_batch, self.roi_pos_fraction)
                 rois = paddle.concat([props[pos], props[neg]])
                 gidx = matched[pos]
                 cls = paddle.concat([self.to_internal(t["labels"][gidx]) if pos.shape[0] else
                                      paddle.zeros([0], "int64"), paddle.zeros([neg.shape[0]], "int64")])
-                box_t = det.encode_boxes(props[pos], gt[gidx], RCNN_WEIGHTS) if pos.shape[0] else None
+                box_t = box_ops.encode_boxes(props[pos], gt[gidx], RCNN_WEIGHTS) if pos.shape[0] else None
                 samples.append(dict(rois=rois, cls=cls, num_pos=int(pos.shape[0]), box_t=box_t, gidx=gidx))
         return samples
 
@@ -287,7 +276,7 @@ class MaskRCNN(nn.Layer):
         if rows.shape[0]:
             k = len(self.thing_ids)
             picked = deltas.reshape([-1, 4])[rows * k + cls[rows] - 1]
-            loss_box = det.smooth_l1(picked, paddle.concat(targets), beta=1.0) / cls.shape[0]
+            loss_box = box_ops.smooth_l1(picked, paddle.concat(targets), beta=1.0) / cls.shape[0]
         return dict(loss_cls=loss_cls, loss_box=loss_box)
 
     def mask_logits(self, feats, boxes, classes):
@@ -308,7 +297,7 @@ class MaskRCNN(nn.Layer):
         cls = paddle.concat([s["cls"][:s["num_pos"]] for s in samples])
         logits = self.mask_logits(feats, rois, cls)
         with paddle.no_grad():
-            gt = paddle.concat([det.crop_and_resize(t["masks"][s["gidx"]], r, self.mask_size)
+            gt = paddle.concat([box_ops.crop_and_resize(t["masks"][s["gidx"]], r, self.mask_size)
                                 for s, r, t in zip(samples, rois, targets) if r.shape[0]])
             gt = (gt >= 0.5).astype("float32")
         return dict(loss_mask=F.binary_cross_entropy_with_logits(logits, gt))
@@ -326,14 +315,14 @@ class MaskRCNN(nn.Layer):
             r = props.shape[0]
             p, d = probs[start:start + r, 1:], deltas[start:start + r]
             start += r
-            boxes = det.decode_boxes(paddle.repeat_interleave(props, k, 0), d.reshape([-1, 4]),
+            boxes = box_ops.decode_boxes(paddle.repeat_interleave(props, k, 0), d.reshape([-1, 4]),
                                      RCNN_WEIGHTS)
-            boxes = det.clip_boxes(boxes, image_size)
+            boxes = box_ops.clip_boxes(boxes, image_size)
             scores = p.flatten()
             classes = paddle.tile(paddle.arange(1, k + 1), [r])
             ok = paddle.nonzero(scores > self.score_thresh).flatten()
             boxes, scores, classes = boxes[ok], scores[ok], classes[ok]
-            keep = det.batched_nms(boxes, scores, classes, self.nms_thresh, self.max_detections)
+            keep = box_ops.batched_nms(boxes, scores, classes, self.nms_thresh, self.max_detections)
             results.append(dict(boxes=boxes[keep], scores=scores[keep], classes=classes[keep]))
         mask = self.mask_logits(feats, [x["boxes"] for x in results],
                                 paddle.concat([x["classes"] for x in results]))
@@ -346,7 +335,7 @@ class MaskRCNN(nn.Layer):
 
     def to_numpy(self, result, image_size):
         """A ``detect`` result -> NumPy boxes, scores, labels (thing ids), masks pasted in."""
-        probs = det.paste_masks(F.sigmoid(result["mask_logits"]), result["boxes"], image_size)
+        probs = box_ops.paste_masks(F.sigmoid(result["mask_logits"]), result["boxes"], image_size)
         ids = np.asarray(self.thing_ids, np.int64)
         return dict(boxes=result["boxes"].numpy().reshape(-1, 4), scores=result["scores"].numpy(),
                     labels=ids[result["classes"].numpy() - 1],
@@ -356,7 +345,12 @@ class MaskRCNN(nn.Layer):
         """Training loss on the targets of synthetic scenes of the images' size
         (``common.bench`` times models on random images)."""
         targets = _bench_targets(images.shape[0], tuple(images.shape[-2:]))
-        return paddle.add_n(list(self(images, det.targets_to_paddle(targets)).values()))
+        return paddle.add_n(list(self(images, targets_to_tensors(targets)).values()))
+
+    def target_transform(self):
+        """Training targets built in the data pipeline: none (Mask R-CNN samples its RoIs
+        from the proposals of each step, on the device)."""
+        return None
 
     # ------------------------------------------------------------- forward
     def instance_forward(self, feats, image_size, targets=None):

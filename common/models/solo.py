@@ -9,55 +9,39 @@ Objects of different sizes go to different FPN levels (scale assignment), each l
 with its own grid size. Training: focal loss on the grid of categories, Dice loss on
 the masks of the positive cells. Inference: score, mask, then Matrix NMS.
 
-``model(images, targets)`` (train mode) -> dict of losses; ``model(images)`` in train mode
--> raw outputs (for ``loss(outputs, targets)``, e.g. from the course's ``Trainer``);
+``model(images, targets)`` -> dict of losses (``loss_cate``, ``loss_mask`` and their total
+``loss``); ``model(images)`` in train mode -> raw outputs (for ``loss(outputs, targets)``);
 in eval mode -> a list (one per image) of dicts ``masks`` (n, H, W) bool, ``labels``
-(n,), ``scores`` (n,). Labels are 0..num_classes-1 over the *thing* classes only.
+(n,), ``scores`` (n,).
+
+As for Mask R-CNN and UPSNet, ``num_classes`` counts all the dataset's classes and
+``thing_ids`` names the thing classes (default: all); the category branch has one output
+per thing class, and labels in and out are dataset class ids. The grid targets are built
+in the data pipeline by ``model.target_transform()`` (``common.data.instances.GridTargets``,
+so DataLoader workers build them); targets without them are assigned on the fly.
 """
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..labels import LABEL_DIVISOR
+from ..data.instances import GridTargets
 from .backbones.resnet import ResNet
-from .layers import gn_groups, resize_to
+from .layers import FPN, ConvGNReLU, resize_to
 from .registry import register
 
 
-def _gn(ch):
-    # GroupNorm as in the paper: independent of the (tiny) batch size.
-    return nn.GroupNorm(gn_groups(ch), ch)
-
-
-class FPN(nn.Layer):
-    """Feature pyramid: lateral 1x1 convs, top-down nearest upsampling + add, 3x3 output
-    convs. Returns [P2, P3, P4, P5, P6] (P6 = P5 subsampled by 2, as in SOLO/RetinaNet)."""
-
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.lateral = nn.LayerList([nn.Conv2D(c, out_channels, 1) for c in in_channels])
-        self.output = nn.LayerList([nn.Conv2D(out_channels, out_channels, 3, padding=1)
-                                    for _ in in_channels])
-
-    def forward(self, feats):
-        lat = [conv(f) for conv, f in zip(self.lateral, feats)]
-        for k in range(len(lat) - 1, 0, -1):
-            lat[k - 1] = lat[k - 1] + resize_to(lat[k], lat[k - 1].shape[-2:], mode="nearest")
-        outs = [conv(x) for conv, x in zip(self.output, lat)]
-        return outs + [F.max_pool2d(outs[-1], 1, stride=2)]
-
-
 def _tower(in_ch, ch, n):
-    layers = []
-    for k in range(n):
-        layers += [nn.Conv2D(in_ch if k == 0 else ch, ch, 3, padding=1, bias_attr=False), _gn(ch), nn.ReLU()]
-    return nn.Sequential(*layers)
+    # GroupNorm as in the paper: independent of the (tiny) batch size.
+    return nn.Sequential(*[ConvGNReLU(in_ch if k == 0 else ch, ch) for k in range(n)])
+
+
+def _tensor(x):
+    return x if isinstance(x, paddle.Tensor) else paddle.to_tensor(np.asarray(x))
 
 
 def _coords(x, axis):
@@ -118,9 +102,14 @@ class SOLO(nn.Layer):
     ``scale_ranges`` (ranges overlap, so an object near a border trains two levels).
     Defaults are the paper's (P2..P6, grids 40 36 24 16 12). ``sigma`` sets the centre
     region: the cells within sigma/2 of the box size around the centre of mass are positive.
+
+    Args:
+        num_classes: all classes of the dataset (stuff included).
+        thing_ids: dataset class ids of the thing classes (default: all ``range(num_classes)``);
+            the category branch predicts these, and labels are these ids.
     """
 
-    def __init__(self, num_classes, depth=50, width=64, fpn_channels=256, head_channels=256,
+    def __init__(self, num_classes, thing_ids=None, depth=50, width=64, fpn_channels=256, head_channels=256,
                  stacked_convs=7, levels=(0, 1, 2, 3, 4), num_grids=(40, 36, 24, 16, 12),
                  scale_ranges=((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048)),
                  sigma=0.2, mask_weight=3.0, score_thresh=0.1, mask_thresh=0.5,
@@ -129,14 +118,17 @@ class SOLO(nn.Layer):
         if not len(levels) == len(num_grids) == len(scale_ranges):
             raise ValueError("levels, num_grids and scale_ranges must have the same length")
         self.num_classes, self.levels, self.num_grids = num_classes, tuple(levels), tuple(num_grids)
+        self.thing_ids = tuple(range(num_classes) if thing_ids is None else thing_ids)
+        if not self.thing_ids or min(self.thing_ids) < 0 or max(self.thing_ids) >= num_classes:
+            raise ValueError(f"thing_ids {self.thing_ids} must be class ids in 0..{num_classes - 1}")
         self.scale_ranges, self.sigma, self.mask_weight = tuple(scale_ranges), sigma, mask_weight
         self.score_thresh, self.mask_thresh, self.update_thresh = score_thresh, mask_thresh, update_thresh
         self.nms_pre, self.max_per_img = nms_pre, max_per_img
         self.backbone = ResNet(depth, width, output_stride=32, pretrained=pretrained)
-        self.fpn = FPN(self.backbone.channels, fpn_channels)
+        self.fpn = FPN(self.backbone.channels, fpn_channels, p6=True)
         self.cate_tower = _tower(fpn_channels, head_channels, stacked_convs)
         prior = -math.log((1 - 0.01) / 0.01)   # start every cell at p=0.01: focal loss's prior
-        self.cate_out = nn.Conv2D(head_channels, num_classes, 3, padding=1,
+        self.cate_out = nn.Conv2D(head_channels, len(self.thing_ids), 3, padding=1,
                                   bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(prior)))
         # One mask tower (shared by the levels, with x and y coordinates as extra inputs)
         # feeds two 1x1 outputs per level: S maps for the columns (X), S for the rows (Y).
@@ -169,76 +161,50 @@ class SOLO(nn.Layer):
         return self.postprocess(out, tuple(images.shape[-2:]))
 
     # ------------------------------------------------------------------ targets
-    def assign(self, masks, labels, image_shape, mask_shapes):
-        """Targets of one image (NumPy): per level a category grid (S, S) (-1 = background)
-        and the positive cells as ``(i, j, soft mask at the level's mask resolution)``.
-
-        An object goes to every level whose scale range holds sqrt(its area); the cells
-        of its centre region (centre of mass +- sigma/2 of the box, at most one cell from
-        the centre cell) are positive. Larger objects are placed first, so a smaller one
-        wins a shared cell.
-        """
-        h, w = image_shape
-        masks = np.asarray(masks, bool)
-        areas = masks.reshape(len(masks), h * w).sum(1)
-        out = []
-        for (lo, hi), s, mshape in zip(self.scale_ranges, self.num_grids, mask_shapes):
-            cate = np.full((s, s), -1, np.int64)
-            pos = {}
-            for k in np.argsort(-areas, kind="mergesort"):
-                if not (lo <= math.sqrt(areas[k]) <= hi) or areas[k] == 0:
-                    continue
-                ys, xs = np.nonzero(masks[k])
-                cy, cx = ys.mean() + 0.5, xs.mean() + 0.5
-                hh = 0.5 * self.sigma * (ys.max() + 1 - ys.min())
-                hw = 0.5 * self.sigma * (xs.max() + 1 - xs.min())
-                ci, cj = int(cy / h * s), int(cx / w * s)
-                top = max(int((cy - hh) / h * s), 0, ci - 1)
-                bottom = min(int((cy + hh) / h * s), s - 1, ci + 1)
-                left = max(int((cx - hw) / w * s), 0, cj - 1)
-                right = min(int((cx + hw) / w * s), s - 1, cj + 1)
-                cate[top:bottom + 1, left:right + 1] = labels[k]
-                # soft target: the fraction of each coarse mask pixel the object covers
-                small = cv2.resize(masks[k].astype(np.float32), (mshape[1], mshape[0]),
-                                   interpolation=cv2.INTER_AREA)
-                for i in range(top, bottom + 1):
-                    for j in range(left, right + 1):
-                        pos[(i, j)] = small
-            out.append((cate, [(i, j, m) for (i, j), m in sorted(pos.items())]))
-        return out
+    def target_transform(self):
+        """The grid targets of this model's levels, for the dataset's ``target_transform``
+        (``common.data.instances.GridTargets``)."""
+        return GridTargets(self.thing_ids, self.scale_ranges, self.num_grids, self.sigma,
+                           self.levels)
 
     def loss(self, out, targets, image_shape):
         """Focal loss on the category grids (normalised by the positives) + ``mask_weight`` x
-        mean Dice loss over the positive cells. ``targets``: list of dicts ``masks``, ``labels``."""
-        n = out["cate"][0].shape[0]
-        mask_shapes = [tuple(m.shape[-2:]) for m in out["mask_x"]]
-        per_image = [self.assign(np.asarray(t["masks"]), np.asarray(t["labels"]), image_shape, mask_shapes)
-                     for t in targets]
-        cate_logits, cate_labels, preds = [], [], []
+        mean Dice loss over the positive cells.
+
+        ``targets``: one dict per image with the ``GridTargets`` keys (``grid_cate``,
+        ``grid_cells``, ``grid_masks``), or with ``masks`` and ``labels`` only (then assigned
+        here, on the host)."""
+        if any("grid_cate" not in t for t in targets):
+            build = self.target_transform()
+            targets = [t if "grid_cate" in t else build(t) for t in targets]
+        k_things = len(self.thing_ids)
+        cate_logits, cate_labels, dice = [], [], []
         for k, s in enumerate(self.num_grids):
-            cate_logits.append(out["cate"][k].transpose([0, 2, 3, 1]).reshape([-1, self.num_classes]))
-            grid = np.stack([per_image[b][k][0] for b in range(n)]).reshape(-1)
-            onehot = np.zeros((grid.size, self.num_classes), np.float32)
-            onehot[grid >= 0, grid[grid >= 0]] = 1
-            cate_labels.append(onehot)
-            idx_y, idx_x, tgt = [], [], []
-            for b in range(n):
-                for i, j, m in per_image[b][k][1]:
-                    idx_y.append(b * s + i)
-                    idx_x.append(b * s + j)
-                    tgt.append(m)
+            cate_logits.append(out["cate"][k].transpose([0, 2, 3, 1]).reshape([-1, k_things]))
+            grid = paddle.concat([_tensor(t["grid_cate"][k]).reshape([-1]) for t in targets])
+            cate_labels.append(F.one_hot(grid + 1, k_things + 1)[:, 1:])   # -1 -> all zeros
+            hm, wm = out["mask_x"][k].shape[-2:]
+            rows, cols, tgt = [], [], []
+            for b, t in enumerate(targets):
+                masks = _tensor(t["grid_masks"][k])
+                if tuple(masks.shape[-2:]) != (hm, wm):
+                    raise ValueError(f"grid_masks of level {k} are {tuple(masks.shape[-2:])}, the "
+                                     f"model's masks {(hm, wm)}: targets built for another image size?")
+                if masks.shape[0]:
+                    cells = _tensor(t["grid_cells"][k])
+                    rows.append(cells[:, 0] + b * s)
+                    cols.append(cells[:, 1] + b * s)
+                    tgt.append(masks)
             if tgt:
-                hm, wm = mask_shapes[k]
-                my = paddle.gather(out["mask_y"][k].reshape([-1, hm, wm]), paddle.to_tensor(idx_y))
-                mx = paddle.gather(out["mask_x"][k].reshape([-1, hm, wm]), paddle.to_tensor(idx_x))
+                my = paddle.gather(out["mask_y"][k].reshape([-1, hm, wm]), paddle.concat(rows))
+                mx = paddle.gather(out["mask_x"][k].reshape([-1, hm, wm]), paddle.concat(cols))
                 # levels differ in mask resolution: one Dice value per positive, then the mean
-                preds.append(dice_loss_masks(F.sigmoid(my) * F.sigmoid(mx), paddle.to_tensor(np.stack(tgt))))
-        labels = paddle.to_tensor(np.concatenate(cate_labels))
-        num_pos = float(labels.sum())
+                dice.append(dice_loss_masks(F.sigmoid(my) * F.sigmoid(mx), paddle.concat(tgt)))
+        labels = paddle.concat(cate_labels)
         loss_cate = F.sigmoid_focal_loss(paddle.concat(cate_logits), labels,
-                                         normalizer=paddle.to_tensor([num_pos + 1.0]))
-        if preds:
-            loss_mask = paddle.concat(preds).mean()
+                                         normalizer=labels.sum().reshape([1]) + 1.0)
+        if dice:
+            loss_mask = paddle.concat(dice).mean()
         else:
             loss_mask = (out["mask_x"][0] * 0).sum()
         loss_mask = self.mask_weight * loss_mask
@@ -290,24 +256,9 @@ class SOLO(nn.Layer):
             scores = matrix_nms(masks, labels, scores)
             top = np.argsort(-scores, kind="mergesort")
             top = top[scores[top] > self.update_thresh][:self.max_per_img]
-            results.append(dict(masks=masks[top], labels=labels[top].astype(np.int64),
+            results.append(dict(masks=masks[top], labels=np.asarray(self.thing_ids, np.int64)[labels[top]],
                                 scores=scores[top].astype(np.float32)))
         return results
-
-
-class SOLOLoss:
-    """``loss_fn(outputs, panoptic_labels)`` for the course's ``Trainer``: thing instances
-    are read from the panoptic labels, and the model's own ``loss`` is summed."""
-
-    def __init__(self, model, thing_ids, label_divisor=LABEL_DIVISOR):
-        self.model, self.thing_ids, self.label_divisor = model, tuple(thing_ids), label_divisor
-
-    def __call__(self, outputs, labels):
-        from ..data.panoptic import instances_from_panoptic
-
-        pans = labels.numpy()
-        targets = [instances_from_panoptic(p, self.thing_ids, self.label_divisor) for p in pans]
-        return self.model.loss(outputs, targets, tuple(pans.shape[-2:]))["loss"]
 
 
 def small_config(image_size=96, width=16):
@@ -320,5 +271,5 @@ def small_config(image_size=96, width=16):
 
 @register("solo")
 def solo(num_classes, **kwargs):
-    """Decoupled SOLO; ``num_classes`` counts the thing classes."""
+    """Decoupled SOLO; ``num_classes`` counts all classes, ``thing_ids`` names the things."""
     return SOLO(num_classes, **kwargs)

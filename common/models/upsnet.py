@@ -19,6 +19,12 @@ instance channels are built from the ground-truth boxes, a random fraction of in
 is hidden and labelled unknown, and a cross-entropy on the panoptic logits back-propagates
 into both heads. ``model(images, targets)`` returns the loss dict; eval ``model(images)``
 returns per image the Mask R-CNN outputs plus ``semantic`` and ``panoptic`` maps.
+
+``num_classes`` counts all classes (the semantic head's channels); ``thing_ids`` and
+``stuff_ids`` name the thing and stuff classes (as for Mask R-CNN and SOLO). The panoptic
+head's training target (which instances are hidden, the channel of each pixel) is built in
+the data pipeline by ``model.target_transform()``
+(``common.data.instances.PanopticHeadTargets``); targets without it get it on the fly.
 """
 from __future__ import annotations
 
@@ -28,11 +34,20 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import DeformConv2D
 
-from .. import detection as det
+from ..data.instances import PanopticHeadTargets, panoptic_head_target
 from ..labels import LABEL_DIVISOR
+from ..ops import boxes as box_ops
 from .layers import ConvGNReLU, gn_groups, resize_to
 from .mask_rcnn import MaskRCNN, small_config as _mask_rcnn_small
 from .registry import register
+
+
+def _numpy(x):
+    return x.numpy() if isinstance(x, paddle.Tensor) else np.asarray(x)
+
+
+def _tensor(x):
+    return x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x)
 
 
 def small_config(width=16):
@@ -89,7 +104,7 @@ def panoptic_logits(sem_logits, boxes, classes, mask_logits, stuff_ids, thing_id
     n = boxes.shape[0]
     if n == 0:
         return paddle.concat([stuff, thing_max[None]])
-    inside = det.boxes_inside(boxes, (h, w))
+    inside = box_ops.boxes_inside(boxes, (h, w))
     inst = paddle.gather(sem_logits, classes) * inside + mask_logits
     unknown = thing_max - mask_logits.max(0)
     return paddle.concat([stuff, inst, unknown[None]])
@@ -108,6 +123,16 @@ def panoptic_from_logits(logits, classes, stuff_ids, void=255 * LABEL_DIVISOR,
 
 
 class UPSNet(MaskRCNN):
+    """UPSNet: Mask R-CNN + a semantic head + the parameter-free panoptic head.
+
+    Args:
+        num_classes: all classes (the semantic head's outputs).
+        thing_ids, stuff_ids: dataset class ids of the thing and stuff classes (required).
+        sem_channels, deformable: the semantic head. sem_weight, pan_weight: loss weights.
+        unknown_fraction: chance of hiding a ground-truth instance in the panoptic loss.
+        ignore_index: void label of the semantic maps. kwargs: ``MaskRCNN``'s.
+    """
+
     def __init__(self, num_classes, thing_ids=None, stuff_ids=None, sem_channels=128,
                  deformable=True, sem_weight=1.0, pan_weight=0.5, unknown_fraction=0.2,
                  ignore_index=255, **kwargs):
@@ -121,37 +146,46 @@ class UPSNet(MaskRCNN):
         self.unknown_fraction, self.ignore_index = unknown_fraction, ignore_index
         self.void = ignore_index * LABEL_DIVISOR       # category 255: neither stuff nor thing
 
+    def target_transform(self):
+        """The panoptic head's training targets, for the dataset's ``target_transform``."""
+        return PanopticHeadTargets(self.stuff_ids, self.unknown_fraction, self.ignore_index)
+
     def panoptic_target(self, semantic, masks, shown):
-        """Per-pixel channel of the panoptic logits: stuff index, ns + j for shown instance
-        j, the unknown channel for hidden instances, ignore elsewhere."""
-        ns, n = len(self.stuff_ids), int(shown.sum())
-        target = np.full(semantic.shape, self.ignore_index, np.int64)
-        for k, s in enumerate(self.stuff_ids):
-            target[semantic == s] = k
-        if len(masks):
-            channel = np.where(shown, ns + np.cumsum(shown) - 1, ns + n)
-            hit = masks.any(0)
-            target[hit] = channel[masks.argmax(0)[hit]]
-        return paddle.to_tensor(target)
+        """Per-pixel channel of the panoptic logits (``panoptic_head_target``) as a tensor."""
+        return paddle.to_tensor(panoptic_head_target(semantic, masks, shown, self.stuff_ids,
+                                                     self.ignore_index))
+
+    def _head_targets(self, targets):
+        """(shown, channel target) per image: from the data pipeline when it built them,
+        else drawn here (Paddle's seed) and built on the host."""
+        out = []
+        for t in targets:
+            if "panoptic_target" in t and "shown" in t:
+                out.append((_numpy(t["shown"]).astype(bool), _tensor(t["panoptic_target"])))
+                continue
+            n = t["boxes"].shape[0]
+            shown = paddle.rand([max(n, 1)]).numpy()[:n] >= self.unknown_fraction
+            out.append((shown, self.panoptic_target(_numpy(t["semantic"]), _numpy(t["masks"]) > 0, shown)))
+        return out
 
     def panoptic_loss(self, feats, sem_logits, targets):
         """Cross-entropy of the panoptic head built on ground-truth boxes and classes."""
         size = tuple(sem_logits.shape[-2:])
-        shown_all = [paddle.rand([max(t["boxes"].shape[0], 1)]).numpy()[:t["boxes"].shape[0]]
-                     >= self.unknown_fraction for t in targets]
+        head = self._head_targets(targets)
+        shown_all = [shown for shown, _ in head]
         boxes = [t["boxes"][paddle.to_tensor(np.flatnonzero(s))] if s.any() else paddle.zeros([0, 4])
                  for t, s in zip(targets, shown_all)]
         labels = [t["labels"][paddle.to_tensor(np.flatnonzero(s))] if s.any() else
                   paddle.zeros([0], "int64") for t, s in zip(targets, shown_all)]
         logits = self.mask_logits(feats, boxes, self.to_internal(paddle.concat(labels)))
         loss, start = 0.0, 0
-        for i, t in enumerate(targets):
+        for i in range(len(targets)):
             n = boxes[i].shape[0]
-            pasted = det.paste_masks(logits[start:start + n], boxes[i], size)
+            pasted = box_ops.paste_masks(logits[start:start + n], boxes[i], size)
             start += n
             z = panoptic_logits(sem_logits[i], boxes[i], labels[i], pasted,
                                 self.stuff_ids, self.thing_ids)
-            target = self.panoptic_target(t["semantic"].numpy(), t["masks"].numpy() > 0, shown_all[i])
+            target = head[i][1]
             loss = loss + F.cross_entropy(z.transpose([1, 2, 0]), target[..., None],
                                           ignore_index=self.ignore_index)
         return loss / len(targets)
@@ -174,7 +208,7 @@ class UPSNet(MaskRCNN):
         results = []
         for i, r in enumerate(self.instance_forward(feats, size)):
             out = self.to_numpy(r, size)
-            pasted = det.paste_masks(r["mask_logits"], r["boxes"], size)
+            pasted = box_ops.paste_masks(r["mask_logits"], r["boxes"], size)
             labels = paddle.to_tensor(out["labels"])
             z = panoptic_logits(sem[i], r["boxes"], labels, pasted, self.stuff_ids, self.thing_ids)
             out["semantic"] = sem[i].argmax(0).numpy()

@@ -1,24 +1,34 @@
-"""Detection building blocks of the top-down (proposal-based) models of Day 6.
+"""Box operations of the top-down (proposal-based) models of Day 6 (Mask R-CNN, UPSNet).
 
-Anchors (锚框), box coding, IoU matching and sampling, NMS (非极大值抑制), RoIAlign and
-mask pasting: the pieces Mask R-CNN and UPSNet are made of, and a compact training loop
-for any model whose ``model(images, targets)`` returns a dict of losses.
+- anchors (锚框): ``cell_anchors``, ``grid_anchors``;
+- box maths: ``box_area``, ``box_iou`` (交并比), ``clip_boxes``, ``encode_boxes`` /
+  ``decode_boxes`` (边框回归), ``smooth_l1`` (their regression loss);
+- matching and sampling: ``match_boxes``, ``sample_labels``;
+- NMS (非极大值抑制): ``nms_numpy``, the greedy reference written out, and ``batched_nms``,
+  the one the models use (Paddle's kernel, per class or level);
+- RoIAlign: ``roi_align_numpy``, the reference of ``paddle.vision.ops.roi_align``;
+- masks and boxes: ``crop_and_resize`` (mask targets), ``paste_masks`` (back into the image),
+  ``boxes_inside``.
 
 Conventions: boxes are ``(x0, y0, x1, y1)`` in pixels with ``x1, y1`` exclusive (a box
-``(0, 0, 1, 1)`` covers pixel (0, 0) exactly), pixel centres at ``i + 0.5``. Helpers
-take and return ``paddle.Tensor`` (NumPy arrays are accepted); none of them needs
-gradients except ``paste_masks`` and ``smooth_l1``.
+``(0, 0, 1, 1)`` covers pixel (0, 0) exactly), pixel centres at ``i + 0.5``. The helpers
+take and return ``paddle.Tensor`` (NumPy arrays are accepted), except the two ``*_numpy``
+references, which take and return NumPy arrays; none of them needs gradients except
+``paste_masks`` and ``smooth_l1``.
 """
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle.vision.ops import nms as _paddle_nms
 from paddle.vision.ops import roi_align
+
+__all__ = ["cell_anchors", "grid_anchors", "box_area", "box_iou", "clip_boxes", "encode_boxes",
+           "decode_boxes", "smooth_l1", "match_boxes", "sample_labels", "batched_nms", "nms_numpy",
+           "roi_align_numpy", "crop_and_resize", "paste_masks", "boxes_inside"]
 
 # A decoded width or height never exceeds exp(this) times its reference (Detectron's clamp).
 _DELTA_CLAMP = math.log(1000.0 / 16)
@@ -55,6 +65,7 @@ def grid_anchors(feat_size, stride, sizes, ratios):
 
 # -------------------------------------------------------------- box algebra
 def box_area(boxes):
+    """Areas (R,) of boxes (R, 4); an inverted box has area 0."""
     boxes = _t(boxes)
     return (boxes[:, 2] - boxes[:, 0]).clip(min=0) * (boxes[:, 3] - boxes[:, 1]).clip(min=0)
 
@@ -149,6 +160,7 @@ def smooth_l1(x, target, beta):
     return paddle.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta).sum()
 
 
+# -------------------------------------------------------------------- NMS
 def batched_nms(boxes, scores, idxs, iou_threshold, top_k=None):
     """NMS run separately for each value of ``idxs`` (a class, a level); indices kept,
     highest score first. Wraps ``paddle.vision.ops.nms`` (empty input allowed)."""
@@ -175,7 +187,7 @@ def nms_numpy(boxes, scores, iou_threshold):
     return np.array(keep, np.int64)
 
 
-# --------------------------------------------------------------- RoIAlign
+# ------------------------------------------------------ RoIAlign, masks
 def roi_align_numpy(feat, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True):
     """RoIAlign by hand: (C, H, W) features, (R, 4) boxes -> (R, C, ph, pw).
 
@@ -233,7 +245,8 @@ def _bilinear_grid(feat, ys, xs):
 def crop_and_resize(masks, boxes, size):
     """Each mask (R, H, W) cut to its box (R, 4) and resized to ``size`` x ``size`` by
     RoIAlign: Mask R-CNN's mask targets (each RoI reads its own 'image')."""
-    masks, boxes = _t(masks), _t(boxes)
+    # bool masks (a DataLoader's tensors) are read as 0/1: RoIAlign interpolates floats
+    masks, boxes = _t(masks).astype("float32"), _t(boxes)
     r = masks.shape[0]
     if r == 0:
         return paddle.zeros([0, size, size])
@@ -272,94 +285,3 @@ def boxes_inside(boxes, size):
     inx = (xs[None] >= boxes[:, :1]) & (xs[None] < boxes[:, 2:3])
     iny = (ys[None] >= boxes[:, 1:2]) & (ys[None] < boxes[:, 3:4])
     return (iny[:, :, None] & inx[:, None, :]).astype("float32")
-
-
-# ------------------------------------------------------------ training loop
-def targets_to_paddle(targets):
-    """Per-image target dicts of NumPy arrays -> the same with Paddle tensors."""
-    out = []
-    for t in targets:
-        d = {}
-        for k, v in t.items():
-            v = np.asarray(v)
-            d[k] = paddle.to_tensor(v.astype(np.float32) if v.dtype == bool else v)
-        out.append(d)
-    return out
-
-
-def train_detector(model, data, iters, batch_size=4, lr=1e-3, optimizer="adam",
-                   weight_decay=1e-4, clip_norm=10.0, seed=0, progress=True, collate=None):
-    """Train a model whose ``model(images, targets)`` returns a dict of losses.
-
-    ``data`` is a dataset of ``(image, target)`` items (see ``common.data.instances``).
-    Batches are a function of ``(seed, iteration)``; the learning rate warms up for
-    the first 10% of steps, then follows poly(0.9). Returns a history dict:
-    ``iter``, ``loss`` (total) and one list per loss term, plus ``seconds``.
-    """
-    from tqdm.auto import tqdm
-
-    from .data.instances import collate_instances
-    from .engine import make_optimizer
-
-    collate = collate or collate_instances
-    clip = paddle.nn.ClipGradByGlobalNorm(clip_norm) if clip_norm else None
-    opt = make_optimizer(optimizer, lr, model.parameters(), weight_decay, clip)
-    history = dict(iter=[], loss=[], seconds=0.0)
-    warm = max(1, iters // 10)
-    model.train()
-    start = time.perf_counter()
-    bar = tqdm(range(iters), desc="train", disable=not progress)
-    _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history)
-    history["seconds"] = time.perf_counter() - start
-    return history
-
-
-def _train_steps(model, data, iters, batch_size, lr, seed, collate, opt, warm, bar, history):
-    from .engine import step_batch, step_seed
-
-    for it in bar:
-        images, targets = collate([data[i] for i in step_batch(len(data), batch_size, it, seed)])
-        opt.set_lr(lr * min(1.0, (it + 1) / warm) * (1 - it / iters) ** 0.9)
-        paddle.seed(step_seed(seed, it))                # RoI sampling: a function of it
-        losses = model(paddle.to_tensor(images), targets_to_paddle(targets))
-        loss = paddle.add_n(list(losses.values()))
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-        history["iter"].append(it + 1)
-        history["loss"].append(float(loss))
-        for k, v in losses.items():
-            history.setdefault(k, []).append(float(v))
-        bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-
-
-def draw_boxes(ax, boxes, labels=None, classes=None, scores=None, color="w", lw=1.0):
-    """Outline boxes (n, 4) on a matplotlib axis, captioned with class name and score."""
-    import matplotlib.patches as patches
-
-    for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
-        ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                                       edgecolor=color, linewidth=lw))
-        text = []
-        if labels is not None:
-            lab = int(np.asarray(labels)[k])
-            text.append(classes[lab] if classes is not None else str(lab))
-        if scores is not None:
-            text.append(f"{float(np.asarray(scores)[k]):.2f}")
-        if text:
-            ax.text(x0 - 0.5, y0 - 1.5, " ".join(text), color=color, fontsize=6)
-
-
-@paddle.no_grad()
-def predict_dataset(model, data, batch_size=8):
-    """Eval-mode outputs of ``model`` on every item of ``data``, and the targets:
-    ``(predictions, targets)``, two lists with one dict per image (for ``mask_ap``, PQ)."""
-    from .data.instances import collate_instances
-
-    model.eval()
-    preds, targets = [], []
-    for s in range(0, len(data), batch_size):
-        images, t = collate_instances([data[i] for i in range(s, min(s + batch_size, len(data)))])
-        preds += model(paddle.to_tensor(images))
-        targets += t
-    return preds, targets
