@@ -9,7 +9,9 @@
   classifier) keys, and warns naming the missing and unexpected ones.
 - ``save_pretrained(model, folder)`` / ``load_pretrained(folder)``: weights plus a
   ``config.json`` with the ``build_model`` name, ``num_classes`` and kwargs.
-- ``export_inference(model, path, input_spec)``: ``paddle.jit.save`` of the eval-mode model.
+- ``export_inference(model, path, input_spec, image_shape, fold_bn)``: ``paddle.jit.save`` of
+  the eval-mode model (optionally batch norm folded, for one input shape); the fast
+  inference path built on it is ``common.deploy``.
 """
 from __future__ import annotations
 
@@ -197,21 +199,37 @@ def load_pretrained(folder):
     return model
 
 
-def export_inference(model, path, input_spec=None):
+def export_inference(model, path, input_spec=None, image_shape=None, fold_bn=False):
     """Export ``model`` (in eval mode) for Paddle Inference with ``paddle.jit.save``.
 
     Args:
         model: a dygraph model.
-        path: path prefix; writes ``path.pdmodel`` (or ``.json``) and ``path.pdiparams``.
+        path: path prefix; writes ``path.json`` (Paddle 3's PIR; ``.pdmodel`` in the old
+            format) and ``path.pdiparams``.
         input_spec: list of ``paddle.static.InputSpec``; default one float32 image batch
-            ``[None, 3, None, None]`` (any batch and size).
+            ``image_shape``, or ``[None, 3, None, None]`` (any batch and size) without it.
+        image_shape: (N, 3, H, W) to export for one input shape (None entries stay free).
+            Models that compute paddings or crops from the input size in Python (U-Net,
+            FCN, the graph units) can only be exported for a fixed H and W.
+        fold_bn: fold batch norms into the convolutions first
+            (``common.deploy.fold_batchnorm``, on a copy; ``model`` is not changed).
 
     Returns:
-        ``path``; load with ``paddle.jit.load(path)`` or ``paddle.inference.Config``.
+        ``path``; load with ``paddle.jit.load(path)`` or ``common.deploy.create_predictor``.
     """
     if input_spec is None:
-        input_spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "image")]
+        shape = list(image_shape) if image_shape is not None else [None, 3, None, None]
+        if len(shape) != 4:
+            raise ValueError(f"image_shape must be (N, C, H, W), got {image_shape!r}")
+        input_spec = [paddle.static.InputSpec(shape, "float32", "image")]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if fold_bn:
+        from ..deploy import fold_batchnorm
+
+        example = None
+        if image_shape is not None and all(isinstance(d, int) and d > 0 for d in image_shape):
+            example = np.random.default_rng(0).standard_normal(image_shape).astype(np.float32)
+        model = fold_batchnorm(model, example=example)
     was_training = model.training
     model.eval()
     try:

@@ -1,0 +1,206 @@
+"""The fast inference path (common.deploy): batch norm folded into convolutions, static graph,
+Paddle Inference with oneDNN; outputs equal to the dynamic eval-mode model."""
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+
+from common.deploy import ENGINES, FastModel, create_predictor, fold_batchnorm, PredictorLayer
+from common.inference import predict, sliding_window
+from common.models import build_model, export_inference, list_models
+
+# every semantic model at a test size (the detectors / panoptic models return dicts)
+SEMANTIC = dict(
+    tiny=dict(width=8, depth=3),
+    fcn32s=dict(width=4, fc_channels=16, batch_norm=True),
+    fcn16s=dict(width=4, fc_channels=16, batch_norm=True),
+    fcn8s=dict(width=4, fc_channels=16, batch_norm=True),
+    unet=dict(width=4, depth=3),
+    pspnet=dict(depth=18, width=8),
+    deeplabv1=dict(width=4),
+    deeplabv2=dict(depth=18, width=4),
+    deeplabv3=dict(depth=18, width=4),
+    deeplabv3plus=dict(width=4, middle_blocks=1),          # Xception: depthwise convs
+    context_baseline=dict(depth=18, width=4),
+    gcu=dict(depth=18, width=4),
+    glore=dict(depth=18, width=4),
+    ginet=dict(depth=18, width=4),
+)
+NOT_SEMANTIC = {"mask_rcnn", "solo", "upsnet", "panoptic_deeplab"}
+# float32 rounding (rescaled weights, oneDNN's summation order), relative to max(1, |logit|):
+# measured up to 1.5e-6 on these models
+RTOL = 1e-5
+
+
+def test_every_semantic_model_is_listed():
+    assert set(SEMANTIC) == set(list_models()) - NOT_SEMANTIC
+
+
+def _randomize_bn(model, seed=0):
+    """Running statistics and affine parameters far from the identity a fresh BN starts at
+    (a fold that mixed up mean, variance or scale would then show)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.sublayers():
+        if isinstance(layer, (nn.layer.norm._BatchNormBase, nn.BatchNorm)):
+            c = layer._mean.shape[0]
+            layer._mean.set_value(rng.normal(0, 0.5, c).astype(np.float32))
+            layer._variance.set_value(rng.uniform(0.3, 3.0, c).astype(np.float32))
+            if layer.weight is not None:
+                layer.weight.set_value(rng.uniform(0.5, 2.0, c).astype(np.float32))
+                layer.bias.set_value(rng.normal(0, 0.5, c).astype(np.float32))
+    return model
+
+
+def _rel(a, b):
+    return float(np.abs(a - b).max() / max(1.0, np.abs(b).max()))
+
+
+def _bn_count(model):
+    return sum(isinstance(m, (nn.layer.norm._BatchNormBase, nn.BatchNorm)) for m in model.sublayers())
+
+
+@pytest.mark.parametrize("name", sorted(SEMANTIC))
+def test_fold_batchnorm_equals_eval_model(name):
+    paddle.seed(0)
+    model = _randomize_bn(build_model(name, 6, **SEMANTIC[name]))
+    model.eval()
+    n_bn = _bn_count(model)
+    folded = fold_batchnorm(model, example=paddle.randn([1, 3, 41, 37]))
+    assert not folded.training
+    assert _bn_count(model) == n_bn                        # the original is untouched
+    assert _bn_count(folded) == n_bn - len(folded.folded_batchnorms)
+    if n_bn:
+        assert folded.folded_batchnorms, "nothing folded"
+    # every BN that runs in eval after a conv goes; the aux heads (train only) and GCU's
+    # BN after a graph convolution (a matmul) stay
+    left = [n for n, m in folded.named_sublayers() if isinstance(m, (nn.layer.norm._BatchNormBase, nn.BatchNorm))]
+    assert all(n.startswith(("aux", "unit.gcus.")) for n in left), left
+    for shape in ([1, 3, 33, 47], [2, 3, 50, 29]):          # odd sizes, not the traced one
+        x = paddle.randn(shape)
+        assert _rel(folded(x).numpy(), model(x).numpy()) < RTOL
+
+
+class _Leaky(nn.Layer):
+    """A conv whose output feeds a BN and, through a functional add, the output too."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2D(3, 4, 3, padding=1), nn.BatchNorm2D(4)
+        self.conv2, self.bn2 = nn.Conv2D(4, 4, 1), nn.BatchNorm2D(4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = self.bn(y) + y
+        return self.bn2(self.conv2(z))
+
+
+def _mixed(sync):
+    """Conv + BN pairs of every kind; ``sync``: the first BN is a SyncBatchNorm."""
+    return nn.Sequential(
+        nn.Conv2D(3, 8, 3, padding=1, bias_attr=False),
+        nn.SyncBatchNorm(8) if sync else nn.BatchNorm2D(8), nn.ReLU(),
+        nn.Conv2D(8, 8, 3, padding=2, dilation=2, groups=8), nn.BatchNorm2D(8),     # depthwise
+        nn.Conv2D(8, 12, 1, groups=4, bias_attr=False), nn.BatchNorm2D(12),        # grouped
+        nn.Conv2DTranspose(12, 6, 2, stride=2, groups=2), nn.BatchNorm2D(6),       # transposed
+        nn.Conv2D(6, 4, 1), nn.BatchNorm(4),                                       # legacy BN
+        nn.BatchNorm2D(4))                                      # after a BN: not foldable
+
+
+def test_fold_handles_grouped_transposed_sync_and_biasless_convs():
+    paddle.seed(3)
+    model = _randomize_bn(_mixed(sync=True))
+    model.eval()
+    ref = _mixed(sync=False)               # Paddle's CPU build cannot run SyncBatchNorm itself
+    ref.set_state_dict(model.state_dict())
+    ref.eval()
+    folded = fold_batchnorm(model, example=paddle.randn([1, 3, 9, 11]))
+    assert [b for _, b in folded.folded_batchnorms] == ["1", "4", "6", "8", "10"]
+    assert isinstance(folded[11], nn.BatchNorm2D) and folded[0].bias is not None
+    assert isinstance(model[1], nn.SyncBatchNorm)
+    x = paddle.randn([2, 3, 13, 7])
+    assert _rel(folded(x).numpy(), ref(x).numpy()) < RTOL
+
+
+def test_fold_leaves_a_conv_output_used_elsewhere():
+    model = _randomize_bn(_Leaky())
+    model.eval()
+    folded = fold_batchnorm(model, example=paddle.randn([1, 3, 8, 8]))
+    assert folded.folded_batchnorms == [("conv2", "bn2")]     # conv/bn would change y + bn(y)
+    x = paddle.randn([1, 3, 10, 9])
+    assert _rel(folded(x).numpy(), model(x).numpy()) < RTOL
+
+
+def test_fold_is_wrong_in_train_mode_so_the_copy_refuses_nothing_but_is_eval():
+    model = _randomize_bn(build_model("pspnet", 3, depth=18, width=8))
+    model.train()
+    folded = fold_batchnorm(model, example=paddle.randn([1, 3, 32, 32]))
+    assert model.training and not folded.training             # the caller's mode is kept
+
+
+# ------------------------------------------------------------------ static + Paddle Inference
+ENGINE_MODELS = ["deeplabv3", "unet", "fcn8s", "deeplabv3plus", "glore"]
+
+
+@pytest.mark.parametrize("name", ENGINE_MODELS)
+def test_engines_equal_the_dynamic_model(name):
+    paddle.seed(1)
+    model = _randomize_bn(build_model(name, 6, **SEMANTIC[name]))
+    model.eval()
+    x = paddle.randn([1, 3, 45, 39])
+    want = model(x).numpy()
+    for engine in ENGINES:
+        with paddle.no_grad():
+            fast = FastModel(model, engine)
+            got = fast(x).numpy()
+            assert _rel(got, want) < RTOL, engine
+        if engine in ("static", "inference"):               # a real program, not the fallback
+            prog = fast._programs[tuple(x.shape)]
+            assert prog is not fast.folded and isinstance(prog, PredictorLayer) == (engine == "inference")
+
+
+def test_a_program_that_differs_is_not_used(monkeypatch):
+    """The engines check each program on its first input; a wrong one (here: a predictor
+    returning zeros) is dropped with a warning, and the folded model answers."""
+    model = _randomize_bn(build_model("deeplabv3", 6, **SEMANTIC["deeplabv3"]))
+    model.eval()
+    monkeypatch.setattr(PredictorLayer, "forward", lambda self, x: paddle.zeros([1, 6, 21, 19]))
+    fast = FastModel(model, "inference")
+    x = paddle.randn([1, 3, 21, 19])
+    with pytest.warns(UserWarning, match=r"oneDNN on\): outputs differ.*oneDNN off\): outputs differ"):
+        got = fast(x).numpy()
+    assert fast._programs[(1, 3, 21, 19)] is fast.folded
+    assert _rel(got, model(x).numpy()) < RTOL
+
+
+def test_export_folded_program_and_predictor_without_onednn(tmp_path):
+    paddle.seed(2)
+    model = _randomize_bn(build_model("pspnet", 4, **SEMANTIC["pspnet"]))
+    model.eval()
+    prefix = export_inference(model, tmp_path / "m" / "model", image_shape=[2, 3, 35, 33], fold_bn=True)
+    assert _bn_count(model) > 0                               # folding worked on a copy
+    x = paddle.randn([2, 3, 35, 33])
+    want = model(x).numpy()
+    for onednn in (False, True):
+        got = PredictorLayer(create_predictor(prefix, onednn=onednn, threads=1))(x).numpy()
+        assert _rel(got, want) < RTOL
+    with pytest.raises(FileNotFoundError, match="nope"):
+        create_predictor(tmp_path / "nope")
+    with pytest.raises(ValueError, match="device"):
+        create_predictor(prefix, device="tpu")
+
+
+def test_fast_model_in_sliding_window_and_predict():
+    paddle.seed(4)
+    model = _randomize_bn(build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"]))
+    model.eval()
+    fast = FastModel(model, "inference")
+    x = paddle.randn([1, 3, 40, 56])
+    got, want = sliding_window(fast, x, 32, 24).numpy(), sliding_window(model, x, 32, 24).numpy()
+    assert _rel(got, want) < RTOL
+    assert list(fast._programs) == [(1, 3, 32, 32)]           # one window shape, one program
+    agree = (predict(fast, x) == predict(model, x)).mean()
+    assert agree > 0.999                                      # argmax ties may flip on rounding
+    with pytest.raises(RuntimeError, match="inference only"):
+        fast.train()
+    with pytest.raises(ValueError, match="engine"):
+        FastModel(model, "onnx")
