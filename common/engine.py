@@ -173,20 +173,30 @@ class Trainer:
             logits (N, K, H, W) (in train mode it may return ``[main, aux, ...]``), or an
             instance/panoptic model whose ``model(images, targets)`` returns a dict of
             losses in train mode and one dict per image in eval mode.
-        train_data, val_data: datasets whose items are ``(image, label)`` arrays, or
+        train_data: a dataset whose items are ``(image, label)`` arrays, or
             ``(image, target dict)`` with a ``collate`` attribute (instance datasets).
-        num_classes: K. iters: optimiser steps (or give ``epochs``).
+        val_data: the same kind of dataset, for ``evaluate()`` (optional).
+        num_classes: K (default: ``train_data.num_classes``).
+        iters: optimiser steps.
+        epochs: or the number of passes over ``train_data`` (give one of the two).
+        batch_size: images per step (over all processes under data parallel).
+        lr: peak learning rate, with a poly(0.9) decay to 0.
+        optimizer: 'sgd' (momentum 0.9) or 'adam'.
+        weight_decay: L2 weight decay.
         loss_fn: ``loss_fn(outputs, labels)``; default cross-entropy (+0.4 x aux). Not
             used for instance datasets (the model computes its losses).
-        optimizer: 'sgd' (momentum 0.9) or 'adam'; lr with a poly(0.9) decay to 0.
         warmup: iterations of linear learning-rate warm-up (``poly_lr``); 0 = none.
         clip_norm: clip the gradients to this global norm (None = no clipping).
         collate: batch collate function; default the dataset's ``collate`` if it has one.
         eval_every: evaluate on ``val_data`` every this many iterations (and at the end).
         ckpt_path: if set, a checkpoint is written there every ``ckpt_every`` iterations.
+        ckpt_every: iterations between checkpoints (default ``eval_every``, else the end).
         amp: mixed precision; ``None`` = on when training on a GPU.
         num_workers: DataLoader worker processes (0 = load in the main process); they
             also build the targets of a dataset's ``target_transform``.
+        seed: the batches, augmentation and step noise are functions of (seed, iteration).
+        ignore_index: label value that is neither trained nor scored.
+        progress: show a ``tqdm`` bar.
     """
 
     def __init__(self, model, train_data, val_data=None, num_classes=None, iters=None,

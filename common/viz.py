@@ -272,7 +272,8 @@ def draw_boxes(ax, boxes, labels=None, classes=None, scores=None, color="w", lw=
         labels: (n,) class ids, or None for no class caption.
         classes: class names indexed by label; None shows the label number.
         scores: (n,) scores, or None.
-        color, lw: outline and caption colour, line width.
+        color: outline and caption colour.
+        lw: line width.
     """
     import matplotlib.patches as patches
 

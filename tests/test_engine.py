@@ -164,6 +164,21 @@ def test_loss_dict_model_resumes_identically(tmp_path):
         assert resumed.history[k] == straight.history[k], k
 
 
+def test_pipeline_targets_in_workers_train_identically():
+    """Targets built by DataLoader workers (num_workers=2) are the ones built in the main
+    process: the same losses step by step."""
+    from common.data.instances import SceneInstances
+
+    data = SceneInstances(4, 32, seed=0, flip=0.5, target_transform=_noise)
+    hists = []
+    for workers in (0, 2):
+        paddle.seed(1)
+        hists.append(Trainer(DictNet(), data, iters=3, batch_size=2, lr=0.01, optimizer="adam",
+                             num_workers=workers, progress=False).fit())
+    for k in ("loss", "loss_sem", "loss_box", "loss_noise"):
+        assert hists[0][k] == hists[1][k], k
+
+
 def test_loss_dict_model_must_return_a_dict():
     from common.data.instances import SceneInstances
 

@@ -39,7 +39,10 @@ class SceneInstances(paddle.io.Dataset):
     ``collate`` (the batch collate the ``Trainer`` uses) and ``target_transform``.
 
     Args:
-        num_scenes, image_size, seed, variant: the scenes (``make_scene``).
+        num_scenes: number of scenes.
+        image_size: side, or (H, W).
+        seed: scene i uses the seed sequence (seed, i).
+        variant: the scene variant (``make_scene``).
         flip: probability of a left-right flip of an item fetched with a seed.
         target_transform: ``f(target, rng)`` -> target, applied to every item (e.g. a
             model's ``target_transform()``); ``rng`` is a NumPy generator seeded by the
@@ -118,9 +121,13 @@ def assign_grid(masks, labels, image_shape, mask_shapes, scale_ranges, num_grids
     wins a shared cell.
 
     Args:
-        masks: (n, H, W) bool instance masks; labels: (n,) the value written in the grid.
-        image_shape: (H, W). mask_shapes: (h, w) of each level's mask output.
-        scale_ranges, num_grids, sigma: the model's (``SOLO``).
+        masks: (n, H, W) bool instance masks.
+        labels: (n,) the value written in the grid.
+        image_shape: (H, W).
+        mask_shapes: (h, w) of each level's mask output.
+        scale_ranges: the model's (``SOLO``).
+        num_grids: the model's.
+        sigma: the model's.
 
     Returns:
         A list with one ``(cate, [(i, j, mask), ...])`` per level.
@@ -163,7 +170,9 @@ class GridTargets:
 
     Args:
         thing_ids: the dataset class ids of the model's categories (label -> index).
-        scale_ranges, num_grids, sigma: as ``SOLO``.
+        scale_ranges: as ``SOLO``.
+        num_grids: as ``SOLO``.
+        sigma: as ``SOLO``.
         levels: FPN level of each grid (0 = P2, stride 4); its mask output is at twice the
             level's resolution (``pyramid_size(H, level + 2) * 2``).
     """
@@ -203,7 +212,9 @@ def panoptic_head_target(semantic, masks, shown, stuff_ids, ignore_index=255):
     (``len(stuff_ids) + number shown``) for hidden instances, ``ignore_index`` elsewhere.
 
     Args:
-        semantic: (H, W) class ids. masks: (n, H, W) bool. shown: (n,) bool.
+        semantic: (H, W) class ids.
+        masks: (n, H, W) bool.
+        shown: (n,) bool.
         stuff_ids: the stuff class ids, in channel order.
 
     Returns:
@@ -227,7 +238,8 @@ class PanopticHeadTargets:
     (n,) bool and ``panoptic_target`` (H, W) int64 (``panoptic_head_target``).
 
     Args:
-        stuff_ids: the model's stuff class ids. unknown_fraction: chance to hide an instance.
+        stuff_ids: the model's stuff class ids.
+        unknown_fraction: chance to hide an instance.
         ignore_index: the target of pixels that are neither stuff nor an instance.
     """
 
@@ -244,9 +256,20 @@ class PanopticHeadTargets:
 
 
 def instance_splits(budget, variant="scenes", seed=0, flip=0.5, target_transform=None):
-    """(train, val) ``SceneInstances`` with the sizes of a ``runtime.budget()``; the
-    validation scenes use another seed, so they are never training scenes.
-    ``target_transform`` (a model's training targets) is given to the training set."""
+    """Training and validation ``SceneInstances`` with the sizes of a ``runtime.budget()``;
+    the validation scenes use another seed, so they are never training scenes.
+
+    Args:
+        budget: a ``runtime.budget()`` (train_scenes, val_scenes, image_size).
+        variant: the scene variant.
+        seed: seed of the training scenes (validation: seed + 10000).
+        flip: flip probability of the training items.
+        target_transform: a model's training targets (``model.target_transform()``), given
+            to the training set.
+
+    Returns:
+        (train, val) datasets.
+    """
     train = SceneInstances(budget.train_scenes, budget.image_size, seed, variant, flip,
                            target_transform)
     val = SceneInstances(budget.val_scenes, budget.image_size, seed + 10_000, variant)

@@ -35,7 +35,14 @@ RCNN_WEIGHTS = (10.0, 10.0, 5.0, 5.0)   # box-delta scaling of the second stage 
 
 
 def small_config(width=16):
-    """Keyword arguments for a CPU-sized Mask R-CNN on 64..96 pixel synthetic scenes."""
+    """Keyword arguments for a CPU-sized Mask R-CNN on 64..96 pixel synthetic scenes.
+
+    Args:
+        width: channels of the ResNet-18 stem (the FPN gets 2 x width).
+
+    Returns:
+        dict of ``MaskRCNN`` keyword arguments.
+    """
     return dict(depth=18, width=width, fpn_channels=2 * width, rpn_p6=False,
                 anchor_sizes=(12, 24, 48, 96), rpn_batch=64, rpn_pre_nms=(300, 200),
                 rpn_post_nms=(100, 50), roi_batch=64, fc_channels=8 * width, mask_roi_size=7,
@@ -114,9 +121,30 @@ class MaskRCNN(nn.Layer):
         num_classes: all classes of the dataset (background and stuff included).
         thing_ids: the dataset class ids of the thing classes it detects (default: all
             ``range(num_classes)``); its labels are these ids.
-        depth, width, pretrained: the ResNet backbone. levels: FPN levels (2 = stride 4).
-        rpn_p6: add P6 for the RPN. Other arguments: the sizes of the RPN and RoI heads
-            and of inference (``small_config`` gives a CPU-sized set).
+        depth: ResNet depth.
+        width: ResNet stem channels (64 in the paper).
+        pretrained: backbone weights (see ``ResNet``).
+        levels: FPN levels used, 2 = stride 4 (C2) ... 5 = stride 32.
+        rpn_p6: add P6 (stride-2 subsample of the top level) for the RPN.
+        fpn_channels: channels of every FPN level.
+        anchor_sizes: one anchor size per RPN level.
+        anchor_ratios: aspect ratios h / w of the anchors.
+        rpn_batch: anchors sampled per image for the RPN loss (half foreground at most).
+        rpn_nms: IoU threshold of the proposals' NMS.
+        rpn_pre_nms: (train, eval) top anchors per level before NMS.
+        rpn_post_nms: (train, eval) proposals kept per image.
+        roi_batch: RoIs sampled per image for the box and mask losses.
+        roi_pos_fraction: at most this fraction of them foreground.
+        box_roi_size: RoIAlign output side of the box head.
+        fc_channels: width of the box head's two fully connected layers.
+        mask_roi_size: RoIAlign output side of the mask head (masks are twice that).
+        mask_channels: channels of the mask head's convs.
+        mask_convs: number of them.
+        canonical_size: box size that maps to level 4 (FPN eq. 1; 224 for ImageNet scale).
+        score_thresh: detections below this class score are dropped.
+        nms_thresh: IoU threshold of the per-class NMS of the detections.
+        max_detections: detections kept per image.
+        mask_thresh: probability at which a pasted mask is binarised.
     """
 
     def __init__(self, num_classes, thing_ids=None, depth=50, width=64, pretrained=None,

@@ -61,7 +61,16 @@ def matrix_nms(masks, labels, scores, kernel="gaussian", sigma=2.0):
     For mask j, decay_j = min over higher-scored i of f(iou_ij) / f(comp_i), where comp_i
     is i's own largest IoU with a mask above it (a mask that was itself suppressed should
     suppress less). f(x) = exp(-sigma x^2) (gaussian) or 1 - x (linear).
-    Returns the decayed scores, in the input order.
+
+    Args:
+        masks: (n, H, W) bool masks.
+        labels: (n,) their classes.
+        scores: (n,) their scores.
+        kernel: 'gaussian' or 'linear'.
+        sigma: the Gaussian's sigma.
+
+    Returns:
+        float64 array (n,) of the decayed scores, in the input order.
     """
     masks = np.asarray(masks, bool)
     n = len(masks)
@@ -88,7 +97,16 @@ def matrix_nms(masks, labels, scores, kernel="gaussian", sigma=2.0):
 
 
 def dice_loss_masks(pred, target, eps=1e-3):
-    """1 - Dice per mask, SOLO's form: 2 sum(pg) / (sum p^2 + sum g^2); pred in [0, 1], (n, h, w)."""
+    """1 - Dice per mask, SOLO's form: 1 - 2 sum(pg) / (sum p^2 + sum g^2 + eps).
+
+    Args:
+        pred: (n, h, w) soft masks in [0, 1].
+        target: (n, h, w) targets in [0, 1].
+        eps: added to the denominator (an empty pair gives loss 1, not NaN).
+
+    Returns:
+        tensor (n,).
+    """
     inter = (pred * target).sum(axis=[1, 2])
     denom = (pred * pred).sum(axis=[1, 2]) + (target * target).sum(axis=[1, 2])
     return 1 - 2 * inter / (denom + eps)
@@ -107,6 +125,22 @@ class SOLO(nn.Layer):
         num_classes: all classes of the dataset (stuff included).
         thing_ids: dataset class ids of the thing classes (default: all ``range(num_classes)``);
             the category branch predicts these, and labels are these ids.
+        depth: ResNet depth.
+        width: ResNet stem channels.
+        fpn_channels: channels of every FPN level.
+        head_channels: channels of the category and mask towers.
+        stacked_convs: Conv-GN-ReLU blocks per tower.
+        levels: FPN outputs used (0 = P2 ... 4 = P6).
+        num_grids: grid size S of each level.
+        scale_ranges: (low, high) of sqrt(object area) in pixels for each level.
+        sigma: centre-region size as a fraction of the box.
+        mask_weight: weight of the Dice loss.
+        score_thresh: inference: minimum cell score.
+        mask_thresh: inference: probability at which a mask is binarised.
+        update_thresh: inference: minimum score after Matrix NMS.
+        nms_pre: inference: masks kept before Matrix NMS.
+        max_per_img: inference: masks kept per image.
+        pretrained: backbone weights (see ``ResNet``).
     """
 
     def __init__(self, num_classes, thing_ids=None, depth=50, width=64, fpn_channels=256, head_channels=256,
@@ -262,8 +296,16 @@ class SOLO(nn.Layer):
 
 
 def small_config(image_size=96, width=16):
-    """CPU-course SOLO: ResNet-18 of ``width``, one GN conv per tower, two levels (P3 with a
-    12x12 grid for small objects, P4 with 8x8 for large), scale ranges in pixels of sqrt(area)."""
+    """CPU-course SOLO: ResNet-18 of ``width``, two GN convs per tower, two levels (P3 with a
+    12x12 grid for small objects, P4 with 8x8 for large), scale ranges in pixels of sqrt(area).
+
+    Args:
+        image_size: side of the training images (the scale ranges are fractions of it).
+        width: ResNet stem channels (the FPN and towers get 4 x width).
+
+    Returns:
+        dict of ``SOLO`` keyword arguments.
+    """
     return dict(depth=18, width=width, fpn_channels=4 * width, head_channels=4 * width,
                 stacked_convs=2, levels=(1, 2), num_grids=(12, 8),
                 scale_ranges=((0, 0.3 * image_size), (0.2 * image_size, 1e4)))

@@ -51,7 +51,15 @@ def _tensor(x):
 
 
 def small_config(width=16):
-    """Keyword arguments for a CPU-sized UPSNet on 64..96 pixel synthetic scenes."""
+    """Keyword arguments for a CPU-sized UPSNet on 64..96 pixel synthetic scenes: Mask R-CNN's
+    ``small_config`` plus a plain (not deformable) semantic head of 2 x width channels.
+
+    Args:
+        width: channels of the ResNet-18 stem.
+
+    Returns:
+        dict of ``UPSNet`` keyword arguments.
+    """
     return dict(_mask_rcnn_small(width), sem_channels=2 * width, deformable=False)
 
 
@@ -94,9 +102,16 @@ class SemanticHead(nn.Layer):
 def panoptic_logits(sem_logits, boxes, classes, mask_logits, stuff_ids, thing_ids):
     """UPSNet's parameter-free panoptic head for one image.
 
-    sem_logits (K, H, W); boxes (n, 4); classes (n,) dataset class ids of the instances;
-    mask_logits (n, H, W) already pasted (zero outside each box).
-    Returns (len(stuff_ids) + n + 1, H, W): stuff, instances, unknown.
+    Args:
+        sem_logits: (K, H, W) semantic logits.
+        boxes: (n, 4) instance boxes.
+        classes: (n,) dataset class ids of the instances.
+        mask_logits: (n, H, W) mask logits already pasted (zero outside each box).
+        stuff_ids: stuff class ids, in channel order.
+        thing_ids: thing class ids (the unknown channel takes their max).
+
+    Returns:
+        tensor (len(stuff_ids) + n + 1, H, W): stuff, instances, unknown.
     """
     h, w = sem_logits.shape[-2:]
     stuff = paddle.gather(sem_logits, paddle.to_tensor(list(stuff_ids), "int64"))
@@ -112,8 +127,18 @@ def panoptic_logits(sem_logits, boxes, classes, mask_logits, stuff_ids, thing_id
 
 def panoptic_from_logits(logits, classes, stuff_ids, void=255 * LABEL_DIVISOR,
                          label_divisor=LABEL_DIVISOR):
-    """Argmax of the panoptic logits -> (H, W) int64 map: stuff ``s * divisor``, instance i
-    ``class_i * divisor + i + 1``, ``void`` where the unknown channel wins."""
+    """Argmax of the panoptic logits as a panoptic map.
+
+    Args:
+        logits: (len(stuff_ids) + n + 1, H, W) from ``panoptic_logits``.
+        classes: (n,) dataset class ids of the instances.
+        stuff_ids: stuff class ids, in channel order.
+        void: the value where the unknown channel wins.
+        label_divisor: ``class * label_divisor + instance``.
+
+    Returns:
+        (H, W) int64: stuff ``s * divisor``, instance i ``class_i * divisor + i + 1``, ``void``.
+    """
     n = len(classes)
     ch = logits.argmax(0).numpy()
     table = np.concatenate([np.asarray(stuff_ids, np.int64) * label_divisor,
@@ -127,10 +152,15 @@ class UPSNet(MaskRCNN):
 
     Args:
         num_classes: all classes (the semantic head's outputs).
-        thing_ids, stuff_ids: dataset class ids of the thing and stuff classes (required).
-        sem_channels, deformable: the semantic head. sem_weight, pan_weight: loss weights.
+        thing_ids: dataset class ids of the thing classes (required).
+        stuff_ids: dataset class ids of the stuff classes (required).
+        sem_channels: channels of the semantic head.
+        deformable: deformable convs in the semantic head (the paper) or plain ones.
+        sem_weight: weight of the semantic loss.
+        pan_weight: weight of the panoptic loss.
         unknown_fraction: chance of hiding a ground-truth instance in the panoptic loss.
-        ignore_index: void label of the semantic maps. kwargs: ``MaskRCNN``'s.
+        ignore_index: void label of the semantic maps.
+        **kwargs: ``MaskRCNN``'s arguments.
     """
 
     def __init__(self, num_classes, thing_ids=None, stuff_ids=None, sem_channels=128,

@@ -40,8 +40,16 @@ def _t(x, dtype="float32"):
 
 # ------------------------------------------------------------------ anchors
 def cell_anchors(sizes, ratios):
-    """The (A, 4) anchors centred on (0, 0): every size with every aspect ratio h / w,
-    all of area size**2 (Faster R-CNN)."""
+    """The anchors centred on (0, 0): every size with every aspect ratio h / w, each of
+    area size**2 (Faster R-CNN).
+
+    Args:
+        sizes: anchor sizes (square root of the area) in pixels.
+        ratios: aspect ratios h / w.
+
+    Returns:
+        float32 array (len(sizes) * len(ratios), 4), sizes outer, ratios inner.
+    """
     out = []
     for s in sizes:
         for r in ratios:
@@ -51,11 +59,18 @@ def cell_anchors(sizes, ratios):
 
 
 def grid_anchors(feat_size, stride, sizes, ratios):
-    """Anchors (H * W * A, 4) of one feature map of ``feat_size`` (H, W): the cell anchors
-    moved to each cell's centre ``((x + 0.5) * stride, (y + 0.5) * stride)``.
+    """The anchors of one feature map: the cell anchors moved to each cell's centre
+    ``((x + 0.5) * stride, (y + 0.5) * stride)``.
 
-    Order is (y, x, a), the order of an RPN output ``(N, A, H, W)`` permuted to
-    ``(N, H, W, A)`` and flattened.
+    Args:
+        feat_size: (H, W) of the feature map.
+        stride: its stride in image pixels.
+        sizes: anchor sizes, as ``cell_anchors``.
+        ratios: aspect ratios h / w.
+
+    Returns:
+        float32 array (H * W * A, 4) in (y, x, a) order, the order of an RPN output
+        ``(N, A, H, W)`` permuted to ``(N, H, W, A)`` and flattened.
     """
     h, w = feat_size
     cy, cx = np.meshgrid((np.arange(h) + 0.5) * stride, (np.arange(w) + 0.5) * stride, indexing="ij")
@@ -65,13 +80,28 @@ def grid_anchors(feat_size, stride, sizes, ratios):
 
 # -------------------------------------------------------------- box algebra
 def box_area(boxes):
-    """Areas (R,) of boxes (R, 4); an inverted box has area 0."""
+    """Areas of boxes; an inverted box has area 0.
+
+    Args:
+        boxes: (R, 4).
+
+    Returns:
+        float32 tensor (R,).
+    """
     boxes = _t(boxes)
     return (boxes[:, 2] - boxes[:, 0]).clip(min=0) * (boxes[:, 3] - boxes[:, 1]).clip(min=0)
 
 
 def box_iou(a, b):
-    """Pairwise IoU (交并比) (len(a), len(b)) of two sets of boxes."""
+    """Pairwise IoU (交并比) of two sets of boxes.
+
+    Args:
+        a: (n, 4) boxes (tensor or array).
+        b: (m, 4) boxes.
+
+    Returns:
+        float32 tensor (n, m); 0 between boxes that do not overlap.
+    """
     a, b = _t(a), _t(b)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return paddle.zeros([a.shape[0], b.shape[0]])
@@ -84,15 +114,32 @@ def box_iou(a, b):
 
 
 def clip_boxes(boxes, size):
-    """Clip boxes to an image of ``size`` (H, W)."""
+    """Clip boxes to the image.
+
+    Args:
+        boxes: (R, 4) tensor.
+        size: (H, W).
+
+    Returns:
+        (R, 4) tensor with x in [0, W], y in [0, H].
+    """
     h, w = size
     return paddle.stack([boxes[:, 0].clip(0, w), boxes[:, 1].clip(0, h),
                          boxes[:, 2].clip(0, w), boxes[:, 3].clip(0, h)], 1)
 
 
 def encode_boxes(ref, gt, weights=(1.0, 1.0, 1.0, 1.0)):
-    """Regression targets (边框回归) (dx, dy, dw, dh) that move box ``ref`` onto ``gt``:
-    centre shift in units of the reference size, log of the size ratio (Faster R-CNN)."""
+    """Regression targets (边框回归) that move each box ``ref`` onto its ``gt``: the centre
+    shift in units of the reference size and the log of the size ratio (Faster R-CNN).
+
+    Args:
+        ref: (R, 4) reference boxes (anchors, proposals).
+        gt: (R, 4) their targets.
+        weights: (wx, wy, ww, wh) scaling each delta (Fast R-CNN's stage two: 10, 10, 5, 5).
+
+    Returns:
+        float32 tensor (R, 4) of (dx, dy, dw, dh).
+    """
     ref, gt = _t(ref), _t(gt)
     rw, rh = ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1]
     rx, ry = ref[:, 0] + 0.5 * rw, ref[:, 1] + 0.5 * rh
@@ -104,7 +151,17 @@ def encode_boxes(ref, gt, weights=(1.0, 1.0, 1.0, 1.0)):
 
 
 def decode_boxes(ref, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
-    """Inverse of ``encode_boxes``: apply ``deltas`` (R, 4) to the reference boxes (R, 4)."""
+    """Inverse of ``encode_boxes``: apply deltas to reference boxes. A decoded width or
+    height is at most 1000/16 times its reference's (Detectron's clamp).
+
+    Args:
+        ref: (R, 4) reference boxes.
+        deltas: (R, 4) (dx, dy, dw, dh).
+        weights: as ``encode_boxes``.
+
+    Returns:
+        float32 tensor (R, 4) of boxes.
+    """
     ref, deltas = _t(ref), _t(deltas)
     rw, rh = ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1]
     rx, ry = ref[:, 0] + 0.5 * rw, ref[:, 1] + 0.5 * rh
@@ -119,12 +176,18 @@ def decode_boxes(ref, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
 
 # ------------------------------------------------------- matching, sampling
 def match_boxes(iou, fg_thresh, bg_thresh, allow_low_quality=False):
-    """Assign each of R candidates (rows of ``iou`` (R, G)) to its best ground truth.
+    """Assign each of R candidates to its best ground truth.
 
-    Returns ``(matched, labels)``: the index of the best ground-truth box (R,), and
-    1 = foreground (IoU >= fg_thresh), 0 = background (IoU < bg_thresh), -1 = ignored
-    (in between). ``allow_low_quality`` (the RPN's rule) also makes foreground, for each
-    ground truth, the candidates with its highest IoU, so no object is left without one.
+    Args:
+        iou: (R, G) tensor, candidates x ground-truth boxes.
+        fg_thresh: IoU at or above which a candidate is foreground.
+        bg_thresh: IoU below which it is background (in between: ignored).
+        allow_low_quality: the RPN's rule: also make foreground, for each ground truth,
+            the candidates with its highest IoU, so no object is left without one.
+
+    Returns:
+        ``(matched, labels)``, two int64 tensors (R,): the index of the best ground-truth
+        box, and 1 = foreground, 0 = background, -1 = ignored (all 0 when G = 0).
     """
     r = iou.shape[0]
     if iou.shape[1] == 0:
@@ -141,8 +204,16 @@ def match_boxes(iou, fg_thresh, bg_thresh, allow_low_quality=False):
 
 
 def sample_labels(labels, num, pos_fraction):
-    """Indices of a random, balanced subset: at most ``num * pos_fraction`` foreground
-    (label 1), the rest background (label 0); ignored (-1) never. Uses Paddle's seed."""
+    """A random, balanced subset of candidates (uses Paddle's seed).
+
+    Args:
+        labels: (R,) int tensor of 1 (foreground), 0 (background), -1 (ignored, never taken).
+        num: subset size.
+        pos_fraction: at most ``num * pos_fraction`` foreground.
+
+    Returns:
+        ``(pos, neg)``: int64 tensors of the indices taken; the background fills the rest.
+    """
     pos = paddle.nonzero(labels == 1).flatten()
     neg = paddle.nonzero(labels == 0).flatten()
     n_pos = min(int(pos.shape[0]), int(num * pos_fraction))
@@ -153,7 +224,16 @@ def sample_labels(labels, num, pos_fraction):
 
 
 def smooth_l1(x, target, beta):
-    """Smooth L1 (Huber) summed: quadratic below ``beta``, linear above (Fast R-CNN)."""
+    """Smooth L1 (Huber) loss, summed: quadratic below ``beta``, linear above (Fast R-CNN).
+
+    Args:
+        x: predictions.
+        target: targets of the same shape.
+        beta: the switch point (< 1e-5: plain L1).
+
+    Returns:
+        scalar tensor.
+    """
     d = (x - target).abs()
     if beta < 1e-5:
         return d.sum()
@@ -162,8 +242,19 @@ def smooth_l1(x, target, beta):
 
 # -------------------------------------------------------------------- NMS
 def batched_nms(boxes, scores, idxs, iou_threshold, top_k=None):
-    """NMS run separately for each value of ``idxs`` (a class, a level); indices kept,
-    highest score first. Wraps ``paddle.vision.ops.nms`` (empty input allowed)."""
+    """NMS run separately for each value of ``idxs`` (a class, a level); wraps
+    ``paddle.vision.ops.nms`` (empty input allowed).
+
+    Args:
+        boxes: (n, 4) tensor.
+        scores: (n,).
+        idxs: (n,) int group of each box.
+        iou_threshold: the overlap that suppresses.
+        top_k: keep at most this many (None: all).
+
+    Returns:
+        int64 tensor of kept indices, highest score first.
+    """
     if boxes.shape[0] == 0:
         return paddle.zeros([0], "int64")
     cats = paddle.unique(idxs).numpy().tolist()
@@ -175,7 +266,16 @@ def batched_nms(boxes, scores, idxs, iou_threshold, top_k=None):
 
 def nms_numpy(boxes, scores, iou_threshold):
     """Greedy NMS written out: take the best box, drop the boxes that overlap it by more
-    than ``iou_threshold``, repeat. The loop runs once per *kept* box."""
+    than ``iou_threshold``, repeat. The loop runs once per *kept* box.
+
+    Args:
+        boxes: (n, 4) array.
+        scores: (n,) array.
+        iou_threshold: the overlap that suppresses.
+
+    Returns:
+        int64 array of the kept indices, highest score first (ties: the lower index).
+    """
     boxes, order = np.asarray(boxes, np.float32), np.argsort(-np.asarray(scores), kind="stable")
     keep = []
     while order.size:
@@ -196,6 +296,17 @@ def roi_align_numpy(feat, boxes, output_size, spatial_scale=1.0, sampling_ratio=
     and averaged. No rounding of the box to the feature grid (RoIPool's flaw).
     ``aligned`` shifts by half a pixel so that a box's edge sits on a pixel's edge.
     Same conventions as ``paddle.vision.ops.roi_align``.
+
+    Args:
+        feat: (C, H, W) feature map.
+        boxes: (R, 4) in image pixels.
+        output_size: ph = pw, or (ph, pw).
+        spatial_scale: feature pixels per image pixel (1 / stride).
+        sampling_ratio: sample points per bin side; <= 0 = ceil(bin size).
+        aligned: the half-pixel shift (True in Mask R-CNN).
+
+    Returns:
+        float32 array (R, C, ph, pw).
     """
     feat = np.asarray(feat, np.float64)
     c, h, w = feat.shape
@@ -243,8 +354,17 @@ def _bilinear_grid(feat, ys, xs):
 
 
 def crop_and_resize(masks, boxes, size):
-    """Each mask (R, H, W) cut to its box (R, 4) and resized to ``size`` x ``size`` by
-    RoIAlign: Mask R-CNN's mask targets (each RoI reads its own 'image')."""
+    """Each mask cut to its box and resized by RoIAlign: Mask R-CNN's mask targets (each
+    RoI reads its own 'image').
+
+    Args:
+        masks: (R, H, W) masks, float or bool (read as 0/1).
+        boxes: (R, 4), box r for mask r.
+        size: side of the output.
+
+    Returns:
+        float32 tensor (R, size, size) in [0, 1].
+    """
     # bool masks (a DataLoader's tensors) are read as 0/1: RoIAlign interpolates floats
     masks, boxes = _t(masks).astype("float32"), _t(boxes)
     r = masks.shape[0]
@@ -255,9 +375,19 @@ def crop_and_resize(masks, boxes, size):
 
 
 def paste_masks(masks, boxes, size, fill=0.0):
-    """Paste (R, m, m) RoI masks (or mask logits) back into images of ``size`` (H, W):
-    each pixel centre inside box r reads mask r bilinearly; outside the box it gets
-    ``fill``. Differentiable (grid_sample), so UPSNet's panoptic loss reaches the mask head."""
+    """Paste RoI masks (or mask logits) back into the image: each pixel centre inside box r
+    reads mask r bilinearly; outside the box it gets ``fill``. Differentiable
+    (grid_sample), so UPSNet's panoptic loss reaches the mask head.
+
+    Args:
+        masks: (R, m, m) masks or logits.
+        boxes: (R, 4).
+        size: (H, W) of the image.
+        fill: the value outside each box.
+
+    Returns:
+        float32 tensor (R, H, W).
+    """
     masks, boxes = _t(masks), _t(boxes)
     h, w = size
     r = masks.shape[0]
@@ -277,7 +407,15 @@ def paste_masks(masks, boxes, size, fill=0.0):
 
 
 def boxes_inside(boxes, size):
-    """(R, H, W) float: 1 where the pixel centre lies in box r (UPSNet's box crop)."""
+    """Which pixels each box covers (UPSNet's box crop).
+
+    Args:
+        boxes: (R, 4).
+        size: (H, W) of the image.
+
+    Returns:
+        float32 tensor (R, H, W): 1 where the pixel centre lies in box r, else 0.
+    """
     boxes = _t(boxes)
     h, w = size
     xs = paddle.arange(w, dtype="float32") + 0.5
