@@ -8,13 +8,21 @@ checkpoint. For each image ``<stem>_label.png`` (palette PNG: pixel value = clas
 readable by ``common.data.read_label``) and ``<stem>_overlay.png`` (colours over the photo)
 are written to ``--out``. Any image size: an image larger than ``--window`` is predicted
 by overlapping windows (``common.inference.sliding_window``). ``--device`` picks CPU or GPU
-(default: GPU when Paddle has CUDA).
+(default: GPU when Paddle has CUDA). ``--engine`` runs the model as it is (``dynamic``), with
+batch norm folded into the convolutions (``folded``), as an exported static graph
+(``static``) or through Paddle Inference with oneDNN / TensorRT (``inference``); see
+``common.deploy``. The exported engines build one program per input shape (a few seconds
+each), checked equal to the dynamic model on its first input.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+# common.deploy's engine names (repeated here so that --help imports no Paddle)
+ENGINES = ("dynamic", "folded", "static", "inference")
+DEFAULT_ENGINE = "dynamic"
 
 
 def parse_args(argv=None):
@@ -28,6 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--stride", type=int, help="window step (default 2/3 of the window)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colours")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                   help=f"how to run the model (default {DEFAULT_ENGINE}; see common.deploy)")
     p.add_argument("--quiet", action="store_true", help="do not print a line per image")
     return p.parse_args(argv)
 
@@ -83,9 +93,13 @@ def main(argv=None):
     if args.weights:
         _load_weights(model, args.weights)
     model.eval()
-    if model.config["num_classes"] > 256:
+    config = model.config
+    if config["num_classes"] > 256:
         raise ValueError("more than 256 classes do not fit an 8-bit label PNG")
-    pal = np.asarray(model.config.get("palette") or palette(256), np.uint8).reshape(-1, 3)
+    from .deploy import fast_model
+
+    model = fast_model(model, args.engine, device=device)
+    pal = np.asarray(config.get("palette") or palette(256), np.uint8).reshape(-1, 3)
     if len(pal) < 256:
         pal = np.concatenate([pal, palette(256)[len(pal):]])
     out = Path(args.out)

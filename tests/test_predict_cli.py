@@ -90,3 +90,40 @@ def test_predict_cli_quiet(saved, capsys):
     assert "a_label.png" in capsys.readouterr().out
     main(["--model", str(tmp / "model"), "--out", str(tmp / "q"), "--quiet", str(images[0])])
     assert capsys.readouterr().out == ""
+
+
+def test_engines_of_the_cli_match_common_deploy():
+    from common import deploy, predict as cli
+
+    assert cli.ENGINES == deploy.ENGINES and cli.DEFAULT_ENGINE in deploy.ENGINES
+
+
+@pytest.mark.parametrize("engine", ["folded", "static", "inference"])
+def test_predict_cli_engines_label_like_the_dynamic_model(tmp_path, engine, monkeypatch):
+    """A model with batch norm (running statistics away from the identity), odd image size,
+    whole image and sliding windows: each engine labels like the dynamic model."""
+    from common import deploy
+
+    made = []
+    real = deploy.fast_model
+    monkeypatch.setattr(deploy, "fast_model", lambda m, e, **kw: made.append(e) or real(m, e, **kw))
+    paddle.seed(5)
+    model = build_model("pspnet", 4, depth=18, width=8)
+    rng = np.random.default_rng(5)
+    for layer in model.sublayers():
+        if isinstance(layer, paddle.nn.BatchNorm2D):
+            c = layer._mean.shape[0]
+            layer._mean.set_value(rng.normal(0, 0.5, c).astype(np.float32))
+            layer._variance.set_value(rng.uniform(0.3, 3.0, c).astype(np.float32))
+    model.eval()
+    save_pretrained(model, tmp_path / "model")
+    img = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "c.png"), img[..., ::-1])
+    x = to_tensor_arrays(read_image(tmp_path / "c.png"))[None]
+    for window, want in ((0, predict(model, x)[0]), (32, sliding_window(model, x, 32, 21).argmax(1).numpy()[0])):
+        out = tmp_path / f"o{window}"
+        main(["--model", str(tmp_path / "model"), "--out", str(out), "--window", str(window),
+              "--engine", engine, "--quiet", str(tmp_path / "c.png")])
+        got = read_label(out / "c_label.png")
+        assert (got == want).mean() > 0.999, (engine, window)    # argmax ties may flip
+    assert made == [engine, engine]
