@@ -79,7 +79,7 @@ def _write_atomic(path: Path, data: dict) -> None:
 
 def run(name: str, variants: Mapping[str, Callable[[int], Mapping[str, float]]],
         seeds: Iterable[int] = (0, 1, 2), fast: Optional[bool] = None,
-        out_dir: Optional[os.PathLike] = None, meta: Optional[dict] = None) -> dict:
+        out_dir: Optional[os.PathLike] = None, meta: Optional[dict] = None, verbose: bool = True) -> dict:
     """Run every (variant, seed) and write ``<out_dir>/<name>.json``.
 
     Args:
@@ -91,6 +91,7 @@ def run(name: str, variants: Mapping[str, Callable[[int], Mapping[str, float]]],
             to pick the default out dir: the variant functions choose their own sizes.
         out_dir: directory of the JSON file; default :func:`default_out_dir`.
         meta: free-form description stored with the results (sizes, what changed, ...).
+        verbose: print one line per (variant, seed) as it finishes.
 
     Returns:
         The result dict that was written (see the module docstring and :func:`load`).
@@ -108,11 +109,15 @@ def run(name: str, variants: Mapping[str, Callable[[int], Mapping[str, float]]],
         t0 = time.perf_counter()
         per_seed = {}
         for s in seeds:
+            t1 = time.perf_counter()
             metrics = fn(s)
             if not isinstance(metrics, Mapping) or not metrics:
                 raise TypeError(f"experiment {name!r}, variant {vname!r}, seed {s}: "
                                 f"expected a non-empty dict of metrics, got {metrics!r}")
             per_seed[str(s)] = {str(k): float(v) for k, v in metrics.items()}
+            if verbose:
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in list(per_seed[str(s)].items())[:4])
+                print(f"  {name} | {vname} | seed {s}: {shown} ({time.perf_counter() - t1:.0f} s)", flush=True)
         keys = [set(r) for r in per_seed.values()]
         if any(k != keys[0] for k in keys):
             raise ValueError(f"experiment {name!r}, variant {vname!r}: seeds returned different metrics {keys}")

@@ -10,7 +10,7 @@ from common.experiments._semantic import train_and_score
 NAME = "fcn_strides"
 VARIANTS = {"FCN-32s": "fcn32s", "FCN-16s": "fcn16s", "FCN-8s": "fcn8s"}
 SIZES = {
-    False: dict(image_size=96, train_scenes=256, val_scenes=32, iters=300, batch_size=8, lr=3e-3, width=8),
+    False: dict(image_size=64, train_scenes=256, val_scenes=32, iters=200, batch_size=8, lr=3e-3, width=4),
     True: dict(image_size=64, train_scenes=16, val_scenes=4, iters=3, batch_size=4, lr=3e-3, width=4),
 }
 
