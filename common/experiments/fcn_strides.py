@@ -23,4 +23,5 @@ def main(fast=False):
     variants = {v: (lambda seed, n=n: train_and_score(n, seed, **s, **model_kw)) for v, n in VARIANTS.items()}
     return experiments.run(NAME, variants, seeds=(0,) if fast else (0, 1, 2), fast=fast,
                            meta=dict(sizes=s, model=model_kw, changed="the finest skip: none / pool4 / pool3",
-                                     boundary_tolerance_px=2, data="synthetic 'scenes', train seed 0, val seed 10000"))
+                                     boundary_tolerance_px=2, loss="cross-entropy weighted by sqrt(f_max / f_c)",
+                                     data="synthetic 'scenes', train seed 0, val seed 10000"))
