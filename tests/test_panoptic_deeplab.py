@@ -51,11 +51,33 @@ def test_targets_mark_void_pixels():
     void = (pan < 0) | (pan // LABEL_DIVISOR == 255)
     assert (t["semantic"][void] == 255).all() and (t["semantic"][~void] == (pan // LABEL_DIVISOR)[~void]).all()
     np.testing.assert_array_equal(t["center_weight"], ~void)
+    np.testing.assert_array_equal(t["semantic_weight"], ~void)             # small-instance weight off
     assert t["offset_weight"][void].sum() == 0 and (t["offset"][:, void] == 0).all()
     m = pan == 4002
     yy, xx = np.mgrid[0:12, 0:16]
     np.testing.assert_allclose(yy[m] + t["offset"][0][m], yy[m].mean(), atol=1e-5)
     np.testing.assert_allclose(xx[m] + t["offset"][1][m], xx[m].mean(), atol=1e-5)
+
+
+def test_small_instances_weigh_more_in_the_semantic_loss():
+    """The paper's small-instance weight: pixels of instances below the area count
+    ``small_instance_weight`` times in the cross-entropy (void still 0)."""
+    pan = _two_objects()
+    pan[5, 10] = -1                                        # the disc: 35 pixels, the square: 36
+    t = panoptic_deeplab_targets(pan, THINGS, sigma=2.0, small_instance_area=36, small_instance_weight=3.0)
+    expect = np.where(pan == 4002, 3.0, 1.0) * (pan >= 0)
+    np.testing.assert_array_equal(t["semantic_weight"], expect)
+    rng = np.random.default_rng(0)
+    outs = {k: paddle.to_tensor(rng.normal(size=(1, c, 12, 16)).astype(np.float32))
+            for k, c in (("semantic", 7), ("center", 1), ("offset", 2))}
+    plain = PanopticDeepLabLoss(THINGS, sigma=2.0, top_k=1.0)
+    weighted = PanopticDeepLabLoss(THINGS, sigma=2.0, top_k=1.0, small_instance_area=36)
+    labelled = (pan >= 0).sum()
+    a, b = float(plain.parts(outs, pan[None])["semantic"]), float(weighted.parts(outs, pan[None])["semantic"])
+    logp = np.log(np.exp(outs["semantic"].numpy()[0]) / np.exp(outs["semantic"].numpy()[0]).sum(0))
+    ce = -np.take_along_axis(logp, np.maximum(pan // LABEL_DIVISOR, 0)[None], 0)[0] * (pan >= 0)
+    assert a == pytest.approx(ce.sum() / labelled, rel=1e-5)
+    assert b == pytest.approx((ce * expect).sum() / labelled, rel=1e-5)
 
 
 def test_targets_built_in_the_data_pipeline():

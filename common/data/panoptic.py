@@ -68,7 +68,7 @@ def instances_from_panoptic(panoptic, thing_ids, label_divisor=LABEL_DIVISOR):
 
 # ------------------------------------------------------------ Panoptic-DeepLab targets
 def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR,
-                             ignore_index=255):
+                             ignore_index=255, small_instance_area=0, small_instance_weight=3.0):
     """Panoptic-DeepLab's training targets of one panoptic map (the one place they are built).
 
     Args:
@@ -78,12 +78,16 @@ def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL
         sigma: standard deviation in pixels of the Gaussian at each centre.
         label_divisor: the panoptic encoding's divisor (``LABEL_DIVISOR``).
         ignore_index: the class of void pixels (the ``semantic`` target's ignore value).
+        small_instance_area, small_instance_weight: the paper weights the semantic loss of
+            pixels of instances smaller than 64 x 64 pixels by 3; here instances of fewer than
+            ``small_instance_area`` pixels get ``small_instance_weight`` (0: off).
 
     Returns:
         dict of arrays: ``semantic`` (H, W) int64 class, ``ignore_index`` on void;
         ``center`` (H, W) float32, the max over instances of exp(-d^2 / 2 sigma^2) around
         each instance's centre of mass; ``center_weight`` (H, W) float32, 0 on void, 1
-        elsewhere; ``offset`` (2, H, W) float32, the vector (dy, dx) from each thing pixel
+        elsewhere; ``semantic_weight`` (H, W) float32, 0 on void, ``small_instance_weight``
+        on small instances, 1 elsewhere; ``offset`` (2, H, W) float32, the vector (dy, dx) from each thing pixel
         to its instance's centre (0 elsewhere); ``offset_weight`` (H, W) float32, 1 on
         thing-instance pixels.
     """
@@ -112,8 +116,12 @@ def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL
     offset = np.zeros((2, h, w), np.float32)
     offset[0][inst] = cy[seg_of] - ys
     offset[1][inst] = cx[seg_of] - xs
-    return dict(semantic=np.where(void, ignore_index, cls), center=center,
-                center_weight=(~void).astype(np.float32), offset=offset,
+    semantic_weight = (~void).astype(np.float32)
+    if small_instance_area > 0 and len(segs):
+        small = count < small_instance_area
+        semantic_weight[ys, xs] = np.where(small[seg_of], np.float32(small_instance_weight), 1)
+    return dict(semantic=np.where(void, ignore_index, cls), semantic_weight=semantic_weight,
+                center=center, center_weight=(~void).astype(np.float32), offset=offset,
                 offset_weight=inst.astype(np.float32))
 
 
@@ -123,13 +131,16 @@ class PanopticDeepLabTargets:
     ``batch(panoptic_maps)`` stacks the targets of (N, H, W) maps (what the DataLoader's
     collate makes of the per-item dicts)."""
 
-    def __init__(self, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR, ignore_index=255):
+    def __init__(self, thing_ids, sigma=8.0, label_divisor=LABEL_DIVISOR, ignore_index=255,
+                 small_instance_area=0, small_instance_weight=3.0):
         self.thing_ids, self.sigma = tuple(int(c) for c in thing_ids), float(sigma)
         self.label_divisor, self.ignore_index = label_divisor, ignore_index
+        self.small_instance_area, self.small_instance_weight = small_instance_area, small_instance_weight
 
     def __call__(self, panoptic):
         return panoptic_deeplab_targets(panoptic, self.thing_ids, self.sigma, self.label_divisor,
-                                        self.ignore_index)
+                                        self.ignore_index, self.small_instance_area,
+                                        self.small_instance_weight)
 
     def batch(self, panoptic_maps):
         """Targets of (N, H, W) maps, each array stacked along a new first axis."""
@@ -138,4 +149,6 @@ class PanopticDeepLabTargets:
 
     def __repr__(self):
         return (f"PanopticDeepLabTargets(thing_ids={self.thing_ids}, sigma={self.sigma}, "
-                f"label_divisor={self.label_divisor}, ignore_index={self.ignore_index})")
+                f"label_divisor={self.label_divisor}, ignore_index={self.ignore_index}, "
+                f"small_instance_area={self.small_instance_area}, "
+                f"small_instance_weight={self.small_instance_weight})")

@@ -139,25 +139,29 @@ class PanopticDeepLabLoss:
     """
 
     def __init__(self, thing_ids, sigma=8.0, center_weight=200.0, offset_weight=0.01,
-                 top_k=0.2, label_divisor=LABEL_DIVISOR, ignore_index=255):
+                 top_k=0.2, label_divisor=LABEL_DIVISOR, ignore_index=255, small_instance_area=0,
+                 small_instance_weight=3.0):
         self.thing_ids, self.sigma, self.label_divisor = tuple(thing_ids), sigma, label_divisor
         self.center_weight, self.offset_weight, self.top_k = center_weight, offset_weight, top_k
         self.ignore_index = ignore_index
         # the data-pipeline hook with this loss's settings (sigma, void convention)
-        self.targets = PanopticDeepLabTargets(thing_ids, sigma, label_divisor, ignore_index)
+        self.targets = PanopticDeepLabTargets(thing_ids, sigma, label_divisor, ignore_index,
+                                              small_instance_area, small_instance_weight)
 
     def parts(self, outputs, targets):
         """The three weighted terms: dict ``semantic``, ``center``, ``offset`` (scalar tensors).
 
         Args:
             outputs: the model's dict (``semantic`` (N, K, H, W), ``center``, ``offset``).
-            targets: dict of batched targets (``semantic``, ``center``, ``center_weight``,
-                ``offset``, ``offset_weight``; tensors or arrays), or panoptic maps (N, H, W).
+            targets: dict of batched targets (``semantic``, ``semantic_weight``, ``center``,
+                ``center_weight``, ``offset``, ``offset_weight``; tensors or arrays), or
+                panoptic maps (N, H, W).
         """
         if not isinstance(targets, Mapping):
             pans = targets.numpy() if isinstance(targets, paddle.Tensor) else np.asarray(targets)
             targets = self.targets.batch(pans)
-        missing = {"semantic", "center", "center_weight", "offset", "offset_weight"} - set(targets)
+        missing = {"semantic", "semantic_weight", "center", "center_weight", "offset",
+                   "offset_weight"} - set(targets)
         if missing:
             raise ValueError(f"PanopticDeepLabLoss: targets lack {sorted(missing)}; build them with "
                              "panoptic_deeplab_targets (e.g. PanopticScenes(..., targets=loss_fn.targets))")
@@ -171,7 +175,8 @@ class PanopticDeepLabLoss:
             raise ValueError(f"panoptic labels hold categories {cats[:10].tolist()} outside "
                              f"[0, {k_classes}) that are not void (ignore_index={self.ignore_index})")
         ce = F.cross_entropy(outputs["semantic"], semantic, axis=1, reduction="none",
-                             ignore_index=self.ignore_index).flatten()
+                             ignore_index=self.ignore_index)
+        ce = (ce.reshape(semantic.shape) * t["semantic_weight"].astype("float32")).flatten()
         n_valid = int(labelled.astype("int64").sum())
         # void pixels have loss 0, so the k hardest of all pixels are the k hardest labelled ones
         k = max(1, int(self.top_k * n_valid))
