@@ -42,7 +42,17 @@ def dice_loss(logits, label, ignore_index=255, eps=1.0):
 
 class SegLoss:
     """Cross-entropy (+ ``dice`` x Dice) on the main output, plus ``aux_weight`` x the same on
-    each auxiliary output of a model that returns a list in train mode."""
+    each auxiliary output of a model that returns a list in train mode.
+
+    ``loss_fn(outputs, label)``: ``outputs`` is the logits (N, K, H, W) or the train-mode
+    list ``[main, aux, ...]`` (see ``common.models``), ``label`` int (N, H, W).
+
+    Args:
+        ignore_index: label value not trained on.
+        weight: optional per-class weights (length K) of the cross-entropy.
+        dice: weight of the soft Dice term (0: cross-entropy only).
+        aux_weight: weight of each auxiliary output's loss (0.4, PSPNet's).
+    """
 
     def __init__(self, ignore_index=255, weight=None, dice=0.0, aux_weight=0.4):
         self.ignore_index, self.weight, self.dice, self.aux_weight = ignore_index, weight, dice, aux_weight

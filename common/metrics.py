@@ -437,7 +437,8 @@ def boundary_f_score(pred, label, num_classes, tolerance=2, ignore_index=255):
     images before dividing (like dataset mIoU).
 
     Args:
-        pred, label: (H, W) or (N, H, W) integer class maps of one shape.
+        pred: (H, W) or (N, H, W) integer class map, the prediction.
+        label: the ground truth, same shape.
         num_classes: K.
         tolerance: match distance in pixels (>= 0; 0 = the same pixel).
         ignore_index: label value excluded from scoring.
