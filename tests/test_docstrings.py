@@ -34,7 +34,7 @@ NOTEBOOKS = sorted(ROOT.glob("day*/*.ipynb"))
 # fails on a documented entry that is still listed).
 ALLOWED = {
     # H2 (video, panoptic data, Panoptic-DeepLab)
-    "common.data.panoptic.instances_from_panoptic", "common.data.panoptic.panoptic_splits",
+    "common.data.panoptic.panoptic_splits",
     "common.models.panoptic_deeplab.PanopticDeepLab",
     "common.models.panoptic_deeplab.PanopticDeepLabLoss",
     "common.models.panoptic_deeplab.center_sigma",
@@ -266,7 +266,10 @@ def problems(obj):
             documented = _documented(sections["Args"])
             missing = [n for n in names if n not in documented]
             if missing:
-                out.append(f"Args: misses {', '.join(missing)}")
+                shared = any(re.search(rf"\b{n}\s*,|,\s*{n}\b", "\n".join(sections["Args"]))
+                             for n in missing)
+                out.append(f"Args: misses {', '.join(missing)}"
+                           + (" (one line per argument: 'name: meaning')" if shared else ""))
             extra = documented - set(names)
             if extra and not any(p.kind is p.VAR_KEYWORD for p in params):
                 out.append(f"Args: names {', '.join(sorted(extra))}, which it does not take")
@@ -366,6 +369,14 @@ def test_checker_catches_missing_sections():
         """
         print(a, *args, **kwargs)
 
+    def shared(a, b):
+        """Print.
+
+        Args:
+            a, b: numbers.
+        """
+        print(a, b)
+
     class Box:
         """A box.
 
@@ -382,13 +393,14 @@ def test_checker_catches_missing_sections():
         def __init__(self, size):
             self.size = size
 
-    for fn in (none, no_returns, misses_b, stale, good, Box, Bare):
+    for fn in (none, no_returns, misses_b, stale, good, shared, Box, Bare):
         fn.__module__ = "common.fake"
     assert problems(none) == ["no docstring"]
     assert problems(no_returns) == ["no Returns: section (it returns a value)"]
     assert problems(misses_b) == ["Args: misses b, kwargs"]
     assert problems(stale) == ["Args: names b, which it does not take"]
     assert problems(good) == []
+    assert problems(shared) == ["Args: misses a, b (one line per argument: 'name: meaning')"]
     assert problems(Box) == []
     assert problems(Bare) == ["no Args: section (takes size)"]
 
