@@ -167,3 +167,37 @@ def _crf_filter(probs, image, iters, p):
         msg = sum(wt * n * filt(q * n) for wt, (filt, n) in zip(weights, norms))
         q = _softmax(-unary + msg)
     return q.reshape(k, h, w).astype(np.float32)
+
+
+class DenseCRF:
+    """The fully connected CRF as a post-processing step a model holds
+    (``model.postprocess`` of DeepLab V1/V2; None for V3/V3+, which dropped it).
+
+    Args:
+        iters: mean-field iterations. backend: as ``dense_crf``.
+        **params: kernel parameters (defaults ``DEFAULTS``).
+
+    ``crf(probs, images)`` takes softmax probabilities (K, H, W) with a uint8 image
+    (H, W, 3), or a batch (N, K, H, W) with (N, H, W, 3), and returns refined
+    probabilities of the same shape.
+    """
+
+    def __init__(self, iters=5, backend="auto", **params):
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"DenseCRF: unknown parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        self.iters, self.backend, self.params = iters, backend, {**DEFAULTS, **params}
+
+    def __call__(self, probs, images):
+        probs = np.asarray(probs.numpy() if hasattr(probs, "numpy") else probs, np.float32)
+        images = np.asarray(images)
+        if probs.ndim == 3:
+            return dense_crf(probs, images, self.iters, self.backend, **self.params)
+        if probs.ndim != 4 or images.ndim != 4 or len(probs) != len(images):
+            raise ValueError(f"DenseCRF: probs (N, K, H, W) and images (N, H, W, 3) of the same N, "
+                             f"got {probs.shape} and {images.shape}")
+        return np.stack([dense_crf(p, im, self.iters, self.backend, **self.params)
+                         for p, im in zip(probs, images)])
+
+    def __repr__(self):
+        return f"DenseCRF(iters={self.iters}, backend={self.backend!r})"

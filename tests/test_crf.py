@@ -84,3 +84,23 @@ def test_bad_inputs(scene):
         crf.dense_crf(probs, img, backend="gpu")
     with pytest.raises(ValueError, match="too big"):
         crf.dense_crf_exact(np.ones((2, 101, 100)) / 2, np.zeros((101, 100, 3), np.uint8))
+
+
+def test_dense_crf_step_object(scene):
+    """The post-processing step DeepLab V1/V2 hold (model.postprocess): one image or a batch,
+    the same refinement as dense_crf, clear errors."""
+    from common.crf import DEFAULTS, DenseCRF, dense_crf
+
+    image, label = scene
+    probs = _noisy(label, int(label.max()) + 1, 0.3)
+    step = DenseCRF(iters=3, backend="filter", w_smooth=2.0)
+    ref = dense_crf(probs, image, iters=3, backend="filter", **dict(DEFAULTS, w_smooth=2.0))
+    np.testing.assert_allclose(step(probs, image), ref, rtol=1e-5, atol=1e-6)
+    batch = step(np.stack([probs, probs[::-1]]), np.stack([image, image]))
+    assert batch.shape == (2,) + probs.shape
+    np.testing.assert_allclose(batch[0], ref, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(batch[1], ref)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        DenseCRF(theta=3)
+    with pytest.raises(ValueError, match="same N"):
+        step(np.stack([probs, probs]), image[None])

@@ -5,6 +5,7 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
+from common.losses import SegLoss
 from common.models import build_model
 from common.models.deeplab import (ASPPConcat, ASPPSum, DEEPLAB_MODELS, TABLE_COLUMNS, deeplab_table,
                                    describe)
@@ -78,6 +79,7 @@ def test_forward_backward_odd_sizes(name):
         m.train()
         x = paddle.randn([2, 3, 37, 29])
         y = m(x)
+        y = y[0] if isinstance(y, list) else y      # V2 trains on [fused, per-scale scores]
         assert y.shape == [2, 5, 37, 29]
         y.mean().backward()
         first = m.parameters()[0]
@@ -103,8 +105,66 @@ def test_v1_backbone_layout():
     m = build_model("deeplabv1", 5, width=4)
     assert m.backbone.strides == [2, 4, 8, 8, 8]
     assert {l._dilation[0] for l in m.backbone.stage5 if hasattr(l, "_dilation")} == {2}
-    assert m.classifier[0]._dilation[0] == 12 and m.classifier[0]._kernel_size[0] == 3   # LargeFOV
-    assert [h[0]._stride[0] for h in m.msc] == [8, 4, 2, 1, 1]
+    assert m.fc[0]._dilation[0] == 12 and m.fc[0]._kernel_size[0] == 3                 # LargeFOV
+    assert [b[0]._stride[0] for b in m.msc] == [8, 4, 2, 1, 1]
+    # the paper's MSc: 128 (= 2 x width) features per branch, concatenated to FC7's 1024
+    assert [b[3]._out_channels for b in m.msc] == [8] * 5
+    assert m.classifier._in_channels == 16 * 4 + 5 * 8
+
+
+def test_v1_msc_features_are_concatenated_before_fc8():
+    """FC8 is one 1x1 conv over [FC7, MSc features]: with the MSc columns of its weight set
+    to zero the output is FC8 on FC7 alone, and with FC7's columns zeroed it depends on the
+    MSc branches only (a model that summed per-branch class scores would fail both)."""
+    m = build_model("deeplabv1", 3, width=4)
+    m.eval()
+    x = paddle.randn([1, 3, 40, 40])
+    w, b = m.classifier.weight.numpy(), m.classifier.bias
+    c7 = m.fc[3]._out_channels
+    with paddle.no_grad():
+        fc7 = m.fc(m.backbone(x)[-1])
+        only_fc7 = F.interpolate(F.conv2d(fc7, paddle.to_tensor(w[:, :c7]), b), size=[40, 40],
+                                 mode="bilinear", align_corners=False)
+        w_cut = w.copy()
+        w_cut[:, c7:] = 0
+        m.classifier.weight.set_value(w_cut)
+        np.testing.assert_allclose(m(x).numpy(), only_fc7.numpy(), rtol=1e-5, atol=1e-6)
+        w_cut = w.copy()
+        w_cut[:, :c7] = 0
+        m.classifier.weight.set_value(w_cut)
+        a = m(x).numpy()
+        for layer in m.msc[0]:            # the input's branch sees another image: output changes
+            if isinstance(layer, paddle.nn.Conv2D):
+                layer.weight.set_value(layer.weight.numpy() * 2)
+        assert np.abs(m(x).numpy() - a).max() > 1e-6
+
+
+def test_v2_msc_max_fusion():
+    """Eval output = max over scales 1, 0.75, 0.5 of the same network's scores (each resized
+    to the scale-1 score map), then upsampled; training returns [fused, s1, s0.75, s0.5]."""
+    m = build_model("deeplabv2", 4, depth=18, width=4)
+    assert m.msc_scales == (1.0, 0.75, 0.5)
+    m.eval()
+    x = paddle.randn([2, 3, 45, 38])
+    with paddle.no_grad():
+        scores = []
+        for s in (1.0, 0.75, 0.5):
+            xs = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False) if s < 1 else x
+            scores.append(m.aspp(m.backbone(xs)[-1]))
+        size = scores[0].shape[-2:]
+        up = [F.interpolate(y, size=size, mode="bilinear", align_corners=False) if i else y
+              for i, y in enumerate(scores)]
+        fused = np.maximum.reduce([u.numpy() for u in up])
+        ref = F.interpolate(paddle.to_tensor(fused), size=[45, 38], mode="bilinear", align_corners=False)
+        np.testing.assert_allclose(m(x).numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+        assert not np.allclose(fused, up[0].numpy())       # the smaller scales do win somewhere
+    m.train()
+    outs = m(x)
+    assert isinstance(outs, list) and len(outs) == 4 and all(o.shape == [2, 4, 45, 38] for o in outs)
+    single = build_model("deeplabv2", 4, depth=18, width=4, msc_scales=None)
+    assert single.msc_scales == (1.0,) and single(x).shape == [2, 4, 45, 38]
+    with pytest.raises(ValueError, match="msc_scales"):
+        build_model("deeplabv2", 4, depth=18, width=4, msc_scales=(0.5, 1.0))
 
 
 def test_table_from_code():
@@ -121,8 +181,9 @@ def test_table_from_code():
                                   "concat of 5 branches + 1x1, separable"]
     assert col("image pooling") == ["no", "no", "yes", "yes"]
     assert col("decoder") == ["no", "no", "no", "yes (stride 4)"]
-    assert col("MSc heads") == [5, 0, 0, 0]
-    assert col("CRF (pipeline)") == ["yes", "yes", "no", "no"]
+    assert col("MSc") == ["5 branches, concat before FC8", "no", "no", "no"]
+    assert col("input scales") == ["1", "1, 0.75, 0.5", "1", "1"]
+    assert col("CRF step") == ["dense CRF (5 mean-field iters)"] * 2 + ["no"] * 2
     assert col("output stride") == [8, 8, 16, 16]
     assert all(0 < p < 1 for p in col("params (M)"))
     v3 = build_model("deeplabv3", 5, **TINY["deeplabv3"])
@@ -137,7 +198,7 @@ def test_table_reads_the_modules():
     row = describe(v3)
     assert row["output stride"] == 8 and row["head dilations"] == "12, 24, 36"
     assert row["backbone dilations"] == "2, 4, 8"           # layer3 at 2, multi-grid 4 x (1, 2)
-    v3.aspp = ASPPConcat(v3.backbone.channels[-1], 8, (3, 5), image_pooling=False)
+    v3.aspp = ASPPConcat(v3.backbone.channels[-1], v3.classifier._in_channels, (3, 5), image_pooling=False)
     row = describe(v3)
     assert row["image pooling"] == "no" and row["head dilations"] == "3, 5"
     assert row["ASPP fusion"] == "concat of 3 branches + 1x1"
@@ -145,7 +206,11 @@ def test_table_reads_the_modules():
     assert describe(plain)["backbone"] == "ResNet-18"
     row = describe(build_model("deeplabv3plus", 5, backbone="resnet", depth=18, width=4))
     assert row["backbone"] == "ResNet-18" and row["decoder"] == "yes (stride 4)"
-    assert describe(build_model("deeplabv1", 5, width=4, msc=False, fc6_rate=4))["MSc heads"] == 0
+    assert describe(build_model("deeplabv1", 5, width=4, msc=False, fc6_rate=4))["MSc"] == "no"
+    v2 = build_model("deeplabv2", 5, depth=18, width=4, msc_scales=(1, 0.5))
+    assert describe(v2)["input scales"] == "1, 0.5"
+    v2.postprocess = None
+    assert describe(v2)["CRF step"] == "no"
     assert describe(build_model("deeplabv1", 5, width=4, fc6_rate=4))["head dilations"] == "4"
 
 
@@ -158,5 +223,6 @@ def test_learns_tiny_set(name, fit_tiny):
     xs = np.stack([to_tensor_arrays(i, l)[0] for i, l in zip(images, labels)])
     x, y = paddle.to_tensor(xs), paddle.to_tensor(np.stack(labels).astype("int64"))
     m = build_model(name, 7, **TINY[name], output_stride=8)
-    losses = fit_tiny(m, lambda m: F.cross_entropy(m(x), y, axis=1), steps=30, lr=0.01)
+    loss = SegLoss(aux_weight=1.0)           # V2's MSC: a loss on the fused map and on each scale
+    losses = fit_tiny(m, lambda m: loss(m(x), y), steps=30, lr=0.01)
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses

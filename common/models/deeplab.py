@@ -2,11 +2,13 @@
 
 - V1  (ICLR 2015): VGG16 whose pool4/pool5 keep stride 1 and whose block 5 is atrous
   (空洞卷积, rate 2); FC6 becomes an atrous 3x3 conv (LargeFOV, rate 12), FC7 a 1x1 conv,
-  FC8 the 1x1 classifier; output stride 8; multi-scale "MSc" heads (conv(stride)+ReLU+Drop,
-  1x1+ReLU+Drop, 1x1 to classes) on the input and pool1..pool4; fully connected CRF after.
+  FC8 the 1x1 classifier; output stride 8. "MSc": a two-layer MLP (3x3 conv with a
+  stride, 1x1 conv, 128 filters each) on the input and on pool1..pool4, whose features are
+  concatenated to FC7's before FC8. A fully connected CRF after.
 - V2  (TPAMI 2018): ResNet at output stride 8 + ASPP (空洞空间金字塔池化): four atrous 3x3
-  convs, rates 6/12/18/24, each straight to class scores, SUMMED (ele_add); CRF after;
-  multi-scale inputs in training.
+  convs, rates 6/12/18/24, each straight to class scores, SUMMED (ele_add); multi-scale
+  inputs "MSC" (scales 1, 0.75, 0.5 through the same network, max fusion, a loss on each);
+  CRF after.
 - V3  (2017): multi-grid ResNet (1, 2, 4) at output stride 16 (or 8) + an upgraded ASPP
   (1x1 branch, three atrous 3x3 with BN, image pooling branch), CONCATENATED and projected
   by a 1x1 conv; no CRF; multi-scale + flip at inference.
@@ -16,15 +18,18 @@
 Every model maps (N, 3, H, W) to logits (N, K, H, W) for any H, W. Defaults are the
 papers' sizes; ``width`` (and ``depth`` / ``middle_blocks``) make them small for a CPU.
 ``deeplab_table()`` builds the syllabus's comparison table by inspecting the built modules
-(backbone class, the dilations of its Conv2D layers, the ASPP's branches and fusion, image
-pooling, decoder, measured output stride); only the steps that are not layers (multi-scale
-training/inference, the CRF post-processing) come from class attributes.
+and one forward pass (backbone class, the dilations of the Conv2D layers, the ASPP's
+branches and fusion, image pooling, decoder, MSc branches, the scales the backbone sees,
+the CRF step the model holds, measured output stride); only the multi-scale steps of the
+data pipeline and of inference come from a class attribute.
 """
 from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
+from ..crf import DenseCRF
 from .backbones.resnet import ResNet
 from .backbones.vgg import VGG16
 from .backbones.xception import Xception
@@ -39,30 +44,39 @@ def _scale_rates(rates, output_stride, base_stride):
 
 
 # ----------------------------------------------------------------------------- V1
-def _head(in_ch, mid_ch, num_classes, kernel_size=3, stride=1, rate=1, dropout=0.5):
-    """Conv(k, stride, rate)+ReLU+Drop, Conv1x1+ReLU+Drop, Conv1x1(classes): the classifier
-    of V1 (FC6/FC7/FC8) and of its multi-scale heads (a plain Sequential, so it slices)."""
-    return nn.Sequential(
-        nn.Conv2D(in_ch, mid_ch, kernel_size, stride=stride, padding=rate * (kernel_size - 1) // 2,
-                  dilation=rate), nn.ReLU(), nn.Dropout(dropout),
-        nn.Conv2D(mid_ch, mid_ch, 1), nn.ReLU(), nn.Dropout(dropout),
-        nn.Conv2D(mid_ch, num_classes, 1))
+def _mlp(in_ch, mid_ch, out_ch=None, kernel_size=3, stride=1, rate=1, dropout=0.5):
+    """Conv(k, stride, rate)+ReLU+Drop, Conv1x1+ReLU+Drop (+ Conv1x1 to ``out_ch`` classes
+    when given): V1's FC6/FC7 and its MSc feature branches (a plain Sequential, so it slices)."""
+    layers = [nn.Conv2D(in_ch, mid_ch, kernel_size, stride=stride,
+                        padding=rate * (kernel_size - 1) // 2, dilation=rate), nn.ReLU(), nn.Dropout(dropout),
+              nn.Conv2D(mid_ch, mid_ch, 1), nn.ReLU(), nn.Dropout(dropout)]
+    if out_ch is not None:
+        layers.append(nn.Conv2D(mid_ch, out_ch, 1))
+    return nn.Sequential(*layers)
 
 
 class DeepLabV1(nn.Layer):
-    """DeepLab V1 (DeepLab-MSc-LargeFOV by default).
+    """DeepLab V1 (DeepLab-MSc-LargeFOV by default), as in the paper.
 
-    ``pretrained``: a local paddle.vision vgg16 state dict; its conv layers are loaded (the
-    paper also subsampled the 4096-wide FC6/FC7 into its 1024-wide ones; ours start fresh).
-    Args: ``width`` VGG's first channel count (64; FC6/FC7 have 16x, the MSc heads 2x);
-    ``fc6_rate`` 12 with ``fc6_kernel`` 3 is LargeFOV (the paper's other setting: 4 with 7);
-    ``msc`` adds the multi-scale heads whose class scores are summed with FC8's.
+    FC6 (atrous 3x3, rate 12: LargeFOV) and FC7 (1x1) on VGG's pool5 give ``16 * width``
+    channels at output stride 8. **MSc**: a two-layer MLP (3x3 conv with ``2 * width``
+    filters, whose stride 8/4/2/1/1 brings it to the output stride, then a 1x1 conv with
+    ``2 * width`` filters, each + ReLU + dropout) on the input image and on pool1..pool4;
+    their five feature maps are **concatenated** to FC7's, and FC8, the 1x1 classifier,
+    reads all of them (1024 + 5 x 128 channels at the paper's width 64).
+
+    Args:
+        num_classes: K. width: VGG's first channel count (64).
+        fc6_rate, fc6_kernel: 12 and 3 is LargeFOV (the paper's other setting: 4 and 7).
+        msc: add the multi-scale feature branches.
+        dropout: of FC6/FC7 and the MSc branches.
+        pretrained: a local paddle.vision vgg16 state dict; its conv layers are loaded (the
+            paper also subsampled the 4096-wide FC6/FC7 into its 1024-wide ones; ours start fresh).
     """
 
     name = "DeepLab V1"
-    # the paper's pipeline outside the layers (describe() reads everything else from the modules)
-    multi_scale = "training"
-    crf = True
+    # multi-scale steps outside the layers (the MSc branches and the CRF are read from the model)
+    pipeline_multi_scale = "-"
 
     def __init__(self, num_classes, width=64, fc6_rate=12, fc6_kernel=3, msc=True, dropout=0.5,
                  pretrained=None):
@@ -71,22 +85,26 @@ class DeepLabV1(nn.Layer):
         # pools 1-3 stride 2, pools 4-5 stride 1, block 5 at dilation 2: the team's VGG16 option
         self.backbone = VGG16(width, deeplab=True, pretrained=pretrained)
         c5 = self.backbone.channels[-1]
-        self.classifier = _head(c5, 16 * width, num_classes, fc6_kernel, 1, fc6_rate, dropout)
+        self.fc = _mlp(c5, 16 * width, None, fc6_kernel, 1, fc6_rate, dropout)      # FC6, FC7
         self.msc = None
+        feat_ch = 16 * width
         if msc:
             # the input (stride 1) and pool1..pool4 (strides 2, 4, 8, 8) reach stride 8
             ins = [3] + list(self.backbone.channels[:4])
             strides = [8, 4, 2, 1, 1]
-            self.msc = nn.LayerList([_head(c, 2 * width, num_classes, 3, s, 1, dropout)
+            self.msc = nn.LayerList([_mlp(c, 2 * width, None, 3, s, 1, dropout)
                                      for c, s in zip(ins, strides)])
+            feat_ch += len(ins) * 2 * width
+        self.classifier = nn.Conv2D(feat_ch, num_classes, 1)                       # FC8
+        self.postprocess = DenseCRF()
 
     def forward(self, x):
         feats = self.backbone(x)            # [pool1, pool2, pool3, pool4, pool5]
-        out = self.classifier(feats[-1])
+        out = self.fc(feats[-1])
         if self.msc is not None:
-            for head, f in zip(self.msc, [x] + feats[:4]):
-                out = out + resize_to(head(f), out.shape[-2:])
-        return resize_to(out, x.shape[-2:])
+            out = paddle.concat([out] + [resize_to(branch(f), out.shape[-2:])
+                                         for branch, f in zip(self.msc, [x] + feats[:4])], axis=1)
+        return resize_to(self.classifier(out), x.shape[-2:])
 
 
 # ----------------------------------------------------------------------------- V2
@@ -105,25 +123,46 @@ class ASPPSum(nn.Layer):
 
 
 class DeepLabV2(nn.Layer):
-    """DeepLab V2: ResNet-101 at output stride 8 + ASPP-L (rates 6/12/18/24, summed).
+    """DeepLab V2: ResNet-101 at output stride 8 + ASPP-L (rates 6/12/18/24, summed), with
+    the paper's multi-scale inputs (**MSC**): the same network runs on the image rescaled by
+    each of ``msc_scales`` (1, 0.75, 0.5); each score map is resized bilinearly to the
+    scale-1 score map and they are fused by the **maximum** at every position. In training
+    the model returns ``[fused, score at scale 1, 0.75, 0.5]`` (the paper's loss is the sum
+    of the cross-entropies of all four: ``SegLoss(aux_weight=1.0)``); in eval, the fused map.
 
-    Rates are for output stride 8 and halve at 16. ``width``/``depth`` go to ResNet;
-    ``pretrained`` is a local ImageNet ResNet file (paddle.vision's names load directly).
+    Args:
+        num_classes: K. depth, width: of the ResNet. output_stride: 8 (rates as given) or
+            16 (rates halved). rates: ASPP rates at output stride 8.
+        msc_scales: input scales, the first being 1 (None or (1,) = a single scale).
+        pretrained: a local ImageNet ResNet file (paddle.vision's names load directly).
     """
 
     name = "DeepLab V2"
-    multi_scale = "training"       # random input scales (data pipeline, not a layer)
-    crf = True
+    pipeline_multi_scale = "random rescaling 0.5-1.5 (training data)"
 
     def __init__(self, num_classes, depth=101, width=64, output_stride=8, rates=(6, 12, 18, 24),
-                 pretrained=None):
+                 msc_scales=(1.0, 0.75, 0.5), pretrained=None):
         super().__init__()
         self.output_stride = output_stride
+        self.msc_scales = tuple(float(s) for s in (msc_scales or (1.0,)))
+        if self.msc_scales[0] != 1.0 or not all(0 < s <= 1 for s in self.msc_scales):
+            raise ValueError(f"msc_scales must start with 1.0 and lie in (0, 1], got {msc_scales!r}")
         self.backbone = ResNet(depth, width, output_stride, pretrained=pretrained)
         self.aspp = ASPPSum(self.backbone.channels[-1], num_classes, _scale_rates(rates, output_stride, 8))
+        self.postprocess = DenseCRF()
 
     def forward(self, x):
-        return resize_to(self.aspp(self.backbone(x)[-1]), x.shape[-2:])
+        scores = []
+        for s in self.msc_scales:
+            xs = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+            y = self.aspp(self.backbone(xs)[-1])
+            scores.append(y if not scores else resize_to(y, scores[0].shape[-2:]))
+        if len(scores) == 1:
+            return resize_to(scores[0], x.shape[-2:])
+        fused = paddle.max(paddle.stack(scores), axis=0)
+        if self.training:
+            return [resize_to(y, x.shape[-2:]) for y in [fused] + scores]
+        return resize_to(fused, x.shape[-2:])
 
 
 # ----------------------------------------------------------------------------- V3
@@ -137,8 +176,7 @@ class DeepLabV3(nn.Layer):
     concat, 1x1) + 1x1 classifier. Output stride 16 (rates 6/12/18) or 8 (12/24/36)."""
 
     name = "DeepLab V3"
-    multi_scale = "inference"      # scales + flip at test time (not a layer)
-    crf = False
+    pipeline_multi_scale = "scales + flip (inference)"      # Trainer.predict(scales=, flip=)
 
     def __init__(self, num_classes, depth=101, width=64, output_stride=16, multi_grid=(1, 2, 4),
                  rates=(6, 12, 18), aspp_channels=None, pretrained=None):
@@ -148,6 +186,7 @@ class DeepLabV3(nn.Layer):
         ch = aspp_channels or 4 * width        # 256 at the paper's width 64
         self.aspp = ASPPConcat(self.backbone.channels[-1], ch, _scale_rates(rates, output_stride, 16))
         self.classifier = nn.Conv2D(ch, num_classes, 1)
+        self.postprocess = None
 
     def forward(self, x):
         return resize_to(self.classifier(self.aspp(self.backbone(x)[-1])), x.shape[-2:])
@@ -181,8 +220,7 @@ class DeepLabV3Plus(nn.Layer):
     """
 
     name = "DeepLab V3+"
-    multi_scale = "inference"
-    crf = False
+    pipeline_multi_scale = "scales + flip (inference)"
 
     def __init__(self, num_classes, backbone="xception", width=None, depth=101, middle_blocks=16,
                  output_stride=16, rates=(6, 12, 18), pretrained=None):
@@ -202,6 +240,7 @@ class DeepLabV3Plus(nn.Layer):
         chans = self.backbone.channels
         self.aspp = ASPPConcat(chans[-1], ch, _scale_rates(rates, output_stride, 16), separable=True)
         self.decoder = Decoder(chans[0], ch, num_classes, low_ch, ch)
+        self.postprocess = None
 
     def forward(self, x):
         feats = self.backbone(x)
@@ -216,8 +255,8 @@ for _name, _cls in DEEPLAB_MODELS.items():
     register(_name)(_cls)
 
 TABLE_COLUMNS = ("network", "backbone", "backbone dilations", "head dilations", "ASPP fusion",
-                 "image pooling", "decoder", "MSc heads", "multi-scale (pipeline)", "CRF (pipeline)",
-                 "params (M)", "output stride")
+                 "image pooling", "decoder", "MSc", "input scales", "multi-scale (pipeline)",
+                 "CRF step", "params (M)", "output stride")
 
 
 def _dilations(layer):
@@ -265,35 +304,54 @@ def _fusion(aspp):
     raise TypeError(f"describe: unknown ASPP module {type(aspp).__name__}")
 
 
+def _scale_str(v):
+    return f"{v:g}"
+
+
 def describe(model, probe=64):
-    """One row of the comparison table, read from a built model's modules.
+    """One row of the comparison table, read from a built model's modules and one forward
+    pass: a hook on the backbone records the size of every image it sees (the input scales
+    of V2's MSC) and its feature strides (output stride, decoder's low-level stride).
 
     Args:
         model: a DeepLab model (``DEEPLAB_MODELS``).
-        probe: side of the random image whose backbone features measure the output stride.
+        probe: side of the zero image of the forward pass.
     Returns:
         dict with the keys ``TABLE_COLUMNS``.
     """
-    aspp = getattr(model, "aspp", None)
-    head = aspp if aspp is not None else model.classifier
-    image_pool = any(isinstance(c, nn.AdaptiveAvgPool2D) for c in head.sublayers())
+    in_backbone = {id(c) for c in model.backbone.sublayers(include_self=True)}
+    head = [c for c in model.sublayers() if id(c) not in in_backbone]
+    seen = []
+    hook = model.backbone.register_forward_post_hook(
+        lambda layer, inputs, outputs: seen.append((inputs[0].shape[-1], [f.shape[-1] for f in outputs])))
     was_training = model.training
     model.eval()
-    with paddle.no_grad():
-        feats = model.backbone(paddle.zeros([1, 3, probe, probe]))
-    if was_training:
-        model.train()
-    decoder = getattr(model, "decoder", None)
-    msc = getattr(model, "msc", None)
+    try:
+        with paddle.no_grad():
+            model(paddle.zeros([1, 3, probe, probe]))
+    finally:
+        hook.remove()
+        if was_training:
+            model.train()
+    (side, sizes), aspp = seen[0], getattr(model, "aspp", None)
+    decoder, msc = getattr(model, "decoder", None), getattr(model, "msc", None)
+    crf = getattr(model, "postprocess", None)
+    fc7 = model.fc[3]._out_channels if msc is not None else 0
     return dict(zip(TABLE_COLUMNS, (
         model.name, _backbone_name(model.backbone),
         ", ".join(map(str, _dilations(model.backbone))) or "-",
-        ", ".join(map(str, _dilations(head))) or "-",
-        _fusion(aspp), "yes" if image_pool else "no",
-        f"yes (stride {probe // feats[0].shape[-1]})" if isinstance(decoder, Decoder) else "no",
-        len(msc) if msc is not None else 0,
-        model.multi_scale, "yes" if model.crf else "no",
-        round(count_parameters(model) / 1e6, 2), probe // feats[-1].shape[-1])))
+        ", ".join(map(str, sorted({c._dilation[0] for c in head if isinstance(c, nn.Conv2D)
+                                   and c._dilation[0] > 1}))) or "-",
+        _fusion(aspp),
+        "yes" if any(isinstance(c, nn.AdaptiveAvgPool2D) for c in head) else "no",
+        f"yes (stride {side // sizes[0]})" if isinstance(decoder, Decoder) else "no",
+        # MSc: the branches, and whether FC8 reads their features concatenated to FC7's
+        f"{len(msc)} branches" + (", concat before FC8" if model.classifier._in_channels > fc7 else "")
+        if msc is not None else "no",
+        ", ".join(_scale_str(s / probe) for s, _ in seen),
+        model.pipeline_multi_scale,
+        f"dense CRF ({crf.iters} mean-field iters)" if isinstance(crf, DenseCRF) else "no",
+        round(count_parameters(model) / 1e6, 2), side // sizes[-1])))
 
 
 def deeplab_table(num_classes=21, kwargs=None):
