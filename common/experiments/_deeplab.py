@@ -11,7 +11,7 @@ import numpy as np
 
 # Sizes of a full run (a few CPU-minutes per experiment) and of a FAST (CI) run.
 SIZES = {
-    False: dict(image_size=96, train_scenes=256, val_scenes=32, crop=64, iters=300, batch_size=8,
+    False: dict(image_size=96, train_scenes=256, val_scenes=32, crop=64, iters=150, batch_size=8,
                 lr=5e-3, width=8),
     True: dict(image_size=48, train_scenes=8, val_scenes=2, crop=32, iters=2, batch_size=2,
                lr=5e-3, width=4),
