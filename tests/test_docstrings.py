@@ -34,7 +34,7 @@ NOTEBOOKS = sorted(ROOT.glob("day*/*.ipynb"))
 # fails on a documented entry that is still listed).
 ALLOWED = {
     # H2 (video, panoptic data, Panoptic-DeepLab)
-    "common.data.panoptic.panoptic_splits",
+    "common.data.panoptic.panoptic_deeplab_targets", "common.data.panoptic.panoptic_splits",
     "common.models.panoptic_deeplab.PanopticDeepLab",
     "common.models.panoptic_deeplab.PanopticDeepLabLoss",
     "common.models.panoptic_deeplab.center_sigma",
