@@ -151,7 +151,15 @@ class SegMetric:
 
 
 def mask_iou(masks_a, masks_b):
-    """IoU matrix (n, m) between boolean masks (n, H, W) and (m, H, W), as one matmul."""
+    """IoU matrix (n, m) between boolean masks (n, H, W) and (m, H, W), as one matmul.
+
+    Args:
+        masks_a: n masks (n, H, W), anything ``np.asarray(..., bool)`` takes.
+        masks_b: m masks of the same size.
+
+    Returns:
+        float64 array (n, m); 0 where both masks are empty.
+    """
     a, b = np.asarray(masks_a, bool), np.asarray(masks_b, bool)
     a = a.reshape(len(a), int(np.prod(a.shape[1:]))).astype(np.float64)
     b = b.reshape(len(b), int(np.prod(b.shape[1:]))).astype(np.float64)
