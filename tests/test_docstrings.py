@@ -42,6 +42,8 @@ ALLOWED = {
     "common.models.panoptic_deeplab.group_pixels",
     "common.models.panoptic_deeplab.merge_semantic_and_instance",
     "common.models.panoptic_deeplab.small_config", "common.video.boundary_f_measure",
+    "common.models.panoptic_deeplab.panoptic_from_outputs", "common.video.convoy_clip",
+    "common.video.warp_labels",
     "common.video.id_switches", "common.video.j_and_f", "common.video.link_instances",
     "common.video.mask_boundary", "common.video.noisy_instances", "common.video.optical_flow",
     "common.video.propagate_masks", "common.video.region_similarity", "common.video.track_map",
