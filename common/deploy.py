@@ -14,10 +14,12 @@
   (``predict``, ``sliding_window``) and the prediction CLI unchanged.
 - ``bench_engines(...)`` / ``python -m common.deploy --bench``: the engines' speed, interleaved.
 
-Why fixed shapes: several course models compute paddings and crops from the input size in
-Python (U-Net's mirror padding, FCN's crops), which ``paddle.jit.save`` cannot trace with an
-unknown height and width; every program is therefore exported for one input shape and the
-engines keep one program per shape they have seen (a few seconds each to export).
+Shapes: the engines export the model once for any input size; several course models compute
+paddings and crops from the input size in Python (U-Net's mirror padding, FCN's crops), which
+``paddle.jit.save`` cannot trace with an unknown height and width, and those are exported
+once per input shape (a few seconds each). Every program is checked against the folded
+dygraph model on the first input of each shape, so a program whose trace baked in one size
+is never used for another.
 """
 from __future__ import annotations
 
@@ -327,11 +329,12 @@ class PredictorLayer(nn.Layer):
 class FastModel(nn.Layer):
     """``model`` run by ``engine`` (see module doc): a Layer usable wherever the model is.
 
-    The ``static`` and ``inference`` engines export the BN-folded model once per input shape
-    (into ``workdir``, default a temporary folder) and keep the loaded program. Each program
-    is checked on its first input against the folded model (relative ``rtol``): Paddle
-    Inference with oneDNN first, then without; a program that fails or differs is not used,
-    a warning names why, and ``notes[shape]`` keeps the reasons.
+    The ``static`` and ``inference`` engines export the BN-folded model (into ``workdir``,
+    default a temporary folder): once for any input size when the model traces so, else
+    once per input shape. On the first input of each shape the program is checked against
+    the folded model (relative ``rtol``), Paddle Inference with oneDNN first, then without;
+    a program that fails or differs is not used, a warning names why, and ``notes[shape]``
+    keeps the reasons.
 
     Args:
         model: a semantic model (eval mode is set). engine: one of ``ENGINES``.
@@ -348,7 +351,7 @@ class FastModel(nn.Layer):
         model.eval()
         self.dynamic = model
         self.folded = None
-        self._programs, self.notes, self.rtol = {}, {}, rtol
+        self._programs, self.notes, self.rtol, self._any_size = {}, {}, rtol, None
         self._tmp = None
         if workdir is None and engine in ("static", "inference"):
             self._tmp = tempfile.TemporaryDirectory(prefix="segcourse_export_")
@@ -367,47 +370,75 @@ class FastModel(nn.Layer):
             self._programs[key] = self._load_checked(x, key)
         return self._programs[key]
 
-    def _load_checked(self, x, key):
-        """The exported program for ``key``, checked equal to the folded model on ``x``: the
-        first candidate that runs and agrees within ``rtol`` (Paddle Inference with oneDNN,
-        then without it), else the folded model itself, with a warning naming why."""
+    def _export(self, shape):
+        """Prefix of the folded model exported for ``shape`` (None: any size), or the error."""
         from .models.pretrained import export_inference
 
+        name = "any" if shape is None else "x".join(map(str, shape))
+        try:
+            return export_inference(self.folded, self.workdir / name / "model",
+                                    image_shape=shape), None
+        except Exception as err:                  # noqa: BLE001 (any tracing failure)
+            return None, f"export for {name}: {type(err).__name__}: {str(err)[:300]}"
+
+    def _candidates(self, prefix, shape):
+        """(label, loader) of the programs to try, fastest first."""
+        if self.engine == "static":
+            return [("paddle.jit.load", lambda: paddle.jit.load(str(prefix)))]
+        return [(f"Paddle Inference (oneDNN {'on' if o else 'off'})",
+                 lambda o=o: PredictorLayer(create_predictor(prefix, self.device, self.threads,
+                                                             onednn=o, input_shape=shape)))
+                for o in ((True, False) if self.device == "cpu" else (False,))]
+
+    def _first_equal(self, candidates, x, want, problems, loaded):
+        """The first candidate that loads, runs and agrees with ``want`` within ``rtol``."""
+        for label, make in candidates:
+            if label in loaded and loaded[label] is None:
+                continue                          # failed to load before; reported then
+            try:
+                if label not in loaded:
+                    loaded[label] = make()
+                    loaded[label].eval()
+                err = _max_diff(loaded[label], x, want)
+            except Exception as exc:              # noqa: BLE001 (predictor creation or run)
+                problems.append(f"{label}: {type(exc).__name__}: {str(exc)[:300]}")
+                loaded[label] = None
+                continue
+            if err <= self.rtol:
+                return loaded[label], label
+            problems.append(f"{label}: outputs differ from the dynamic model by {err:.3g} "
+                            f"(relative, tolerance {self.rtol:g})")
+        return None, None
+
+    def _load_checked(self, x, key):
+        """A program for inputs of shape ``key``, checked equal to the folded model on ``x``.
+
+        First the program exported once for any input size (where the model traces with an
+        unknown size), else one exported for ``key``; each tried as Paddle Inference with
+        oneDNN, then without; the first that agrees within ``rtol`` is used. None agrees:
+        the folded model, with a warning naming why."""
         folded = self._folded(x)
         want = [t.numpy() for t in _tensors(folded(x))]
         problems = []
-        try:
-            prefix = export_inference(folded, self.workdir / "x".join(map(str, key)) / "model",
-                                      image_shape=key)
-        except Exception as err:                  # noqa: BLE001 (any tracing failure)
-            prefix, problems = None, [f"export: {type(err).__name__}: {str(err)[:300]}"]
-        candidates = []
-        if prefix is not None and self.engine == "static":
-            candidates = [("paddle.jit.load", lambda: paddle.jit.load(str(prefix)))]
-        elif prefix is not None:
-            onednn = (True, False) if self.device == "cpu" else (False,)
-            candidates = [(f"Paddle Inference (oneDNN {'on' if o else 'off'})",
-                           lambda o=o: PredictorLayer(create_predictor(
-                               prefix, self.device, self.threads, onednn=o, input_shape=key)))
-                          for o in onednn]
-        for label, make in candidates:
-            try:
-                prog = make()
-                prog.eval()
-                err = _max_diff(prog, x, want)
-            except Exception as exc:              # noqa: BLE001 (predictor creation or run)
-                problems.append(f"{label}: {type(exc).__name__}: {str(exc)[:300]}")
-                continue
-            if err <= self.rtol:
-                break
-            problems.append(f"{label}: outputs differ from the dynamic model by {err:.3g} "
-                            f"(relative, tolerance {self.rtol:g})")
-        else:
-            prog = folded
+        if self._any_size is None:                # try once: (prefix or None, loaded programs)
+            prefix, err = self._export(None)
+            self._any_size = (prefix, {})
+            self.notes["any size"] = [err] if err else []
+        prefix, loaded = self._any_size
+        prog = label = None
+        if prefix is not None:
+            prog, label = self._first_equal(self._candidates(prefix, None), x, want, problems, loaded)
+        if prog is None:
+            prefix, err = self._export(key)
+            if err:
+                problems.append(err)
+            else:
+                prog, label = self._first_equal(self._candidates(prefix, key), x, want, problems, {})
+        if prog is None:
+            prog, label = folded, "the folded dygraph model"
         if problems:
-            used = "the folded dygraph model" if prog is folded else label
             warnings.warn(f"{self.engine} engine, {type(self.dynamic).__name__} at input "
-                          f"{list(key)}: {'; '.join(problems)}; using {used}", stacklevel=4)
+                          f"{list(key)}: {'; '.join(problems)}; using {label}", stacklevel=4)
         self.notes[key] = problems
         return prog
 

@@ -172,6 +172,36 @@ def test_a_program_that_differs_is_not_used(monkeypatch):
     assert _rel(got, model(x).numpy()) < RTOL
 
 
+class _SizeTrap(nn.Layer):
+    """Python code that reads the input size at trace time and goes wrong when it is
+    unknown (-1 or a symbolic tensor): its any-size program computes zeros, its per-shape
+    programs are right. The engines must find that out on the first input, not trust it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 2, 3, padding=1)
+
+    def forward(self, x):
+        h = x.shape[2]
+        y = self.conv(x)
+        if not isinstance(h, int) or h < 0:
+            y = y * 0.0
+        return y
+
+
+@pytest.mark.parametrize("engine", ["static", "inference"])
+def test_a_program_traced_without_the_size_is_checked_per_shape(engine):
+    model = _SizeTrap()
+    model.eval()
+    fast = FastModel(model, engine)
+    for shape in ([1, 3, 10, 7], [1, 3, 9, 8]):
+        x = paddle.randn(shape)
+        with pytest.warns(UserWarning, match="outputs differ"), paddle.no_grad():
+            got = fast(x).numpy()
+        assert _rel(got, model(x).numpy()) < RTOL and np.abs(got).max() > 0
+        assert fast._programs[tuple(shape)] is not fast.folded    # a per-shape program
+
+
 def test_export_folded_program_and_predictor_without_onednn(tmp_path):
     paddle.seed(2)
     model = _randomize_bn(build_model("pspnet", 4, **SEMANTIC["pspnet"]))
@@ -197,9 +227,12 @@ def test_fast_model_in_sliding_window_and_predict():
     x = paddle.randn([1, 3, 40, 56])
     got, want = sliding_window(fast, x, 32, 24).numpy(), sliding_window(model, x, 32, 24).numpy()
     assert _rel(got, want) < RTOL
-    assert list(fast._programs) == [(1, 3, 32, 32)]           # one window shape, one program
+    assert list(fast._programs) == [(1, 3, 32, 32)]           # one window shape so far
     agree = (predict(fast, x) == predict(model, x)).mean()
     assert agree > 0.999                                      # argmax ties may flip on rounding
+    # DeepLab traces with an unknown size: one program serves both shapes
+    assert fast._programs[(1, 3, 32, 32)] is fast._programs[(1, 3, 40, 56)]
+    assert isinstance(fast._programs[(1, 3, 40, 56)], PredictorLayer)
     with pytest.raises(RuntimeError, match="inference only"):
         fast.train()
     with pytest.raises(ValueError, match="engine"):
