@@ -464,7 +464,7 @@ def fast_model(model, engine="inference", **kwargs):
 
 # ----------------------------------------------------------------------------- benchmark
 def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, steps=3,
-                  engines=ENGINES, num_classes=7, out=print):
+                  engines=ENGINES, num_classes=7, out=print, clock="wall"):
     """Seconds per forward of each engine, interleaved (A B C D A B C D ...).
 
     Each repeat times ``steps`` forwards of every engine in turn, so machine load hits them
@@ -478,6 +478,9 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
         repeats, steps: timed rounds, forwards per round.
         engines: subset of ``ENGINES``; the first is the reference of the speed-ups.
         out: printer of one line per (model, size, batch); None prints nothing.
+        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (this process's CPU time, all threads:
+            the work done, less disturbed than elapsed time when other jobs share the cores;
+            with more than one thread it also counts threads waiting in spin loops).
 
     Returns:
         list of dicts ``model, size, batch, <engine>: (min, median) s per image``,
@@ -485,6 +488,7 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
     """
     from .bench import BENCH_MODELS
 
+    timer = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
     if models is None:
         wanted = ("deeplabv3", "deeplabv3plus", "pspnet", "unet", "fcn8s")
         models = [(n, k) for n, k in BENCH_MODELS if n in wanted]
@@ -509,10 +513,10 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
                     times = {e: [] for e in runs}
                     for _ in range(repeats):
                         for e, f in runs.items():
-                            t = time.perf_counter()
+                            t = timer()
                             for _ in range(steps):
                                 f(x).numpy()
-                            times[e].append((time.perf_counter() - t) / steps / batch)
+                            times[e].append((timer() - t) / steps / batch)
                 row = dict(model=name, size=size, batch=batch, max_rel_diff=diff,
                            **{e: (min(v), float(np.median(v))) for e, v in times.items()})
                 rows.append(row)
@@ -534,6 +538,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="elapsed time, or this process's CPU time (steadier on a busy machine)")
     args = p.parse_args(argv)
     if not args.bench:
         p.print_help()
@@ -550,10 +556,10 @@ def main(argv=None):
     paddle.set_device("cpu")
     warnings.filterwarnings("ignore", category=UserWarning, module="paddle")
     print(f"Paddle {paddle.__version__}, {os.environ.get('OMP_NUM_THREADS')} threads, "
-          f"load average {os.getloadavg()[0]:.1f}; min/median ms per image, x = speed-up "
-          f"over {args.engines[0]} (median)", flush=True)
+          f"load average {os.getloadavg()[0]:.1f}; min/median {args.clock} ms per image, "
+          f"x = speed-up over {args.engines[0]} (median)", flush=True)
     return bench_engines(models, args.sizes, args.batches, args.repeats, args.steps,
-                         tuple(args.engines), out=lambda s: print(s, flush=True))
+                         tuple(args.engines), out=lambda s: print(s, flush=True), clock=args.clock)
 
 
 if __name__ == "__main__":

@@ -237,3 +237,17 @@ def test_fast_model_in_sliding_window_and_predict():
         fast.train()
     with pytest.raises(ValueError, match="engine"):
         FastModel(model, "onnx")
+
+
+def test_bench_engines_rows():
+    from common.deploy import bench_engines, main
+
+    lines = []
+    rows = bench_engines([("tiny", dict(width=4, depth=2))], sizes=(24,), batches=(2,), repeats=2,
+                         steps=1, engines=("dynamic", "inference"), out=lines.append, clock="cpu")
+    (row,) = rows
+    assert (row["model"], row["size"], row["batch"]) == ("tiny", 24, 2) and row["max_rel_diff"] < RTOL
+    assert all(0 < row[e][0] <= row[e][1] for e in ("dynamic", "inference"))
+    assert len(lines) == 1 and "inference" in lines[0]
+    with pytest.raises(SystemExit):
+        main(["--bench", "--models", "nope"])
