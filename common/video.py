@@ -24,7 +24,15 @@ from .metrics import mask_iou
 
 # ----------------------------------------------------------------------------- VOS
 def optical_flow(frame_to, frame_from):
-    """Dense flow (H, W, 2) as (dx, dy) such that ``frame_to[y, x] ~ frame_from[y + dy, x + dx]``."""
+    """Dense optical flow between two RGB frames (OpenCV Farneback).
+
+    Args:
+        frame_to: the current frame (H, W, 3) uint8.
+        frame_from: the previous frame (H, W, 3) uint8.
+
+    Returns:
+        float32 (H, W, 2) as (dx, dy) such that ``frame_to[y, x] ~ frame_from[y + dy, x + dx]``.
+    """
     a = cv2.cvtColor(np.asarray(frame_to, np.uint8), cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(np.asarray(frame_from, np.uint8), cv2.COLOR_RGB2GRAY)
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=9,
@@ -32,7 +40,16 @@ def optical_flow(frame_to, frame_from):
 
 
 def warp_labels(labels, flow):
-    """Labels (H, W) of the previous frame carried to the current one along ``flow`` (nearest)."""
+    """Labels of the previous frame carried to the current one (a backward warp, nearest).
+
+    Args:
+        labels: (H, W) integer ids of the previous frame.
+        flow: (H, W, 2) flow of ``optical_flow(current, previous)``.
+
+    Returns:
+        int32 (H, W): each pixel takes the label found where the flow says it came from
+        (0 outside the frame).
+    """
     h, w = labels.shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     return cv2.remap(np.asarray(labels, np.float32), xx + flow[..., 0], yy + flow[..., 1],
@@ -41,8 +58,15 @@ def warp_labels(labels, flow):
 
 
 def propagate_masks(frames, first_labels):
-    """Semi-supervised VOS: object ids (T, H, W) from the first frame's ids (H, W) (0 =
-    background), propagated frame to frame with optical flow."""
+    """Semi-supervised VOS: the first frame's object ids propagated frame to frame with flow.
+
+    Args:
+        frames: (T, H, W, 3) uint8 frames.
+        first_labels: (H, W) object ids of frame 0 (0 = background).
+
+    Returns:
+        int32 (T, H, W) object ids, frame 0 equal to ``first_labels``.
+    """
     out = np.zeros((len(frames),) + np.asarray(first_labels).shape, np.int32)
     out[0] = first_labels
     for t in range(1, len(frames)):
@@ -51,24 +75,47 @@ def propagate_masks(frames, first_labels):
 
 
 def region_similarity(pred, gt):
-    """J: IoU of two boolean masks (1.0 when both are empty)."""
+    """J of DAVIS: the IoU of two masks.
+
+    Args:
+        pred: predicted mask (H, W), bool or 0/1.
+        gt: true mask (H, W).
+
+    Returns:
+        float IoU (1.0 when both are empty).
+    """
     pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
     union = (pred | gt).sum()
     return float((pred & gt).sum() / union) if union else 1.0
 
 
 def mask_boundary(mask):
-    """Boundary pixels: the mask minus its erosion by a 3x3 cross."""
+    """Boundary pixels of a mask: the mask minus its erosion by a 3x3 cross.
+
+    Args:
+        mask: (H, W) bool or 0/1.
+
+    Returns:
+        bool (H, W).
+    """
     m = np.asarray(mask, np.uint8)
     return m.astype(bool) & ~cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
                                        borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
 def boundary_f_measure(pred, gt, bound_th=0.008):
-    """F: harmonic mean of boundary precision and recall. A predicted boundary pixel is
-    right if a true boundary pixel lies within the tolerance (``bound_th`` x the image
-    diagonal as in DAVIS, at least 1 pixel; a value >= 1 is taken in pixels), and
-    vice versa. 1.0 when both masks are empty, 0.0 when just one is."""
+    """F of DAVIS: harmonic mean of boundary precision and recall. A predicted boundary
+    pixel is right if a true boundary pixel lies within the tolerance, and vice versa.
+
+    Args:
+        pred: predicted mask (H, W).
+        gt: true mask (H, W).
+        bound_th: tolerance, a fraction of the image diagonal as in DAVIS (at least 1
+            pixel); a value >= 1 is taken in pixels.
+
+    Returns:
+        float F (1.0 when both masks are empty, 0.0 when just one is).
+    """
     pb, gb = mask_boundary(pred), mask_boundary(gt)
     if not pb.any() and not gb.any():
         return 1.0
@@ -85,9 +132,17 @@ def boundary_f_measure(pred, gt, bound_th=0.008):
 
 
 def j_and_f(pred, gt, ids=None, skip_first=True):
-    """DAVIS scores of id maps (T, H, W): per object the mean J and F over frames (the given
-    first frame skipped), then means over objects. Returns dict ``J``, ``F``, ``JF``
-    (their mean) and ``per_object`` {id: (J, F)}."""
+    """DAVIS scores of id maps: per object the mean J and F over frames, then means over objects.
+
+    Args:
+        pred: predicted ids (T, H, W).
+        gt: true ids (T, H, W), 0 = background.
+        ids: the objects to score (default: every non-zero id of ``gt``).
+        skip_first: leave out frame 0 (given in semi-supervised VOS).
+
+    Returns:
+        dict ``J``, ``F``, ``JF`` (their mean) and ``per_object`` {id: (J, F)}.
+    """
     pred, gt = np.asarray(pred), np.asarray(gt)
     ids = sorted(int(i) for i in np.unique(gt) if i != 0) if ids is None else list(ids)
     frames = range(1 if skip_first else 0, len(gt))
@@ -103,9 +158,19 @@ def j_and_f(pred, gt, ids=None, skip_first=True):
 
 # ----------------------------------------------------------------------------- VIS
 def noisy_instances(instance, labels, seed=0, jitter=1, drop=0.0, min_area=4):
-    """Per-frame detections made from ground-truth ids (T, H, W): each visible object's mask,
-    eroded or dilated by up to ``jitter`` pixels, dropped with probability ``drop``, in a
-    shuffled order (so no id leaks). Returns a list of dicts ``masks``, ``labels``, ``scores``."""
+    """Stand-in per-frame detections made from ground-truth ids, in a shuffled order (no id leaks).
+
+    Args:
+        instance: true ids (T, H, W), 0 = background.
+        labels: {id: class}.
+        seed: seed of the noise and the order.
+        jitter: each mask is eroded or dilated by up to this many pixels.
+        drop: probability of missing an object in a frame.
+        min_area: masks smaller than this (after erosion) are left out.
+
+    Returns:
+        list (one per frame) of dicts ``masks`` (n, H, W) bool, ``labels`` (n,), ``scores`` (n,).
+    """
     rng = np.random.default_rng(seed)
     out = []
     for frame in np.asarray(instance):
@@ -143,7 +208,8 @@ def convoy_clip(seed=0, num_frames=10, size=96, pairs=2, step=(0.5, 0.56), gap=(
 
     Args:
         seed: int or sequence of ints for ``numpy.random.default_rng``.
-        num_frames, size: clip length and square frame side in pixels.
+        num_frames: clip length.
+        size: square frame side in pixels.
         pairs: number of pairs, spread evenly around the carousel.
         step: range of the per-frame travel as a fraction of the pair's centre spacing.
         gap: range of the gap between the two discs of a pair, as a fraction of the radius.
@@ -195,8 +261,7 @@ def _shift(mask, d):
 
 def link_instances(detections, iou_thresh=0.1, max_age=3, method="hungarian", motion=True,
                    occluded=0.6):
-    """Track ids for per-frame instances: a list (one per frame) of int arrays aligned with
-    each frame's ``masks``.
+    """Track ids for per-frame instances (VIS linking).
 
     Each live track predicts its mask in the new frame (its last mask, moved by its last
     velocity times the frames since it was seen, if ``motion``). Cost = 1 - IoU (IoU 0
@@ -207,6 +272,18 @@ def link_instances(detections, iou_thresh=0.1, max_age=3, method="hungarian", mo
     a frame or two, e.g. while another crosses in front, keeps its id). A matched
     detection smaller than ``occluded`` x the track's mask is taken as partly hidden: the
     track keeps its whole (moved) shape and velocity instead.
+
+    Args:
+        detections: list (one per frame) of dicts with ``masks`` (n, H, W) and ``labels`` (n,).
+        iou_thresh: pairs below this IoU are not linked.
+        max_age: frames a track survives unseen.
+        method: 'hungarian' or 'greedy'.
+        motion: move each track's mask by its velocity before matching.
+        occluded: a matched mask smaller than this fraction of the track's mask counts as
+            partly hidden.
+
+    Returns:
+        list (one per frame) of int64 arrays of track ids aligned with that frame's masks.
     """
     tracks = []          # dicts: id, mask, velocity, label, age
     next_id, result = 1, []
@@ -254,10 +331,19 @@ def link_instances(detections, iou_thresh=0.1, max_age=3, method="hungarian", mo
 
 
 def id_switches(detections, track_ids, gt_instance, iou_thresh=0.5):
-    """Identity switches (as in CLEAR MOT): per frame, detections are matched one-to-one to the
-    ground-truth objects (Hungarian, IoU >= ``iou_thresh``); a switch is counted when an
-    object's matched track id differs from the one it last had. Returns (switches,
-    fraction of object-frames matched)."""
+    """Identity switches as in CLEAR MOT: per frame, detections are matched one-to-one to the
+    true objects (Hungarian, IoU >= ``iou_thresh``); a switch is counted when an object's
+    matched track id differs from the one it last had.
+
+    Args:
+        detections: the per-frame detections given to ``link_instances``.
+        track_ids: its output.
+        gt_instance: true ids (T, H, W).
+        iou_thresh: minimum IoU of a detection and its object.
+
+    Returns:
+        (switches, fraction of object-frames matched).
+    """
     last, switches, matched, total = {}, 0, 0, 0
     for det, ids, frame in zip(detections, track_ids, np.asarray(gt_instance)):
         gt_ids = [int(i) for i in np.unique(frame) if i != 0]
@@ -278,8 +364,16 @@ def id_switches(detections, track_ids, gt_instance, iou_thresh=0.5):
 
 
 def track_map(detections, track_ids, shape):
-    """Id maps (T, H, W) of tracks (0 = none; later masks drawn over earlier) for display
-    and for ``j_and_f``."""
+    """Id maps of tracks, for display and for ``j_and_f``.
+
+    Args:
+        detections: the per-frame detections.
+        track_ids: ``link_instances``'s ids for them.
+        shape: (H, W) of a frame.
+
+    Returns:
+        int32 (T, H, W), 0 where no track (later masks drawn over earlier ones).
+    """
     out = np.zeros((len(detections),) + tuple(shape), np.int32)
     for t, (det, ids) in enumerate(zip(detections, track_ids)):
         for m, i in zip(np.asarray(det["masks"], bool), ids):

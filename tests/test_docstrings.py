@@ -33,20 +33,6 @@ NOTEBOOKS = sorted(ROOT.glob("day*/*.ipynb"))
 # rewrite. Remove an entry once its docstring is written (``test_allow_list_is_current``
 # fails on a documented entry that is still listed).
 ALLOWED = {
-    # H2 (video, panoptic data, Panoptic-DeepLab)
-    "common.data.panoptic.panoptic_deeplab_targets", "common.data.panoptic.panoptic_splits",
-    "common.models.panoptic_deeplab.PanopticDeepLab",
-    "common.models.panoptic_deeplab.PanopticDeepLabLoss",
-    "common.models.panoptic_deeplab.center_sigma",
-    "common.models.panoptic_deeplab.find_instance_centers",
-    "common.models.panoptic_deeplab.group_pixels",
-    "common.models.panoptic_deeplab.merge_semantic_and_instance",
-    "common.models.panoptic_deeplab.small_config", "common.video.boundary_f_measure",
-    "common.models.panoptic_deeplab.panoptic_from_outputs", "common.video.convoy_clip",
-    "common.video.warp_labels",
-    "common.video.id_switches", "common.video.j_and_f", "common.video.link_instances",
-    "common.video.mask_boundary", "common.video.noisy_instances", "common.video.optical_flow",
-    "common.video.propagate_masks", "common.video.region_similarity", "common.video.track_map",
     # H3 (U-Net, PSPNet)
     "common.models.pspnet.PSPModule", "common.models.pspnet.PSPNet", "common.models.unet.UNet",
     "common.models.unet.center_crop", "common.models.unet.mirror_pad",

@@ -47,16 +47,34 @@ class PanopticScenes(SegmentationDataset):
 
 
 def panoptic_splits(budget, variant="scenes", seed=0, flip=True, targets=None):
-    """(train, val) panoptic datasets with the sizes of a ``runtime.budget()``; ``targets``
-    (see ``PanopticScenes``) applies to the training set only: validation keeps the
-    panoptic maps that PQ is computed against."""
+    """Training and validation panoptic scenes with the sizes of a ``runtime.budget()``.
+
+    Args:
+        budget: a ``runtime.Budget`` (image_size, train_scenes, val_scenes).
+        variant: the synthetic scene variant.
+        seed: seed of the training scenes (validation uses ``seed + 10000``).
+        flip: random flips on the training set.
+        targets: per-item target builder for the training set only (see ``PanopticScenes``);
+            validation keeps the panoptic maps that PQ is computed against.
+
+    Returns:
+        (train, val) ``PanopticScenes``.
+    """
     return (PanopticScenes(budget.train_scenes, budget.image_size, seed, variant, flip, targets),
             PanopticScenes(budget.val_scenes, budget.image_size, seed + 10_000, variant))
 
 
 def instances_from_panoptic(panoptic, thing_ids, label_divisor=LABEL_DIVISOR):
-    """Thing instances of one panoptic map: ``masks`` (n, H, W) bool and ``labels`` (n,)
-    as indices into ``thing_ids`` (0 .. len(thing_ids) - 1), ordered by segment id."""
+    """Thing instances of one panoptic map, ordered by segment id.
+
+    Args:
+        panoptic: (H, W) map ``class * label_divisor + instance``.
+        thing_ids: the thing classes.
+        label_divisor: the panoptic encoding's divisor.
+
+    Returns:
+        dict ``masks`` (n, H, W) bool and ``labels`` (n,) as indices into ``thing_ids``.
+    """
     pan = np.asarray(panoptic).astype(np.int64)
     ids = np.unique(pan)
     ids = ids[np.isin(ids // label_divisor, thing_ids) & (ids % label_divisor > 0)]
@@ -78,9 +96,10 @@ def panoptic_deeplab_targets(panoptic, thing_ids, sigma=8.0, label_divisor=LABEL
         sigma: standard deviation in pixels of the Gaussian at each centre.
         label_divisor: the panoptic encoding's divisor (``LABEL_DIVISOR``).
         ignore_index: the class of void pixels (the ``semantic`` target's ignore value).
-        small_instance_area, small_instance_weight: the paper weights the semantic loss of
-            pixels of instances smaller than 64 x 64 pixels by 3; here instances of fewer than
-            ``small_instance_area`` pixels get ``small_instance_weight`` (0: off).
+        small_instance_area: the paper weights the semantic loss of pixels of instances
+            smaller than 64 x 64 pixels by 3; here instances of fewer than this many pixels
+            get ``small_instance_weight`` (0: off).
+        small_instance_weight: that weight.
 
     Returns:
         dict of arrays: ``semantic`` (H, W) int64 class, ``ignore_index`` on void;

@@ -66,9 +66,25 @@ class Head(nn.Sequential):
 
 
 class PanopticDeepLab(nn.Layer):
-    """Paper defaults: ResNet-50 at output stride 16, ASPP 256 ch (rates 6 12 18), semantic
-    decoder 256 ch with skips projected to 64/32, instance decoder 128 ch with 32/16,
-    heads 256 / 32 / 32 ch. ``width`` and ``channels`` scale it down for a CPU."""
+    """Panoptic-DeepLab. Paper defaults: ResNet-50 at output stride 16, ASPP 256 ch (rates
+    6 12 18), semantic decoder 256 ch with skips projected to 64/32, instance decoder 128 ch
+    with 32/16, heads 256 / 32 / 32 ch. ``width`` and ``channels`` scale it down for a CPU.
+
+    Args:
+        num_classes: all classes, stuff and things.
+        thing_ids: the thing classes (their pixels are grouped into instances).
+        depth: ResNet depth.
+        width: ResNet base width (64 in the paper).
+        output_stride: backbone output stride (16 or 8).
+        channels: ASPP and semantic decoder channels.
+        aspp_rates: ASPP dilation rates.
+        pretrained: backbone weights (see ``ResNet``).
+        center_threshold: post-processing: minimum heatmap value of a centre.
+        nms_kernel: post-processing: keypoint NMS window.
+        top_k: post-processing: at most this many centres.
+        stuff_area: post-processing: smaller stuff areas become void.
+        label_divisor: the panoptic encoding's divisor.
+    """
 
     def __init__(self, num_classes, thing_ids=(), depth=50, width=64, output_stride=16,
                  channels=256, aspp_rates=(6, 12, 18), pretrained=None,
@@ -125,6 +141,7 @@ class PanopticDeepLab(nn.Layer):
 class PanopticDeepLabLoss:
     """Paper's loss: bootstrapped cross-entropy (the hardest ``top_k`` fraction of pixels)
     + ``center_weight`` x MSE on the heatmap + ``offset_weight`` x L1 on thing pixels.
+
     ``loss_fn(outputs, targets)`` for the course's ``Trainer``; ``parts(...)`` returns the
     three terms.
 
@@ -136,6 +153,18 @@ class PanopticDeepLabLoss:
     Void pixels (a negative panoptic value such as ``VOID``, or category ``ignore_index``,
     i.e. ``ignore_index * label_divisor + id``) count in none of the three terms: the
     hardest-pixel fraction and the heatmap mean are taken over the labelled pixels.
+
+    Args:
+        thing_ids: the thing classes.
+        sigma: Gaussian sigma of the centre targets, in pixels.
+        center_weight: weight of the heatmap MSE.
+        offset_weight: weight of the offset L1.
+        top_k: fraction of the hardest labelled pixels in the cross-entropy.
+        label_divisor: the panoptic encoding's divisor.
+        ignore_index: the void class.
+        small_instance_area: instances below this many pixels weigh ``small_instance_weight``
+            in the cross-entropy (0: off).
+        small_instance_weight: that weight.
     """
 
     def __init__(self, thing_ids, sigma=8.0, center_weight=200.0, offset_weight=0.01,
@@ -194,8 +223,18 @@ class PanopticDeepLabLoss:
 
 # ----------------------------------------------------------------- post-processing
 def find_instance_centers(heatmap, threshold=0.1, nms_kernel=7, top_k=200):
-    """Centres (k, 2) as (y, x): pixels equal to the max of their ``nms_kernel`` window
-    (keypoint NMS by max-pooling) and above ``threshold``; the ``top_k`` highest."""
+    """Instance centres: pixels equal to the max of their window (keypoint NMS by max-pooling)
+    and above a threshold.
+
+    Args:
+        heatmap: (H, W) array or tensor.
+        threshold: minimum value of a centre.
+        nms_kernel: side of the max-pooling window.
+        top_k: keep at most this many, the highest.
+
+    Returns:
+        int (k, 2) array of (y, x), highest first.
+    """
     heat = heatmap if isinstance(heatmap, paddle.Tensor) else paddle.to_tensor(np.asarray(heatmap, np.float32))
     heat = heat.reshape([1, 1] + list(heat.shape[-2:]))
     pooled = F.max_pool2d(heat, nms_kernel, stride=1, padding=nms_kernel // 2)
@@ -207,9 +246,17 @@ def find_instance_centers(heatmap, threshold=0.1, nms_kernel=7, top_k=200):
 
 
 def group_pixels(centers, offset, thing_mask):
-    """Instance ids (H, W): each pixel with ``thing_mask`` goes to the centre nearest to
-    where its offset points, (y + dy, x + dx); ids 1..k in the order of ``centers``;
-    0 for non-thing pixels (and everywhere when there is no centre)."""
+    """Group thing pixels: each goes to the centre nearest to where its offset points.
+
+    Args:
+        centers: (k, 2) centres as (y, x).
+        offset: (2, H, W) predicted (dy, dx).
+        thing_mask: (H, W) bool, the pixels to group.
+
+    Returns:
+        int32 (H, W) instance ids 1..k in the order of ``centers``; 0 for non-thing pixels
+        (and everywhere when there is no centre).
+    """
     h, w = thing_mask.shape
     ids = np.zeros((h, w), np.int32)
     if len(centers) == 0:
@@ -223,9 +270,21 @@ def group_pixels(centers, offset, thing_mask):
 
 def merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area=2048,
                                 label_divisor=LABEL_DIVISOR, void=VOID):
-    """Panoptic map (H, W): each instance takes the majority class of its pixels (a class
-    vote: 多数投票); stuff pixels keep their class unless the class covers fewer than
-    ``stuff_area`` pixels (then void); thing pixels without an instance are void."""
+    """Merge semantic and instance maps: each instance takes the majority class of its
+    pixels (a class vote: 多数投票); stuff pixels keep their class unless the class covers
+    fewer than ``stuff_area`` pixels (then void); thing pixels without an instance are void.
+
+    Args:
+        semantic: (H, W) class map.
+        instance: (H, W) instance ids (0 = none).
+        thing_ids: the thing classes.
+        stuff_area: minimum pixels of a stuff class.
+        label_divisor: the panoptic encoding's divisor.
+        void: value of void pixels.
+
+    Returns:
+        int64 (H, W) panoptic map ``class * label_divisor + id``.
+    """
     semantic = np.asarray(semantic).astype(np.int64)
     instance = np.asarray(instance).astype(np.int64)
     pan = np.full(semantic.shape, void, np.int64)
@@ -247,8 +306,22 @@ def merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area=2048,
 
 def panoptic_from_outputs(semantic, center, offset, thing_ids, threshold=0.1, nms_kernel=7,
                           top_k=200, stuff_area=2048, label_divisor=LABEL_DIVISOR):
-    """The whole post-processing of one image: semantic (H, W) class map, centre heatmap
-    (H, W), offsets (2, H, W) -> panoptic map (H, W)."""
+    """The whole post-processing of one image: centres, grouping, merging.
+
+    Args:
+        semantic: (H, W) class map.
+        center: (H, W) heatmap.
+        offset: (2, H, W) offsets (dy, dx).
+        thing_ids: the thing classes.
+        threshold: see ``find_instance_centers``.
+        nms_kernel: see ``find_instance_centers``.
+        top_k: see ``find_instance_centers``.
+        stuff_area: see ``merge_semantic_and_instance``.
+        label_divisor: the panoptic encoding's divisor.
+
+    Returns:
+        int64 (H, W) panoptic map.
+    """
     centers = find_instance_centers(center, threshold, nms_kernel, top_k)
     instance = group_pixels(centers, offset, np.isin(semantic, thing_ids))
     return merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area, label_divisor)
@@ -257,7 +330,16 @@ def panoptic_from_outputs(semantic, center, offset, thing_ids, threshold=0.1, nm
 def small_config(image_size=96, width=16, thing_ids=(DISC, SQUARE, TRIANGLE)):
     """CPU-course Panoptic-DeepLab: ResNet-18 of ``width`` at output stride 16, 4x width
     channels, ASPP rates (1, 2, 3) (the stride-16 map of a 96-pixel image is only 6x6),
-    keypoint NMS window 5 and a stuff area threshold scaled with the image."""
+    keypoint NMS window 5 and a stuff area threshold scaled with the image.
+
+    Args:
+        image_size: side of the training images.
+        width: ResNet base width.
+        thing_ids: the thing classes.
+
+    Returns:
+        dict of ``PanopticDeepLab`` keyword arguments.
+    """
     return dict(thing_ids=tuple(thing_ids), depth=18, width=width, channels=4 * width,
                 aspp_rates=(1, 2, 3), nms_kernel=5, stuff_area=max(8, image_size ** 2 // 150))
 
@@ -269,6 +351,12 @@ def center_sigma(image_size):
     96. Even at 2 pixels the blobs were so small that a CPU-budget model never predicted
     peaks above ~0.2 (measured: things PQ 0.04); at 4 pixels, still well inside our smallest
     objects, peaks reach 0.7-1.
+
+    Args:
+        image_size: side of the training images.
+
+    Returns:
+        float sigma in pixels.
     """
     return image_size / 24.0
 
