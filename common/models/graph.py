@@ -400,8 +400,9 @@ def ginet(num_classes, classes=None, embeddings=None, num_nodes=64, node_dim=Non
     """GINet: graph interaction unit with word vectors of ``classes`` (default: the synthetic
     variant with ``num_classes`` classes) or given ``embeddings`` (M, k). ``sc_loss=True``
     adds the class-node logits to the train-mode outputs for the semantic-context loss
-    (train with ``loss_fn=common.losses.ContextLoss()``); off by default because on the context scenes,
-    where every image holds both surfaces, it did not change the result (notebook 04)."""
+    (train with ``loss_fn=common.losses.ContextLoss()``). Off by default: on the harbour/street
+    scenes it teaches the class nodes presence but leaves the segmentation unchanged, and on
+    the context scenes presence says nothing about which hull is which (notebook 04)."""
     if embeddings is None:
         embeddings = load_word_vectors(_class_names(num_classes, classes))
     return _build(num_classes, lambda c: GIUnit(c, embeddings, num_nodes, node_dim, learn_embeddings),
