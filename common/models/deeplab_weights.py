@@ -1,17 +1,19 @@
 """Course weights of the four Day 4 DeepLabs, trained once by a committed command.
 
 At the CPU budget of a live notebook (a few hundred steps) the DeepLabs find the objects of
-the synthetic scenes but not their shape: they segment "a thing" well (thing-vs-stuff IoU
-~0.7-0.85) and then guess disc, square or triangle. Telling the shapes apart takes a
-longer schedule, so Day 4 ships small float16 weights trained by
+the synthetic scenes but not their shape: they separate "a thing" from stuff (thing-vs-stuff
+IoU ~0.7-0.85 after 300 steps) and then confuse disc, square and triangle. Telling the
+shapes apart takes a longer schedule; this module is the committed command that trains it:
 
     python -m common.models.deeplab_weights [NAME ...]
 
-(``CONFIGS`` below: model kwargs, crops, iterations, learning rate, class weights, seed);
-each ``weights/day4/<name>.pdparams`` has a ``<name>.json`` beside it with the command, the
-code version (git sha), the seed, the config, the training seconds and the held-out
-per-class IoU. ``load(name)`` rebuilds the model and loads them (float32); the notebooks
-still train a short live run for the lesson about training.
+(``CONFIGS`` below: model kwargs, crops, iterations, learning rate, class weights, seed).
+Each run writes ``weights/day4/<name>.pdparams`` (float16) and ``<name>.json`` beside it with
+the command, the code version (git sha), the seed, the config, the training seconds and the
+held-out per-class IoU; ``load(name)`` rebuilds the model and loads them as float32.
+Status: not yet run for the shipped course (the shared CPU of the session that wrote it was
+too busy), so the notebooks train live only and no weights are committed; whether 1500
+steps reach the per-class targets is unmeasured.
 """
 from __future__ import annotations
 
