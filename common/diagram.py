@@ -124,6 +124,10 @@ ARCHITECTURES = {
 def architecture_shapes(name, size=96, num_classes=6):
     """Build the course model of diagram ``name`` at a small width and trace its blocks.
 
+    Args:
+        name: a key of ``ARCHITECTURES``.
+        size: side of the square input image in pixels.
+        num_classes: classes of the model built.
     Returns:
         (labels {key: label}, shapes {key: shape}, edges [(key, key)], input size).
     """
@@ -156,7 +160,19 @@ def _layout(shapes, edges, size):
 
 
 def draw(labels, shapes, edges, size, ax=None, title=None):
-    """Draw a traced diagram (see ``architecture_shapes``); returns the axes."""
+    """Draw a traced diagram.
+
+    Args:
+        labels: {key: text above the block}.
+        shapes: {key: shape without the batch dimension}, from ``trace``.
+        edges: [(key, key)] data flow; arrows spanning more than one column are drawn red
+            and curved (skip connections).
+        size: the input's side in pixels (sets each block's resolution level).
+        ax: matplotlib axes to draw on; a new figure when None.
+        title: figure title; a default one says what the shapes mean.
+    Returns:
+        The matplotlib axes.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -190,8 +206,15 @@ def draw(labels, shapes, edges, size, ax=None, title=None):
 
 
 def draw_architecture(name, size=96, ax=None):
-    """Trace and draw one of ``ARCHITECTURES`` (fcn8s, unet, pspnet, deeplabv3plus,
-    glore_unit, panoptic_deeplab) at ``size`` px; returns the axes."""
+    """Trace and draw one of ``ARCHITECTURES`` on a random image.
+
+    Args:
+        name: fcn8s, unet, pspnet, deeplabv3plus, glore_unit or panoptic_deeplab.
+        size: side of the square input image in pixels.
+        ax: matplotlib axes to draw on; a new figure when None.
+    Returns:
+        The matplotlib axes.
+    """
     labels, shapes, edges, size = architecture_shapes(name, size)
     return draw(labels, shapes, edges, size, ax=ax, title=f"{name}: {size}x{size} input, shapes C x H x W "
                 "read from the model's layers (red: skips)")
