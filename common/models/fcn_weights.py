@@ -38,7 +38,14 @@ def _splits():
 
 
 def train(progress=True):
-    """Train FCN-8s with ``RECIPE``; returns (model in eval mode, seconds)."""
+    """Train FCN-8s with ``RECIPE``.
+
+    Args:
+        progress: show the training progress bar.
+
+    Returns:
+        (model in eval mode, training seconds).
+    """
     import paddle
 
     from common import runtime
@@ -60,7 +67,14 @@ def train(progress=True):
 
 
 def per_class_iou(model):
-    """Held-out IoU of every class ({name: IoU}) and the mIoU of ``model`` on the recipe's val scenes."""
+    """Held-out scores of ``model`` on the recipe's val scenes (32 scenes, 96 x 96, seed 10000).
+
+    Args:
+        model: a semantic model of the 7 scene classes (eval mode).
+
+    Returns:
+        ({class name: IoU rounded to 4 decimals}, mIoU rounded to 4 decimals).
+    """
     from common.inference import predict
     from common.metrics import confusion_matrix, segmentation_scores
 
@@ -73,7 +87,17 @@ def per_class_iou(model):
 
 def save(state, seconds, out_dir=WEIGHTS_DIR, note=None):
     """Write ``fcn8s.pdparams`` (float16) from a state dict and ``fcn8s.json`` (command, code
-    version, seed, recipe, seconds, held-out per-class IoU of the float16 weights)."""
+    version, seed, recipe, seconds, held-out per-class IoU of the float16 weights).
+
+    Args:
+        state: the FCN-8s state dict (float32 tensors or arrays).
+        seconds: training time to record.
+        out_dir: destination folder.
+        note: optional remark stored in the JSON.
+
+    Returns:
+        the metadata dict written to the JSON.
+    """
     import paddle
 
     from common.experiments import code_version
