@@ -18,6 +18,7 @@ the same weights as a run never stopped (tested).
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import tempfile
 import time
@@ -71,6 +72,28 @@ def step_batch(n, batch_size, it, seed, rank=0, world=1):
     order = np.random.default_rng([seed, epoch]).permutation(n)
     idx = np.resize(order, per_epoch * batch_size)[j * batch_size:(j + 1) * batch_size]
     return [(int(i), step_seed(seed, it)) for i in idx[rank::world]]
+
+
+class _PackedCollate:
+    """A dataset's collate whose per-image targets travel as one pickled uint8 buffer:
+    Paddle's DataLoader workers hand arrays over through shared memory, which cannot hold
+    a zero-size array (the boxes of an image without objects, a level without positive
+    cells), and the main process unpacks them (``_unpack_targets``)."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, items):
+        images, targets = self.collate(items)
+        return images, np.frombuffer(pickle.dumps(list(targets), protocol=5), np.uint8).copy()
+
+
+def _unpack_targets(buf):
+    """The list of target dicts of a ``_PackedCollate`` batch, as Paddle tensors."""
+    from .data.instances import targets_to_tensors
+
+    raw = buf.numpy() if isinstance(buf, paddle.Tensor) else np.asarray(buf)
+    return targets_to_tensors(pickle.loads(raw.tobytes()))
 
 
 class _StepSampler(paddle.io.Sampler):
@@ -253,7 +276,7 @@ class Trainer:
                                self.seed, self.rank, self.world)
         return paddle.io.DataLoader(self.train_data, batch_sampler=sampler,
                                     num_workers=self.num_workers, return_list=True,
-                                    collate_fn=self.collate)
+                                    collate_fn=_PackedCollate(self.collate) if self.collate else None)
 
     def train_step(self, images, labels):
         """One forward / loss / backward / step; returns the loss as a float.
@@ -286,6 +309,8 @@ class Trainer:
                    desc="train", leave=True)
         start = time.perf_counter()
         for images, labels in self._loader():
+            if self.collate:
+                labels = _unpack_targets(labels)
             loss = self.train_step(images, labels)
             self.it += 1
             self.history["iter"].append(self.it)
