@@ -14,6 +14,7 @@ import numpy as np
 import paddle
 
 from .models import build_model
+from .models.mask_rcnn import small_config as mask_rcnn_small
 
 
 def _parse(flow):
@@ -51,7 +52,7 @@ def trace(model, blocks, x, run=None):
         for key, want_input, item in wanted[base]:
             if want_input == is_input and key not in shapes:
                 t = tensors[item] if item is not None else tensors
-                if isinstance(t, (list, tuple)):
+                while isinstance(t, (list, tuple)):          # e.g. the RPN's (objectness, deltas) per level
                     t = t[0]
                 shapes[key] = list(t.shape[1:])
 
@@ -118,6 +119,13 @@ ARCHITECTURES = {
         "seg": ("semantic head", "semantic_head"), "ctr": ("centre head", "center_head"),
         "off": ("offset head", "offset_head")},
         "x>c2>c3>c5>sem>seg; c5>ins>ctr; ins>off; c2>sem; c3>sem; c2>ins; c3>ins"),
+    "mask_rcnn": ("mask_rcnn", dict(thing_ids=(3, 4, 5), **mask_rcnn_small(8)), {
+        "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
+        "p5": ("FPN P5", "fpn@3"), "p2": ("FPN P2 (top-down sum)", "fpn@0"),
+        "rpn": ("RPN: objectness of all anchors", "rpn"), "roi": ("RoIAlign, per RoI", "box_head<"),
+        "box": ("box head: K+1 scores", "box_head"), "mroi": ("RoIAlign, per detection", "mask_head<"),
+        "mask": ("mask head: K masks", "mask_head")},
+        "x>c2>c5>p5>p2>rpn>roi>box>mroi>mask; c2>p2; p2>roi; p2>mroi"),
 }
 
 
@@ -209,7 +217,7 @@ def draw_architecture(name, size=96, ax=None):
     """Trace and draw one of ``ARCHITECTURES`` on a random image.
 
     Args:
-        name: fcn8s, unet, pspnet, deeplabv3plus, glore_unit or panoptic_deeplab.
+        name: fcn8s, unet, pspnet, deeplabv3plus, glore_unit, panoptic_deeplab or mask_rcnn.
         size: side of the square input image in pixels.
         ax: matplotlib axes to draw on; a new figure when None.
     Returns:
