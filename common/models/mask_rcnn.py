@@ -17,15 +17,12 @@ thing_ids[k] is class k + 1.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import roi_align
 
-from ..data.instances import targets_to_tensors
 from ..ops import boxes as box_ops
 from .backbones.resnet import ResNet
 from .layers import FPN
@@ -103,15 +100,6 @@ class MaskHead(nn.Layer):
 
     def forward(self, x):
         return self.predict(F.relu(self.up(self.convs(x))))
-
-
-@functools.lru_cache(maxsize=4)
-def _bench_targets(n, size):
-    """Targets of ``n`` synthetic scenes (made once per size, outside the timed steps)."""
-    from ..data.instances import SceneInstances
-
-    data = SceneInstances(n, size, seed=0)
-    return [data[i][1] for i in range(n)]
 
 
 class MaskRCNN(nn.Layer):
@@ -368,12 +356,6 @@ class MaskRCNN(nn.Layer):
         return dict(boxes=result["boxes"].numpy().reshape(-1, 4), scores=result["scores"].numpy(),
                     labels=ids[result["classes"].numpy() - 1],
                     masks=probs.numpy().reshape(-1, *image_size) >= self.mask_thresh)
-
-    def bench_loss(self, images):
-        """Training loss on the targets of synthetic scenes of the images' size
-        (``common.bench`` times models on random images)."""
-        targets = _bench_targets(images.shape[0], tuple(images.shape[-2:]))
-        return paddle.add_n(list(self(images, targets_to_tensors(targets)).values()))
 
     def target_transform(self):
         """Training targets built in the data pipeline: none (Mask R-CNN samples its RoIs

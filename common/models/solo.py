@@ -244,13 +244,6 @@ class SOLO(nn.Layer):
         loss_mask = self.mask_weight * loss_mask
         return dict(loss_cate=loss_cate, loss_mask=loss_mask, loss=loss_cate + loss_mask)
 
-    def bench_loss(self, images):
-        """Training loss on a stand-in target (a centred square per image), for common.bench."""
-        h, w = images.shape[-2:]
-        m = np.zeros((1, h, w), bool)
-        m[0, h // 3:2 * h // 3, w // 3:2 * w // 3] = True
-        return self(images, [dict(masks=m, labels=np.array([0]))] * images.shape[0])["loss"]
-
     # --------------------------------------------------------------- inference
     @paddle.no_grad()
     def postprocess(self, out, image_shape):
