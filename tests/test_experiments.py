@@ -37,6 +37,18 @@ def test_run_writes_schema_and_round_trips(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))     # the atomic write left no temporary file
 
 
+def test_nan_metrics_are_standard_json_and_load_back_as_nan(tmp_path):
+    """A class absent from the data has NaN IoU; the file holds null (strict JSON), load gives NaN."""
+    experiments.run("absent", {"v": lambda seed: {"iou_grass": float("nan"), "miou": 0.5}},
+                    seeds=(0, 1), fast=True, out_dir=tmp_path)
+    text = (tmp_path / "absent.json").read_text()
+    assert "NaN" not in text
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    res = experiments.load("absent", tmp_path)
+    assert math.isnan(res["variants"]["v"]["per_seed"]["0"]["iou_grass"])
+    assert math.isnan(res["variants"]["v"]["mean"]["iou_grass"]) and res["variants"]["v"]["mean"]["miou"] == 0.5
+
+
 def test_table_lists_mean_std_and_every_seed(tmp_path):
     res = experiments.run("toy", _fake_variants([]), seeds=(0, 1, 2), fast=True, out_dir=tmp_path)
     text = experiments.table(res, metrics=["bf"])

@@ -63,12 +63,27 @@ def _summary(per_seed: Mapping[str, Mapping[str, float]]) -> tuple:
     return mean, std
 
 
+def _nan_as(value, fill):
+    """``value`` with every NaN (metrics of a class absent from the data) replaced by
+    ``fill`` and, for ``fill=nan``, every None read back as NaN: standard JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _nan_as(v, fill) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_as(v, fill) for v in value]
+    if fill is None and isinstance(value, float) and math.isnan(value):
+        return None
+    if fill is not None and value is None:
+        return fill
+    return value
+
+
 def _write_atomic(path: Path, data: dict) -> None:
+    data = {**data, "variants": _nan_as(data["variants"], None)} if "variants" in data else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, allow_nan=True)
+            json.dump(data, f, indent=1, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -156,7 +171,10 @@ def load(name: str, results_dir: Optional[os.PathLike] = None) -> dict:
         raise FileNotFoundError(f"no results file {path}: run `make experiments EXPERIMENTS={name}` "
                                 f"(or python -m common.experiments {name}) to write it")
     with open(path) as f:
-        return json.load(f)
+        result = json.load(f)
+    if "variants" in result:
+        result["variants"] = _nan_as(result["variants"], float("nan"))
+    return result
 
 
 def _fmt(x: float) -> str:
