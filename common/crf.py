@@ -72,7 +72,21 @@ def dense_crf_exact(probs, image, iters=5, w_app=DEFAULTS["w_app"], theta_alpha=
                     theta_beta=DEFAULTS["theta_beta"], w_smooth=DEFAULTS["w_smooth"],
                     theta_gamma=DEFAULTS["theta_gamma"]):
     """Mean-field with all-pairs messages. probs (K, H, W), image uint8 (H, W, 3) ->
-    refined probabilities (K, H, W). Memory is N^2 floats: keep H*W below ~5000."""
+    refined probabilities (K, H, W). Memory is N^2 floats: keep H*W below ~5000.
+
+    Args:
+        probs: class probabilities (K, H, W), the unary term's source.
+        image: uint8 RGB (H, W, 3), the appearance kernel's colours.
+        iters: mean-field iterations.
+        w_app: weight of the appearance (bilateral) kernel.
+        theta_alpha: its spatial scale in pixels.
+        theta_beta: its colour scale in intensity levels.
+        w_smooth: weight of the smoothness (Gaussian) kernel.
+        theta_gamma: its spatial scale in pixels.
+
+    Returns:
+        refined probabilities (K, H, W).
+    """
     probs, image = _check(probs, image)
     k, h, w = probs.shape
     if h * w > 10_000:
@@ -97,7 +111,17 @@ def _has_pydensecrf():
 def dense_crf(probs, image, iters=5, backend="auto", **params):
     """Mean-field on a full-size image. ``backend``: 'pydensecrf' (permutohedral lattice),
     'filter' (our Gaussian filter + bilateral grid) or 'auto' (the first one available).
-    Parameters as ``dense_crf_exact``; returns refined probabilities (K, H, W)."""
+
+    Args:
+        probs: class probabilities (K, H, W).
+        image: uint8 RGB (H, W, 3).
+        iters: mean-field iterations.
+        backend: ``'auto'``, ``'pydensecrf'`` or ``'filter'``.
+        **params: kernel parameters of ``dense_crf_exact`` (defaults ``DEFAULTS``).
+
+    Returns:
+        float32 refined probabilities (K, H, W).
+    """
     probs, image = _check(probs, image)
     p = {**DEFAULTS, **params}
     if backend == "auto":

@@ -75,7 +75,14 @@ def segment_image(model, image, window=512, stride=None):
 
 
 def main(argv=None):
-    """Run the CLI; returns the list of written files."""
+    """Run the CLI.
+
+    Args:
+        argv: command-line arguments without the program name; None reads ``sys.argv``.
+
+    Returns:
+        list of the written files.
+    """
     import numpy as np
     import paddle
     from PIL import Image

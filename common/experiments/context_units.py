@@ -32,6 +32,9 @@ def context_experiment(name, budget, seed=0, progress=True, variant="context", i
         budget: a ``runtime.Budget`` (image size, scenes, iterations, batch, width).
         seed: seeds the data split, the initialisation and the batch order.
         progress: show the training progress bar.
+        variant: synthetic variant (``'context'``; ``'harbour_street'`` tells the class by
+            the whole image).
+        iters: training iterations (default half of ``budget.iters``).
         **model_kw: overrides of the model keywords (``sc_loss=True`` trains GINet with
             ``ContextLoss``).
 

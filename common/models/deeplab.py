@@ -66,8 +66,11 @@ class DeepLabV1(nn.Layer):
     reads all of them (1024 + 5 x 128 channels at the paper's width 64).
 
     Args:
-        num_classes: K. width: VGG's first channel count (64).
-        fc6_rate, fc6_kernel: 12 and 3 is LargeFOV (the paper's other setting: 4 and 7).
+        num_classes: K.
+        width: VGG's first channel count (64).
+        fc6_rate: atrous rate of FC6 (12 with ``fc6_kernel`` 3 is LargeFOV; the paper's
+            other setting: 4 with 7).
+        fc6_kernel: kernel side of FC6.
         msc: add the multi-scale feature branches.
         dropout: of FC6/FC7 and the MSc branches.
         pretrained: a local paddle.vision vgg16 state dict; its conv layers are loaded (the
@@ -131,8 +134,11 @@ class DeepLabV2(nn.Layer):
     of the cross-entropies of all four: ``SegLoss(aux_weight=1.0)``); in eval, the fused map.
 
     Args:
-        num_classes: K. depth, width: of the ResNet. output_stride: 8 (rates as given) or
-            16 (rates halved). rates: ASPP rates at output stride 8.
+        num_classes: K.
+        depth: ResNet depth (101 in the paper).
+        width: ResNet's first channel count (64).
+        output_stride: 8 (rates as given) or 16 (rates halved).
+        rates: ASPP rates at output stride 8.
         msc_scales: input scales, the first being 1 (None or (1,) = a single scale).
         pretrained: a local ImageNet ResNet file (paddle.vision's names load directly).
     """
@@ -173,7 +179,18 @@ ASPPConcat = ASPP
 
 class DeepLabV3(nn.Layer):
     """DeepLab V3: multi-grid ResNet-101 (1, 2, 4) + ASPP (1x1, rates 6/12/18, image pooling,
-    concat, 1x1) + 1x1 classifier. Output stride 16 (rates 6/12/18) or 8 (12/24/36)."""
+    concat, 1x1) + 1x1 classifier. Output stride 16 (rates 6/12/18) or 8 (12/24/36).
+
+    Args:
+        num_classes: K.
+        depth: ResNet depth (101 in the paper).
+        width: ResNet's first channel count (64).
+        output_stride: 16 or 8.
+        multi_grid: unit rates of layer4's blocks, times the stage's dilation.
+        rates: ASPP rates at output stride 16 (doubled at 8).
+        aspp_channels: ASPP width (default ``4 * width``, 256 in the paper).
+        pretrained: a local ImageNet ResNet file.
+    """
 
     name = "DeepLab V3"
     pipeline_multi_scale = "scales + flip (inference)"      # Trainer.predict(scales=, flip=)
@@ -217,6 +234,16 @@ class DeepLabV3Plus(nn.Layer):
     ``backbone='xception'`` (aligned Xception-65; ``width`` 32, ``middle_blocks`` 16) or
     ``'resnet'`` (``depth`` 101, ``width`` 64, low-level = layer1). Head channels scale with
     width: ASPP/decoder 256 and low-level 48 at the paper's width.
+
+    Args:
+        num_classes: K.
+        backbone: ``'xception'`` or ``'resnet'``.
+        width: the backbone's first channel count (default 32 Xception, 64 ResNet).
+        depth: ResNet depth (ResNet only).
+        middle_blocks: Xception's middle-flow blocks (16 in Xception-65).
+        output_stride: 16 or 8.
+        rates: ASPP rates at output stride 16 (doubled at 8).
+        pretrained: a local backbone state-dict file.
     """
 
     name = "DeepLab V3+"

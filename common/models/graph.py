@@ -87,6 +87,11 @@ class GraphConvUnit(nn.Layer):
     Q (N, L, V) soft assignment; Z (N, V, d) node features; A (N, V, V) adjacency;
     Z~ (N, V, out) after the graph convolution; Q Z~ (N, L, out) re-projected.
     After a forward pass ``self.last_q`` holds Q as maps (N, V, H, W).
+
+    Args:
+        in_channels: d.
+        num_nodes: V, the graph's vertices.
+        out_channels: channels of the output (default d).
     """
 
     def __init__(self, in_channels, num_nodes, out_channels=None):
@@ -131,7 +136,13 @@ class GraphConvUnit(nn.Layer):
 
 
 class GCUBlock(nn.Layer):
-    """GCUs with several node counts, concatenated with their input (paper: 2, 4, 8, 32)."""
+    """GCUs with several node counts, concatenated with their input (paper: 2, 4, 8, 32).
+
+    Args:
+        in_channels: channels of the input.
+        nodes: the node count of each GCU.
+        out_channels: channels of each GCU's output (default ``in_channels``).
+    """
 
     def __init__(self, in_channels, nodes=(2, 4, 8, 32), out_channels=None):
         super().__init__()
@@ -151,7 +162,12 @@ class GCUBlock(nn.Layer):
 class NodeGCN(nn.Layer):
     """Graph convolution on node features V (N, nodes, states): Z = ReLU((I - A_g) V) W_g,
     as two Conv1D: across nodes (A_g), then across states (W_g). See the module doc for
-    how sign and ReLU relate to the GloRe paper and code."""
+    how sign and ReLU relate to the GloRe paper and code.
+
+    Args:
+        num_nodes: nodes of the graph.
+        num_states: feature dimension of each node.
+    """
 
     def __init__(self, num_nodes, num_states):
         super().__init__()
@@ -170,6 +186,11 @@ class GloReUnit(nn.Layer):
     (N, nodes, S); Z = NodeGCN(V); back to pixels B^T Z (N, L, S); 1x1 conv to C; BN whose
     gamma starts at zero so the unit is the identity at initialisation (as in the paper).
     Defaults follow the reference code's ratio: S = C / 2 states, nodes = C / 4.
+
+    Args:
+        in_channels: C.
+        num_states: S (default C / 2).
+        num_nodes: graph nodes (default C / 4).
     """
 
     def __init__(self, in_channels, num_states=None, num_nodes=None):
@@ -198,8 +219,17 @@ class GloReUnit(nn.Layer):
 def make_word_vectors(corpus, dim=16, window=3):
     """Count-based word vectors: co-occurrence in a +-``window`` word window, positive PMI,
     truncated SVD (U * sqrt(S)), rows L2-normalised; the sign of each SVD axis is fixed
-    so that its largest-magnitude entry is positive. Returns (words, vectors (V, dim) float32).
-    Deterministic: the same corpus gives the same vectors."""
+    so that its largest-magnitude entry is positive. Deterministic: the same corpus gives
+    the same vectors.
+
+    Args:
+        corpus: sentences (str); lower-cased, split at spaces, commas and full stops.
+        dim: vector dimension.
+        window: words on each side that count as co-occurring.
+
+    Returns:
+        (words, vectors): the sorted vocabulary and float32 (V, dim) unit vectors.
+    """
     sents = [s.lower().replace(".", " ").replace(",", " ").split() for s in corpus]
     words = sorted({w for s in sents for w in s})
     index = {w: i for i, w in enumerate(words)}
@@ -227,7 +257,15 @@ def make_word_vectors(corpus, dim=16, window=3):
 
 
 def load_word_vectors(classes, path=WORD_VECTORS):
-    """(M, dim) float32 word vectors of the class names, from the shipped file."""
+    """(M, dim) float32 word vectors of the class names, from the shipped file.
+
+    Args:
+        classes: M class names (KeyError naming the missing ones).
+        path: an ``.npz`` with ``words`` and ``vectors`` (default the shipped one).
+
+    Returns:
+        float32 array (M, dim), in the order of ``classes``.
+    """
     data = np.load(path)
     index = {w: i for i, w in enumerate(data["words"].tolist())}
     missing = [c for c in classes if c not in index]
@@ -245,6 +283,13 @@ class GIUnit(nn.Layer):
     with A_sv (N, K, M) = softmax over classes of P S^T; visual -> semantic:
     S_o = GCN(S + A_vs P_o W_vs) with A_vs (N, M, K); output X_o = X + BN(W_o(Z^T P_o)).
     ``self.class_logits`` (N, M) scores each class node of S_o for the semantic-context loss.
+
+    Args:
+        in_channels: C.
+        embeddings: (M, k) word vectors of the classes, none zero.
+        num_nodes: K visual nodes.
+        node_dim: D (default C / 2).
+        learn_embeddings: train the word vectors too (False: they stay fixed).
     """
 
     def __init__(self, in_channels, embeddings, num_nodes=64, node_dim=None, learn_embeddings=False):
@@ -306,6 +351,18 @@ class ContextNet(nn.Layer):
     context adds to a network that sees little around each pixel. ``head_conv=False`` drops
     the head's conv (dropout and the 1x1 classifier straight on the unit's output), as
     PaddleSeg's GloRe and GINet heads do.
+
+    Args:
+        backbone: a ``ResNet`` (stages after ``stage`` are replaced by identities).
+        unit_fn: ``unit_fn(mid)`` -> the context unit.
+        num_classes: K.
+        mid: channels the unit sees.
+        aux: add the auxiliary head on the stage before.
+        sc_loss: return the unit's class-node logits in train mode (GIUnit only).
+        dropout: before each classifier.
+        stage: last ResNet stage used (0..4).
+        kernel: kernel of the reduce and head convs (3, or 1).
+        head_conv: keep the head's conv.
     """
 
     def __init__(self, backbone, unit_fn, num_classes, mid=512, aux=True, sc_loss=False,

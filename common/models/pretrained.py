@@ -31,7 +31,14 @@ CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.pdparams"
 
 def resnet_key_map(key):
     """paddle.vision ResNet key -> ours: the same module names (conv1, bn1, layer1..4,
-    downsample.0/1); the ImageNet classifier ``fc`` is dropped (None)."""
+    downsample.0/1); the ImageNet classifier ``fc`` is dropped (None).
+
+    Args:
+        key: a state-dict key of ``paddle.vision.models.resnet*``.
+
+    Returns:
+        the course's key, or None for a key to skip.
+    """
     return None if key.startswith("fc.") else key
 
 
@@ -176,6 +183,9 @@ def _no_json(o):
 
 def load_pretrained(folder):
     """Rebuild a model saved by ``save_pretrained`` and load its weights (eval mode).
+
+    Args:
+        folder: the folder ``save_pretrained`` wrote (config and weights files).
 
     Returns:
         The model; ``model.config`` is the saved config (name, num_classes, kwargs, extras).

@@ -24,7 +24,12 @@ from .registry import register
 
 class PSPModule(nn.Layer):
     """Pyramid pooling: (N, C, H, W) -> (N, C + len(bins) * C // len(bins), H, W) = 2C for
-    C divisible by 4. Any H, W (a map smaller than a bin count is pooled with overlapping bins)."""
+    C divisible by 4. Any H, W (a map smaller than a bin count is pooled with overlapping bins).
+
+    Args:
+        in_channels: C.
+        bins: output sides of the adaptive average pools (the paper's 1, 2, 3, 6).
+    """
 
     def __init__(self, in_channels, bins=(1, 2, 3, 6)):
         super().__init__()
@@ -52,7 +57,20 @@ class PSPNet(nn.Layer):
     (the same network without global context, the ablation of Day 3). ``head_channels``
     is the bottleneck conv's width (default the paper's 512 at width 64); PaddleSeg 2.8's
     PSPNet uses 1024 (``pp_out_channels``), which makes that 3x3 conv 37.7 M of its 67.9 M
-    parameters. The aux head keeps ``256 * width // 64`` channels either way."""
+    parameters. The aux head keeps ``256 * width // 64`` channels either way.
+
+    Args:
+        num_classes: K, the logits' channels.
+        depth: ResNet depth (18, 34, 50, 101, 152).
+        width: ResNet's first channel count (64 full size).
+        output_stride: 8 (the paper's), 16 or 32; below 32 the last stages are dilated.
+        bins: the pyramid's pool sizes.
+        aux: add the auxiliary FCN head on c4 (train mode returns ``[main, aux]``).
+        psp: use the pyramid (False: the ablation without global context).
+        dropout: before the classifiers.
+        pretrained: local ResNet state-dict file for the backbone.
+        head_channels: the bottleneck conv's width (default ``512 * width // 64``).
+    """
 
     def __init__(self, num_classes, depth=50, width=64, output_stride=8, bins=(1, 2, 3, 6),
                  aux=True, psp=True, dropout=0.1, pretrained=None, head_channels=None):

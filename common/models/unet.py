@@ -40,7 +40,15 @@ from .registry import register
 
 def center_crop(x, size):
     """The centred ``size`` = (h, w) window of ``x`` (N, C, H, W); (H - h) split with the
-    extra pixel, if odd, at the bottom/right."""
+    extra pixel, if odd, at the bottom/right.
+
+    Args:
+        x: tensor (N, C, H, W).
+        size: (h, w), at most (H, W).
+
+    Returns:
+        tensor (N, C, h, w), a view of ``x``'s middle.
+    """
     h, w = size
     H, W = x.shape[-2:]
     if h > H or w > W:
@@ -51,7 +59,18 @@ def center_crop(x, size):
 
 def mirror_pad(x, top, bottom, left, right):
     """Reflect-pad (N, C, H, W) by any amount (repeated reflection when the pad exceeds the
-    side, which ``F.pad(mode='reflect')`` refuses); differentiable, via index_select."""
+    side, which ``F.pad(mode='reflect')`` refuses); differentiable, via index_select.
+
+    Args:
+        x: tensor (N, C, H, W).
+        top: rows added above.
+        bottom: rows added below.
+        left: columns added on the left.
+        right: columns added on the right.
+
+    Returns:
+        tensor (N, C, H + top + bottom, W + left + right).
+    """
     H, W = x.shape[-2:]
     rows = np.pad(np.arange(H), (top, bottom), mode="reflect")
     cols = np.pad(np.arange(W), (left, right), mode="reflect")
@@ -129,7 +148,15 @@ def valid_output_size(size, depth=4):
 
 def valid_input_size(size, depth=4):
     """Smallest input side of the 'valid' U-Net whose centred output covers ``size``
-    pixels, and the margin (pixels lost on each side) between input and output."""
+    pixels, and the margin (pixels lost on each side) between input and output.
+
+    Args:
+        size: the side the output must cover.
+        depth: number of downsamplings.
+
+    Returns:
+        (input side, margin) ints; 572 and 92 for the paper's 388-pixel output at depth 4.
+    """
     n = size
     while valid_output_size(n, depth) is None or valid_output_size(n, depth) < size:
         n += 1
@@ -146,6 +173,15 @@ class UNet(nn.Layer):
     each up step resizes bilinearly (no transposed conv) and its DoubleConv already halves
     the channels to the next skip's, convs keep their biases beside BN, and the classifier
     is a 3x3 conv. Only with ``padding='same'`` and ``bn=True``.
+
+    Args:
+        num_classes: K, the logits' channels.
+        in_channels: input channels.
+        width: channels of level 0 (64 in the paper; 4-16 on a CPU).
+        depth: number of 2x2 downsamplings (4 in the paper).
+        padding: ``'same'`` (padded convs) or ``'valid'`` (the paper's, with overlap-tile).
+        bn: BatchNorm after each conv (the paper has none).
+        paddleseg: PaddleSeg 2.8's layout, as above.
     """
 
     def __init__(self, num_classes, in_channels=3, width=64, depth=4, padding="same", bn=True,
