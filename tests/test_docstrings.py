@@ -33,22 +33,6 @@ NOTEBOOKS = sorted(ROOT.glob("day*/*.ipynb"))
 # rewrite. Remove an entry once its docstring is written (``test_allow_list_is_current``
 # fails on a documented entry that is still listed).
 ALLOWED = {
-    # H3 (U-Net, PSPNet)
-    "common.models.pspnet.PSPModule", "common.models.pspnet.PSPNet", "common.models.unet.UNet",
-    "common.models.unet.center_crop", "common.models.unet.mirror_pad",
-    "common.models.unet.valid_input_size",
-    # H4 (pretrained weights, predict CLI)
-    "common.models.pretrained.load_pretrained", "common.models.pretrained.resnet_key_map",
-    "common.predict.main",
-    # H6 (context graphs, experiments)
-    "common.experiments.context_units.context_experiment", "common.models.graph.ContextNet",
-    "common.models.graph.GCUBlock", "common.models.graph.GIUnit", "common.models.graph.GloReUnit",
-    "common.models.graph.GraphConvUnit", "common.models.graph.NodeGCN",
-    "common.models.graph.load_word_vectors", "common.models.graph.make_word_vectors",
-    # H7 (DeepLab, CRF)
-    "common.crf.dense_crf", "common.crf.dense_crf_exact", "common.models.deeplab.DeepLabV1",
-    "common.models.deeplab.DeepLabV2", "common.models.deeplab.DeepLabV3",
-    "common.models.deeplab.DeepLabV3Plus",
     # files outside H8's list (exercises, download, backbones)
     "common.data.download.data_root", "common.exercises.check_aspp_concat",
     "common.exercises.check_aspp_sum", "common.exercises.check_atrous_conv",
