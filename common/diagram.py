@@ -140,10 +140,14 @@ def architecture_shapes(name, size=96, num_classes=6):
         (labels {key: label}, shapes {key: shape}, edges [(key, key)], input size).
     """
     model_name, kwargs, blocks, flow = ARCHITECTURES[name]
-    paddle.seed(0)
-    model = build_model(model_name, num_classes, **kwargs)
-    x = paddle.randn([1, 3, size, size])
-    shapes = trace(model, {k: p for k, (_, p) in blocks.items()}, x)
+    state = paddle.get_rng_state()         # drawing a diagram must not change a later training run
+    try:
+        paddle.seed(0)
+        model = build_model(model_name, num_classes, **kwargs)
+        x = paddle.randn([1, 3, size, size])
+        shapes = trace(model, {k: p for k, (_, p) in blocks.items()}, x)
+    finally:
+        paddle.set_rng_state(state)
     return {k: lbl for k, (lbl, _) in blocks.items()}, shapes, _parse(flow), size
 
 

@@ -41,3 +41,12 @@ def test_a_block_that_never_runs_is_named():
     model = build_model("pspnet", 3, depth=18, width=4)
     with pytest.raises(KeyError, match="never ran.*aux"):
         diagram.trace(model, {"aux": "aux_head"}, paddle.randn([1, 3, 32, 32]))   # eval: no aux
+
+
+def test_drawing_leaves_the_random_stream_alone():
+    """A diagram cell between seeding and training must not change the training run."""
+    paddle.seed(123)
+    expected = paddle.randn([4]).numpy()
+    paddle.seed(123)
+    diagram.architecture_shapes("unet", size=32)
+    assert (paddle.randn([4]).numpy() == expected).all()
