@@ -79,3 +79,14 @@ def scores(pred, labels, classes):
                boundary_f=float(boundary_f_score(pred, labels, k, tolerance=BOUNDARY_TOLERANCE)["f"]))
     out.update({f"iou_{c}": float(v) for c, v in zip(classes, seg["iou"])})
     return out
+
+
+def variant(build, fast):
+    """One variant of a DeepLab ablation: ``fn(seed)`` trains ``build(num_classes, width)`` at
+    the sizes of ``fast`` and returns its ``scores`` on the held-out scenes."""
+    def fn(seed):
+        s = sizes(fast)
+        model, val = train(lambda k: build(k, s["width"]), seed, s)
+        probs, labels, _ = probs_and_labels(model, val)
+        return scores(probs.argmax(1), labels, val.classes)
+    return fn
