@@ -86,15 +86,12 @@ def per_class_iou(model, val):
 def save(name, model, seconds, out_dir=WEIGHTS_DIR):
     """Write ``<name>.pdparams`` (float16) and ``<name>.json`` (command, code version, seed,
     config, seconds, held-out per-class IoU of the float16 weights)."""
-    import paddle
-
     from common.experiments import code_version
+    from common.models.pretrained import save_float16
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    half = {k: paddle.to_tensor(v.numpy().astype(np.float16) if v.dtype == paddle.float32 else v.numpy())
-            for k, v in model.state_dict().items()}
-    paddle.save(half, str(out_dir / f"{name}.pdparams"))
+    save_float16(model.state_dict(), out_dir / f"{name}.pdparams")
     reloaded = load(name, out_dir, check_meta=False)
     iou, miou = per_class_iou(reloaded, val_scenes(name))
     c = CONFIGS[name]
@@ -113,10 +110,8 @@ def load(name, weights_dir=WEIGHTS_DIR, check_meta=True):
     Raises:
         FileNotFoundError: naming the missing file and the command that writes it.
     """
-    import paddle
-
     from common.models import build_model
-    from common.models.pretrained import set_weights_exactly
+    from common.models.pretrained import load_float16
 
     weights_dir = Path(weights_dir)
     path, meta_path = weights_dir / f"{name}.pdparams", weights_dir / f"{name}.json"
@@ -126,11 +121,8 @@ def load(name, weights_dir=WEIGHTS_DIR, check_meta=True):
     if name not in CONFIGS:
         raise KeyError(f"no course weights for {name!r}; known: {sorted(CONFIGS)}")
     model = build_model(name, 7, **CONFIGS[name]["kwargs"])
-    state = {k: v.astype("float32") if v.dtype == paddle.float16 else v
-             for k, v in paddle.load(str(path)).items()}
-    set_weights_exactly(model, state, path)
+    load_float16(model, path, f"python -m common.models.deeplab_weights {name}")
     model.config = json.loads(meta_path.read_text()) if check_meta else {}
-    model.eval()
     return model
 
 

@@ -98,15 +98,12 @@ def save(state, seconds, out_dir=WEIGHTS_DIR, note=None):
     Returns:
         the metadata dict written to the JSON.
     """
-    import paddle
-
     from common.experiments import code_version
+    from common.models.pretrained import save_float16
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    half = {k: paddle.to_tensor(np.asarray(v.numpy() if hasattr(v, "numpy") else v).astype(np.float16))
-            for k, v in state.items()}
-    paddle.save(half, str(out_dir / f"{NAME}.pdparams"))
+    save_float16(state, out_dir / f"{NAME}.pdparams")
     iou, miou = per_class_iou(load(out_dir, check_meta=False))
     meta = dict(name=NAME, command="OMP_NUM_THREADS=1 python -m common.models.fcn_weights",
                 code_version=code_version(), seed=RECIPE["seed"], seconds=round(seconds, 1), recipe=RECIPE,
@@ -131,10 +128,8 @@ def load(weights_dir=WEIGHTS_DIR, check_meta=True):
     Raises:
         FileNotFoundError: naming the missing file and the command that writes it.
     """
-    import paddle
-
     from common.models import build_model
-    from common.models.pretrained import set_weights_exactly
+    from common.models.pretrained import load_float16
 
     weights_dir = Path(weights_dir)
     path, meta_path = weights_dir / f"{NAME}.pdparams", weights_dir / f"{NAME}.json"
@@ -142,10 +137,8 @@ def load(weights_dir=WEIGHTS_DIR, check_meta=True):
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: run `python -m common.models.fcn_weights`")
     model = build_model(NAME, 7, **RECIPE["model"])
-    state = {k: v.astype("float32") if v.dtype == paddle.float16 else v for k, v in paddle.load(str(path)).items()}
-    set_weights_exactly(model, state, path)
+    load_float16(model, path, "python -m common.models.fcn_weights")
     model.config = json.loads(meta_path.read_text()) if check_meta else {}
-    model.eval()
     return model
 
 

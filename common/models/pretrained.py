@@ -141,6 +141,40 @@ def set_weights_exactly(model, state, source):
     model.set_state_dict(state)
 
 
+def save_float16(state, path):
+    """Write a state dict with its float32 entries as float16 (course weights: half the size).
+
+    Args:
+        state: {name: Tensor or array}, e.g. ``model.state_dict()``.
+        path: the ``.pdparams`` file to write.
+    """
+    half = {}
+    for k, v in state.items():
+        a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+        half[k] = paddle.to_tensor(a.astype(np.float16) if a.dtype == np.float32 else a)
+    paddle.save(half, str(path))
+
+
+def load_float16(model, path, command):
+    """Load weights written by ``save_float16`` into ``model`` as float32, keys exactly the model's.
+
+    Args:
+        model: the freshly built model.
+        path: the ``.pdparams`` file.
+        command: the command that writes the file, named in the error when it is missing.
+    Returns:
+        ``model``, in eval mode.
+    Raises:
+        FileNotFoundError: naming ``path`` and ``command``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: run `{command}`")
+    state = {k: v.astype("float32") if v.dtype == paddle.float16 else v for k, v in paddle.load(str(path)).items()}
+    set_weights_exactly(model, state, path)
+    model.eval()
+    return model
+
+
 def build_config(model):
     """The ``{"name", "num_classes", "kwargs"}`` that ``build_model`` recorded."""
     cfg = getattr(model, "_build_config", None)
