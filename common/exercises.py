@@ -242,7 +242,14 @@ def _conf_ref(pred, label, num_classes, ignore_index=255):
 
 
 def check_confusion_matrix(fn, verbose=True):
-    """``fn(pred, label, num_classes, ignore_index=255)`` -> (K, K) counts, rows = ground truth."""
+    """``fn(pred, label, num_classes, ignore_index=255)`` -> (K, K) counts, rows = ground truth.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     label = np.array([[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 2, 2, 1, 1],
                       [0, 0, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
     pred = np.array([[0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 2, 0, 1, 1],
@@ -285,7 +292,14 @@ def _miou_ref(conf):
 
 def check_miou(fn, verbose=True):
     """``fn(conf)`` -> dict(iou=(K,), miou=float, acc=(K,), macc=float); NaN for a class
-    absent from prediction and label (IoU) or from the label (acc), skipped by the means."""
+    absent from prediction and label (IoU) or from the label (acc), skipped by the means.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     hand = np.array([[24, 1, 1], [0, 6, 0], [1, 0, 3]])
     absent = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]])      # class 2 nowhere
     never_pred = np.array([[5, 1, 0], [2, 3, 0], [1, 1, 0]])  # class 2 never predicted
@@ -352,7 +366,14 @@ def _no_train(step, model, optimizer, images, labels):
 
 def check_train_step(fn, verbose=True):
     """``fn(model, optimizer, images, labels)`` -> loss (float): one forward, pixel-wise
-    cross-entropy ignoring 255, backward, optimiser step, gradients cleared."""
+    cross-entropy ignoring 255, backward, optimiser step, gradients cleared.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
 
     rng = _rng(3)
@@ -414,7 +435,14 @@ def _bilinear_ref(x, size, align_corners=False):
 
 def check_bilinear_resize(fn, verbose=True):
     """``fn(x, size, align_corners=False)``: (H, W) array -> (H_out, W_out), as Paddle's
-    ``interpolate(mode='bilinear')``."""
+    ``interpolate(mode='bilinear')``.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
     import paddle.nn.functional as F
 
@@ -460,7 +488,14 @@ def check_bilinear_resize(fn, verbose=True):
 
 def check_max_unpool(fn, verbose=True):
     """``fn(x, indices, output_size)``: values (C, h, w) and flat per-plane indices
-    ``row * W + col`` -> (C, H, W) of zeros with each value at its index."""
+    ``row * W + col`` -> (C, H, W) of zeros with each value at its index.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     from .ops import max_pool2d_with_indices, max_unpool2d
 
     x = np.array([[1, 5, 2, 0], [3, 4, 8, 1], [0, 2, 6, 7], [9, 1, 3, 2]], np.float32)[None]
@@ -498,7 +533,14 @@ def _tconv_ref(x, w, stride=1, padding=0):
 
 def check_transposed_conv(fn, verbose=True):
     """``fn(x, w, stride=1, padding=0)``: x (C_in, H, W), w Paddle's (C_in, C_out, k, k) ->
-    (C_out, H_out, W_out) as ``conv2d_transpose``."""
+    (C_out, H_out, W_out) as ``conv2d_transpose``.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     from .ops import conv2d, zero_insert
 
     x = np.array([[1, 2], [3, 4]], np.float32)[None]
@@ -542,7 +584,14 @@ def check_transposed_conv(fn, verbose=True):
 
 def check_fc_to_conv(fn, verbose=True):
     """``fn(weight, in_shape)``: Paddle Linear weight (C*h*w, out) -> conv weight
-    (out, C, h, w) such that the conv over the (C, h, w) map equals the Linear."""
+    (out, C, h, w) such that the conv over the (C, h, w) map equals the Linear.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     from .ops import fc_weight_to_conv
 
     rng = _rng(7)
@@ -577,7 +626,14 @@ def _crop_concat_ref(skip, x):
 def check_crop_concat(fn, verbose=True):
     """``fn(skip, x)``: (N, C1, H, W) and (N, C2, h, w) NumPy arrays -> (N, C1 + C2, h, w):
     the centred h x w window of ``skip`` (extra pixel at the bottom/right when H - h is odd),
-    then ``x``, along channels: U-Net's skip connection."""
+    then ``x``, along channels: U-Net's skip connection.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
 
     from .models.unet import center_crop
@@ -624,7 +680,14 @@ def _rf_ref(layers):
 
 def check_receptive_field(fn, verbose=True):
     """``fn(layers)``: a list of (kernel, stride, dilation) -> receptive field (int) of one
-    unit of the last layer, in input pixels."""
+    unit of the last layer, in input pixels.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     cases = [Case("two 3x3 convs", ([(3, 1, 1), (3, 1, 1)],)),
              Case("3x3 conv, 2x2 pool stride 2, 3x3 conv", ([(3, 1, 1), (2, 2, 1), (3, 1, 1)],)),
              Case("3x3 convs with dilation 1, 2, 4", ([(3, 1, 1), (3, 1, 2), (3, 1, 4)],)),
@@ -660,7 +723,14 @@ def check_receptive_field(fn, verbose=True):
 def check_psp_module(fn, verbose=True):
     """``fn(x, bins, stages)``: x (N, C, H, W) paddle Tensor, ``stages[i]`` the 1x1 conv +
     BN + ReLU of bin ``bins[i]`` -> concat([x] + [upsample(stage(adaptive_avg_pool(x, b)))])
-    with bilinear upsampling to (H, W), half-pixel (align_corners=False)."""
+    with bilinear upsampling to (H, W), half-pixel (align_corners=False).
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
     import paddle.nn.functional as F
 
@@ -704,7 +774,14 @@ def check_psp_module(fn, verbose=True):
 # ============================================================================ Day 4
 def check_atrous_conv(fn, verbose=True):
     """``fn(x, w, rate, padding=0)``: x (C, H, W), w (C_out, C, k, k) -> the conv with the
-    kernel dilated by ``rate`` (rate - 1 zeros between taps), as Paddle's ``dilation=rate``."""
+    kernel dilated by ``rate`` (rate - 1 zeros between taps), as Paddle's ``dilation=rate``.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
     import paddle.nn.functional as F
 
@@ -742,7 +819,14 @@ def check_atrous_conv(fn, verbose=True):
 def check_aspp_sum(fn, verbose=True):
     """``fn(x, weights, biases, rates)``: DeepLab V2's ASPP: the sum over branches of the
     3x3 conv with ``weights[i]``, ``biases[i]``, dilation and padding ``rates[i]``
-    (paddle Tensors in and out; the output has the input's H, W)."""
+    (paddle Tensors in and out; the output has the input's H, W).
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
     import paddle.nn.functional as F
 
@@ -778,7 +862,14 @@ def check_aspp_concat(fn, verbose=True):
     """``fn(x, branches, pool_branch, project)``: DeepLab V3's ASPP. ``branches`` (1x1 and
     atrous 3x3 conv+BN+ReLU) run on x; ``pool_branch`` (1x1 conv+BN+ReLU) runs on the global
     average of x and is broadcast back to (H, W); all are concatenated along channels in
-    that order (image pooling last) and ``project`` (1x1) fuses them."""
+    that order (image pooling last) and ``project`` (1x1) fuses them.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
     import paddle.nn.functional as F
 
@@ -825,7 +916,14 @@ def _crf_kernel(image, w_app=10.0, theta_alpha=40.0, theta_beta=13.0, w_smooth=3
 def check_meanfield_step(fn, verbose=True):
     """``fn(q, unary, kernel)``: one mean-field update of the dense CRF. q (K, N) current
     label probabilities, unary (K, N) = -log P, kernel (N, N) the weighted pairwise kernel
-    (Potts compatibility) -> new q (K, N) = softmax over labels of (-unary + q @ kernel.T)."""
+    (Potts compatibility) -> new q (K, N) = softmax over labels of (-unary + q @ kernel.T).
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     from .crf import _softmax, _unary, dense_crf_exact
 
     rng = _rng(14)
@@ -866,7 +964,14 @@ def check_gcu_projection(fn, verbose=True):
     """``fn(x, anchors, sigma)``: x (L, d) pixel features, anchors (d, V), sigma (d, V) ->
     (q, z): soft assignment q (L, V) = softmax over nodes of -||(x_i - w_k) / sigma_k||^2 / 2,
     and node features z (V, d) = sum_i q_ik (x_i - w_k) / sigma_k / sum_i q_ik, each row
-    L2-normalised (GCU's graph projection)."""
+    L2-normalised (GCU's graph projection).
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
 
     from .models.graph import GraphConvUnit
@@ -912,7 +1017,14 @@ def check_glore_unit(fn, verbose=True):
     """``fn(x, unit)``: the forward pass of a ``GloReUnit`` written out with its parts:
     states = unit.state(x) (N, S, H, W) and B = unit.proj(x) (N, nodes, H, W), both flattened
     over the L = H*W pixels; V = B states^T / L (N, nodes, S); Z = unit.gcn(V); Y = B^T Z
-    back to pixels (N, S, H, W); return x + unit.bn(unit.extend(Y))."""
+    back to pixels (N, S, H, W); return x + unit.bn(unit.extend(Y)).
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     import paddle
 
     from .models.graph import GloReUnit
@@ -961,7 +1073,14 @@ def _random_boxes(rng, n, size=50):
 
 def check_box_iou(fn, verbose=True):
     """``fn(a, b)``: boxes (n, 4) and (m, 4) as (x0, y0, x1, y1), x1/y1 exclusive (area
-    (x1 - x0) * (y1 - y0)) -> IoU matrix (n, m); disjoint boxes have IoU 0."""
+    (x1 - x0) * (y1 - y0)) -> IoU matrix (n, m); disjoint boxes have IoU 0.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     a = np.array([[0, 0, 2, 2]], np.float32)
     b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [2, 0, 4, 2], [5, 5, 6, 6]], np.float32)
     rng = _rng(17)
@@ -1002,7 +1121,14 @@ def _nms_ref(boxes, scores, thr):
 
 def check_nms(fn, verbose=True):
     """``fn(boxes, scores, iou_threshold)`` -> indices (int array) of the kept boxes, highest
-    score first: greedy NMS, a box is dropped when its IoU with a kept box is > threshold."""
+    score first: greedy NMS, a box is dropped when its IoU with a kept box is > threshold.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9], [21, 21, 30, 30]], np.float32)
     scores = np.array([0.9, 0.8, 0.7, 0.95, 0.6], np.float32)
     # IoU([0,0,4,2],[0,0,2,2]) ... exactly 0.5: kept, since only IoU > threshold suppresses
@@ -1058,7 +1184,14 @@ def check_roi_align(fn, verbose=True):
     """``fn(feat, box, output_size, sampling_ratio=2)``: feat (C, H, W), one box (x0, y0, x1,
     y1) in pixels -> (C, ph, pw) as ``paddle.vision.ops.roi_align(aligned=True)``: each bin
     averages sampling_ratio x sampling_ratio bilinear samples at the centres of its sub-cells;
-    the box is shifted by half a pixel; samples just outside are clamped to the border."""
+    the box is shifted by half a pixel; samples just outside are clamped to the border.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     from .ops.boxes import roi_align_numpy
 
     ramp = np.arange(36, dtype=np.float32).reshape(1, 6, 6)
@@ -1115,7 +1248,14 @@ def check_pq(fn, verbose=True):
     instance`` (every pixel in a known category, no void) -> dict pq, sq, rq averaged over the
     categories that occur. Segments match when they share the category and IoU > 0.5; the
     instance id of a stuff category is ignored; RQ = TP / (TP + FP/2 + FN/2), SQ = mean IoU
-    of the matches."""
+    of the matches.
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     things, stuffs = [1, 2], [0]
     # hand-written maps spell ids out with LABEL_DIVISOR = 1000: 1001 = category 1, instance 1
     t = np.zeros((6, 8), np.int64)
@@ -1213,7 +1353,14 @@ def check_pq(fn, verbose=True):
 def check_grouping(fn, verbose=True):
     """``fn(centers, offset, thing_mask)``: centres (k, 2) as (y, x), offsets (2, H, W) as
     (dy, dx), thing_mask (H, W) bool -> instance ids (H, W): each thing pixel gets 1 + the index
-    of the centre nearest to (y + dy, x + dx); 0 elsewhere (Panoptic-DeepLab's grouping)."""
+    of the centre nearest to (y + dy, x + dx); 0 elsewhere (Panoptic-DeepLab's grouping).
+
+    Args:
+        fn: the student's function, called on hand-made and random cases as described above.
+        verbose: print the verdict (and the first failing case with a hint).
+    Returns:
+        a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
+    """
     from .models.panoptic_deeplab import group_pixels
 
     yy, xx = np.mgrid[0:4, 0:6].astype(np.float32)

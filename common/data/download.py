@@ -25,7 +25,11 @@ CHUNK = 1 << 20
 
 def data_root():
     """Where datasets live: ``$SEGCOURSE_DATA``, else ``$XDG_CACHE_HOME/segcourse``, else
-    ``~/.cache/segcourse``. Not created here."""
+    ``~/.cache/segcourse``. Not created here.
+
+    Returns:
+        the folder as a ``Path``.
+    """
     env = os.environ.get("SEGCOURSE_DATA")
     if env:
         return Path(env).expanduser()

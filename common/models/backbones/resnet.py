@@ -66,6 +66,15 @@ class ResNet(nn.Layer):
     8/16/32 depending on ``output_stride``). ``width`` is the channel count of the stem
     and layer1 (64 in the paper; 16 trains on a CPU). ``self.channels`` lists the output
     channels of the four features.
+
+    Args:
+        depth: 18, 34 (basic blocks), 50, 101 or 152 (bottlenecks).
+        width: channels of the stem and layer1; later stages double it.
+        output_stride: 32 (classification), 16 (layer4 dilated) or 8 (layer3 and layer4
+            dilated, DeepLab/PSPNet).
+        multi_grid: DeepLab V3's unit rates of layer4's three blocks, times its dilation.
+        in_channels: image channels.
+        pretrained: a local paddle.vision ResNet state-dict file, or None.
     """
 
     def __init__(self, depth=50, width=64, output_stride=32, multi_grid=(1, 1, 1),

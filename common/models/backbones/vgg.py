@@ -37,6 +37,11 @@ def vgg_key_map(batch_norm=False):
     ``features.{i}.*`` -> ``stage{b}.{j}.*`` (paddle.vision numbers conv[, bn], relu and pool
     layers in one Sequential; ours has one Sequential per block, pools apart);
     ``classifier.0`` -> ``fc6``, ``classifier.3`` -> ``fc7``; ``classifier.6`` (FC8) -> None.
+
+    Args:
+        batch_norm: whether the checkpoint is ``vgg16(batch_norm=True)``'s.
+    Returns:
+        ``key_map(key) -> our key or None``.
     """
     per_conv = 3 if batch_norm else 2
     table, i = {}, 0
@@ -58,7 +63,18 @@ def vgg_key_map(batch_norm=False):
 
 
 class VGG16(nn.Layer):
-    """VGG16 features (see the module docstring for the options)."""
+    """VGG16 features (see the module docstring for the options).
+
+    Args:
+        width: channels of block 1 (64 in the paper).
+        in_channels: image channels.
+        batch_norm: conv + BN + ReLU instead of conv + ReLU.
+        fc: append FC6/FC7 as convolutions.
+        fc_channels: FC6/FC7 channels (default 64 * width).
+        dropout: dropout after FC6 and FC7.
+        deeplab: DeepLab V1's output-stride-8 layout.
+        pretrained: a local paddle.vision VGG16 state-dict file, or None.
+    """
 
     def __init__(self, width=64, in_channels=3, batch_norm=False, fc=False, fc_channels=None,
                  dropout=0.5, deeplab=False, pretrained=None):
