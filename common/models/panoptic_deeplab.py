@@ -113,15 +113,6 @@ class PanopticDeepLab(nn.Layer):
                     center=resize_to(self.center_head(ins), size),
                     offset=resize_to(self.offset_head(ins), size))
 
-    def bench_loss(self, images):
-        """Training loss on a stand-in panoptic label (class 1 with a square of the last
-        thing class), for common.bench."""
-        n, _, h, w = images.shape
-        thing = self.thing_ids[-1] if self.thing_ids else self.num_classes - 1
-        pan = np.full((n, h, w), 1 * LABEL_DIVISOR, np.int64)
-        pan[:, h // 3:2 * h // 3, w // 3:2 * w // 3] = thing * LABEL_DIVISOR + 1
-        return PanopticDeepLabLoss((thing,))(self(images), pan)
-
     @paddle.no_grad()
     def panoptic(self, images, **overrides):
         """Panoptic maps (N, H, W) int64 of normalised images (N, 3, H, W); ``overrides``
