@@ -58,3 +58,17 @@ def test_solo_builds_with_any_head_width():
     assert np.isfinite(float(losses["loss"]))
     model.eval()
     assert len(model(x)) == 1
+
+
+def test_one_segmentation_head_for_pspnet_and_the_context_networks():
+    """PSPNet's head and aux head and the Day 5 networks' head and aux are one SegHead class."""
+    from common.models import build_model
+    from common.models.layers import SegHead
+
+    psp = build_model("pspnet", 5, depth=18, width=4)
+    glore = build_model("glore", 5, depth=18, width=4, mid=16)
+    bare = build_model("glore", 5, depth=18, width=4, mid=16, head_conv=False)
+    for head in (psp.head, psp.aux_head, glore.head, glore.aux, bare.head):
+        assert type(head) is SegHead
+    assert [type(m).__name__ for m in bare.head] == ["Dropout", "Conv2D"]          # PaddleSeg's layout
+    assert [type(m).__name__ for m in glore.head] == ["ConvBNReLU", "Dropout", "Conv2D"]

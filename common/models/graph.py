@@ -50,7 +50,7 @@ import paddle.nn.functional as F
 
 from ..data.synthetic import VARIANTS
 from .backbones.resnet import ResNet
-from .layers import ConvBNReLU, resize_to
+from .layers import ConvBNReLU, SegHead, resize_to
 from .registry import register
 
 CONTEXT_MODELS = ("context_baseline", "gcu", "glore", "ginet")
@@ -377,14 +377,8 @@ class ContextNet(nn.Layer):
         c4, c5 = chans[max(stage - 1, min(stage, 1))], chans[stage]      # aux input: stage - 1
         self.reduce = ConvBNReLU(c5, mid, kernel)
         self.unit = unit_fn(mid)
-        if head_conv:
-            self.head = nn.Sequential(ConvBNReLU(self.unit.out_channels, mid, kernel),
-                                      nn.Dropout(dropout), nn.Conv2D(mid, num_classes, 1))
-        else:
-            self.head = nn.Sequential(nn.Dropout(dropout),
-                                      nn.Conv2D(self.unit.out_channels, num_classes, 1))
-        self.aux = nn.Sequential(ConvBNReLU(c4, max(c4 // 4, 1), 3), nn.Dropout(dropout),
-                                 nn.Conv2D(max(c4 // 4, 1), num_classes, 1)) if aux else None
+        self.head = SegHead(self.unit.out_channels, mid if head_conv else None, num_classes, dropout, kernel)
+        self.aux = SegHead(c4, max(c4 // 4, 1), num_classes, dropout) if aux else None
         if sc_loss and not hasattr(self.unit, "class_logits"):
             raise ValueError("sc_loss needs a unit with class nodes (GIUnit), "
                              f"not {type(self.unit).__name__}")

@@ -33,6 +33,25 @@ class ConvBNReLU(nn.Sequential):
         super().__init__(*layers)
 
 
+class SegHead(nn.Sequential):
+    """The segmentation head of PSPNet, the Day 5 context networks and their aux heads (FCN's
+    "FCNHead"): a k x k conv + BN + ReLU to ``mid_channels``, dropout, a 1x1 classifier.
+
+    Args:
+        in_channels: channels of the feature map.
+        mid_channels: channels of the conv; None drops the conv (dropout and the classifier
+            straight on the input, as PaddleSeg's GloRe and GINet heads do).
+        num_classes: output channels (class scores).
+        dropout: dropout probability before the classifier.
+        kernel: the conv's kernel size (1 for the Day 5 short-sighted networks).
+    """
+
+    def __init__(self, in_channels, mid_channels, num_classes, dropout=0.1, kernel=3):
+        layers = [] if mid_channels is None else [ConvBNReLU(in_channels, mid_channels, kernel)]
+        super().__init__(*layers, nn.Dropout(dropout),
+                         nn.Conv2D(in_channels if mid_channels is None else mid_channels, num_classes, 1))
+
+
 def gn_groups(channels, max_groups=32, min_group_size=4):
     """Number of GroupNorm groups for ``channels``: the most groups, at most ``max_groups``
     (32, as in Wu & He's Group Normalization), that divide ``channels`` with at least

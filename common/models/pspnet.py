@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 
 from .backbones.resnet import ResNet
-from .layers import ConvBNReLU, resize_to
+from .layers import ConvBNReLU, SegHead, resize_to
 from .registry import register
 
 
@@ -42,14 +42,6 @@ class PSPModule(nn.Layer):
     def forward(self, x):
         size = x.shape[-2:]
         return paddle.concat([x] + [resize_to(stage(x), size) for stage in self.stages], axis=1)
-
-
-class FCNHead(nn.Sequential):
-    """3x3 conv + BN + ReLU, dropout, 1x1 classifier (PSPNet's bottleneck and its aux head)."""
-
-    def __init__(self, in_channels, mid_channels, num_classes, dropout=0.1):
-        super().__init__(ConvBNReLU(in_channels, mid_channels, 3), nn.Dropout(dropout),
-                         nn.Conv2D(mid_channels, num_classes, 1))
 
 
 class PSPNet(nn.Layer):
@@ -79,8 +71,8 @@ class PSPNet(nn.Layer):
         c4, c5 = self.backbone.channels[2:]
         self.psp = PSPModule(c5, bins) if psp else None
         mid = head_channels or 512 * width // 64          # 512 at full width
-        self.head = FCNHead(self.psp.out_channels if psp else c5, mid, num_classes, dropout)
-        self.aux_head = FCNHead(c4, 256 * width // 64, num_classes, dropout) if aux else None
+        self.head = SegHead(self.psp.out_channels if psp else c5, mid, num_classes, dropout)
+        self.aux_head = SegHead(c4, 256 * width // 64, num_classes, dropout) if aux else None
 
     def forward(self, x):
         size = x.shape[-2:]
