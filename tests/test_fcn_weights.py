@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from common.models import fcn_weights as fw
+from common.weights import fcn as fw
 
 
 def test_missing_weights_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"fcn8s\.pdparams.*python -m common\.models\.fcn_weights"):
+    with pytest.raises(FileNotFoundError, match=r"fcn8s\.pdparams.*python -m common\.weights\.fcn"):
         fw.load(tmp_path)
 
 
@@ -20,7 +20,7 @@ def test_float16_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(fw, "per_class_iou", lambda m: ({"sky": 1.0}, 1.0))
     fw.save(model.state_dict(), 1.0, tmp_path)
     meta = json.loads((tmp_path / "fcn8s.json").read_text())
-    assert meta["dtype"] == "float16" and meta["seed"] == 0 and "fcn_weights" in meta["command"]
+    assert meta["dtype"] == "float16" and meta["seed"] == 0 and "common.weights.fcn" in meta["command"]
     back = fw.load(tmp_path)
     for k, v in model.state_dict().items():
         np.testing.assert_allclose(back.state_dict()[k].numpy(), v.numpy().astype(np.float16), rtol=0, atol=0)

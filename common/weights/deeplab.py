@@ -5,7 +5,7 @@ the synthetic scenes but not their shape: they separate "a thing" from stuff (th
 IoU ~0.7-0.85 after 300 steps) and then confuse disc, square and triangle. Telling the
 shapes apart takes a longer schedule; this module is the committed command that trains it:
 
-    python -m common.models.deeplab_weights [NAME ...]
+    python -m common.weights.deeplab [NAME ...]
 
 (``CONFIGS`` below: model kwargs, crops, iterations, learning rate, class weights, seed).
 Each run writes ``weights/day4/<name>.pdparams`` (float16) and ``<name>.json`` beside it with
@@ -95,7 +95,7 @@ def save(name, model, seconds, out_dir=WEIGHTS_DIR):
     reloaded = load(name, out_dir, check_meta=False)
     iou, miou = per_class_iou(reloaded, val_scenes(name))
     c = CONFIGS[name]
-    meta = dict(name=name, command=f"python -m common.models.deeplab_weights {name}",
+    meta = dict(name=name, command=f"python -m common.weights.deeplab {name}",
                 code_version=code_version(), seed=c["seed"], seconds=round(seconds, 1),
                 config={k: (list(v) if isinstance(v, tuple) else v) for k, v in c.items()},
                 dtype="float16", val=dict(scenes=c["val_scenes"], seed=10_000, iou=iou, miou=miou))
@@ -117,11 +117,11 @@ def load(name, weights_dir=WEIGHTS_DIR, check_meta=True):
     path, meta_path = weights_dir / f"{name}.pdparams", weights_dir / f"{name}.json"
     for p in (path, meta_path) if check_meta else (path,):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: run `python -m common.models.deeplab_weights {name}`")
+            raise FileNotFoundError(f"{p} not found: run `python -m common.weights.deeplab {name}`")
     if name not in CONFIGS:
         raise KeyError(f"no course weights for {name!r}; known: {sorted(CONFIGS)}")
     model = build_model(name, 7, **CONFIGS[name]["kwargs"])
-    load_float16(model, path, f"python -m common.models.deeplab_weights {name}")
+    load_float16(model, path, f"python -m common.weights.deeplab {name}")
     model.config = json.loads(meta_path.read_text()) if check_meta else {}
     return model
 

@@ -5,7 +5,7 @@ and find the objects but do not tell disc, square and triangle apart. The cause 
 steps (plus the rarity of triangles, 1.9 % of the pixels, which the class weights address): the
 same recipe trained for 1200 steps learns every class. This module is the command that trains it:
 
-    OMP_NUM_THREADS=1 python -m common.models.fcn_weights
+    OMP_NUM_THREADS=1 python -m common.weights.fcn
 
 It writes ``weights/day2/fcn8s.pdparams`` (float16, about 1.3 MB) and ``fcn8s.json`` beside it
 with the command, the code version, the seed, the recipe, the training seconds and the held-out
@@ -105,7 +105,7 @@ def save(state, seconds, out_dir=WEIGHTS_DIR, note=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     save_float16(state, out_dir / f"{NAME}.pdparams")
     iou, miou = per_class_iou(load(out_dir, check_meta=False))
-    meta = dict(name=NAME, command="OMP_NUM_THREADS=1 python -m common.models.fcn_weights",
+    meta = dict(name=NAME, command="OMP_NUM_THREADS=1 python -m common.weights.fcn",
                 code_version=code_version(), seed=RECIPE["seed"], seconds=round(seconds, 1), recipe=RECIPE,
                 dtype="float16", val=dict(scenes=RECIPE["val_scenes"], seed=10_000, iou=iou, miou=miou))
     if note:
@@ -135,9 +135,9 @@ def load(weights_dir=WEIGHTS_DIR, check_meta=True):
     path, meta_path = weights_dir / f"{NAME}.pdparams", weights_dir / f"{NAME}.json"
     for p in (path, meta_path) if check_meta else (path,):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: run `python -m common.models.fcn_weights`")
+            raise FileNotFoundError(f"{p} not found: run `python -m common.weights.fcn`")
     model = build_model(NAME, 7, **RECIPE["model"])
-    load_float16(model, path, "python -m common.models.fcn_weights")
+    load_float16(model, path, "python -m common.weights.fcn")
     model.config = json.loads(meta_path.read_text()) if check_meta else {}
     return model
 
