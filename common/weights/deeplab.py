@@ -110,20 +110,12 @@ def load(name, weights_dir=WEIGHTS_DIR, check_meta=True):
     Raises:
         FileNotFoundError: naming the missing file and the command that writes it.
     """
-    from common.models import build_model
-    from common.models.pretrained import load_float16
+    from common.weights import load_shipped
 
-    weights_dir = Path(weights_dir)
-    path, meta_path = weights_dir / f"{name}.pdparams", weights_dir / f"{name}.json"
-    for p in (path, meta_path) if check_meta else (path,):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: run `python -m common.weights.deeplab {name}`")
     if name not in CONFIGS:
         raise KeyError(f"no course weights for {name!r}; known: {sorted(CONFIGS)}")
-    model = build_model(name, 7, **CONFIGS[name]["kwargs"])
-    load_float16(model, path, f"python -m common.weights.deeplab {name}")
-    model.config = json.loads(meta_path.read_text()) if check_meta else {}
-    return model
+    return load_shipped(name, CONFIGS[name]["kwargs"], weights_dir, name,
+                        f"python -m common.weights.deeplab {name}", check_meta)
 
 
 def main(names=None):

@@ -128,18 +128,9 @@ def load(weights_dir=WEIGHTS_DIR, check_meta=True):
     Raises:
         FileNotFoundError: naming the missing file and the command that writes it.
     """
-    from common.models import build_model
-    from common.models.pretrained import load_float16
+    from common.weights import load_shipped
 
-    weights_dir = Path(weights_dir)
-    path, meta_path = weights_dir / f"{NAME}.pdparams", weights_dir / f"{NAME}.json"
-    for p in (path, meta_path) if check_meta else (path,):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: run `python -m common.weights.fcn`")
-    model = build_model(NAME, 7, **RECIPE["model"])
-    load_float16(model, path, "python -m common.weights.fcn")
-    model.config = json.loads(meta_path.read_text()) if check_meta else {}
-    return model
+    return load_shipped(NAME, RECIPE["model"], weights_dir, NAME, "python -m common.weights.fcn", check_meta)
 
 
 def main():
