@@ -26,7 +26,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments student checkin clean
+.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -112,6 +112,12 @@ bench: setup
 EXPERIMENTS ?=
 experiments: setup
 	$(BIN)/python -m common.experiments $(EXPERIMENTS)
+
+# The course weights in weights/ (float16; command, code version, seed and held-out IoU in the JSON
+# beside each). One core per run, as recorded: `make weights WEIGHTS="unet"` retrains one.
+WEIGHTS ?=
+weights: setup
+	OMP_NUM_THREADS=1 $(BIN)/python -m common.weights $(WEIGHTS)
 
 # PaddleSeg is not a dependency of the course: installed into .bench-paddleseg/ only here.
 bench-paddleseg: setup

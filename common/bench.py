@@ -228,18 +228,6 @@ def _params_m(model):
 # Instance and panoptic models train on targets, not label maps; these presets give each a
 # training loss on stand-in targets of the benchmark's batch and size. Targets are built
 # once per (batch, size), outside the timed steps, so the bench times the model.
-def _tensors(target):
-    """A target dict of NumPy arrays -> Paddle tensors (bool masks as float32)."""
-    import numpy as np
-    import paddle
-
-    out = {}
-    for k, v in target.items():
-        v = np.asarray(v)
-        out[k] = paddle.to_tensor(v.astype(np.float32) if v.dtype == bool else v)
-    return out
-
-
 def _centre_square(n, h, w):
     """(n, h, w) bool: the middle third of every image (the stand-in object)."""
     import numpy as np
@@ -263,10 +251,10 @@ def detector_loss(model, n, size):
     """
     import paddle
 
-    from common.data.instances import SceneInstances
+    from common.data.instances import SceneInstances, targets_to_tensors
 
     data = SceneInstances(n, size, seed=0)
-    targets = [_tensors(data[i][1]) for i in range(n)]
+    targets = targets_to_tensors([data[i][1] for i in range(n)])
     return lambda images: paddle.add_n(list(model(images, targets).values()))
 
 

@@ -227,24 +227,3 @@ def test_learns_tiny_set(name, fit_tiny):
     losses = fit_tiny(m, lambda m: loss(m(x), y), steps=30, lr=0.01)
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
 
-
-def test_course_weights_round_trip(tmp_path, monkeypatch):
-    """common.weights.deeplab: the command's save writes float16 weights and a JSON with the command,
-    code version, seed and held-out IoU; load rebuilds the model with float32 weights equal
-    to the float16 ones, and names the command when the file is missing."""
-    from common.weights import deeplab as dw
-
-    monkeypatch.setitem(dw.CONFIGS, "deeplabv3", dict(dw.CONFIGS["deeplabv3"], iters=1, train_scenes=4,
-                                                      val_scenes=2, batch_size=2))
-    model, seconds = dw.train("deeplabv3", progress=False)
-    meta = dw.save("deeplabv3", model, seconds, tmp_path)
-    assert meta["command"] == "python -m common.weights.deeplab deeplabv3" and meta["seed"] == 0
-    assert set(meta["val"]["iou"]) == {"sky", "grass", "water", "road", "disc", "square", "triangle"}
-    stored = paddle.load(str(tmp_path / "deeplabv3.pdparams"))
-    assert all(v.dtype == paddle.float16 for k, v in stored.items() if k.endswith("weight"))
-    loaded = dw.load("deeplabv3", tmp_path)
-    w = model.classifier.weight.numpy()
-    np.testing.assert_array_equal(loaded.classifier.weight.numpy(), w.astype(np.float16).astype(np.float32))
-    assert loaded.config["code_version"] == meta["code_version"]
-    with pytest.raises(FileNotFoundError, match="common.weights.deeplab deeplabv2"):
-        dw.load("deeplabv2", tmp_path)

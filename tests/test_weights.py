@@ -1,0 +1,55 @@
+"""The course weights (``common.weights``): float16 round trip, errors naming the command, and
+every shipped model reaches the course target and scores what its JSON says."""
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from common import weights
+
+
+def test_missing_weights_name_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"unet\.pdparams.*python -m common\.weights unet"):
+        weights.load("unet", tmp_path)
+    with pytest.raises(KeyError, match="no course weights for 'pspnet'"):
+        weights.load("pspnet")
+
+
+def test_command_trains_saves_and_reloads(tmp_path, monkeypatch):
+    """One training step of a recipe through the command's code path: float16 on disk, a JSON with
+    command, code version, seed and per-class IoU, and float32 weights equal to the float16 ones."""
+    monkeypatch.setitem(weights.RECIPES, "deeplabv3",
+                        dict(weights.RECIPES["deeplabv3"], iters=1, train_scenes=4, val_scenes=2, batch_size=2))
+    model, seconds = weights.train("deeplabv3", progress=False)
+    meta = weights.save("deeplabv3", model.state_dict(), seconds, tmp_path)
+    assert meta["command"] == "OMP_NUM_THREADS=1 python -m common.weights deeplabv3" and meta["seed"] == 0
+    assert set(meta["val"]["iou"]) == {"sky", "grass", "water", "road", "disc", "square", "triangle"}
+    stored = paddle.load(str(tmp_path / "deeplabv3.pdparams"))
+    assert all(v.dtype == paddle.float16 for k, v in stored.items() if k.endswith("weight"))
+    loaded = weights.load("deeplabv3", tmp_path)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[k].numpy(), v.numpy().astype(np.float16).astype(np.float32))
+    assert loaded.config == json.loads((tmp_path / "deeplabv3.json").read_text())
+
+
+# V2 stays below the per-class target after 3000 steps (Day 4 notebook 02 reports it); strict, so
+# a recipe that fixes it makes this fail until the mark goes.
+SHORT = {"deeplabv2": "V2's shipped weights: shapes IoU 0.28-0.37, below the 0.5 target"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=SHORT[n], strict=True))
+                                  if n in SHORT else n for n in sorted(weights.RECIPES)])
+def test_shipped_weights_learn_every_class(name):
+    """The committed weights reach the course target (held-out IoU >= 0.5 per object, >= 0.8 per
+    stuff class) and score exactly what their JSON says."""
+    model = weights.load(name)
+    scores = weights.scores(model, name)
+    assert {k: model.config["val"][k] for k in scores} == scores
+    assert model.config["recipe"] == json.loads(json.dumps(weights.RECIPES[name]))
+    if weights.RECIPES[name].get("task") == "panoptic":
+        assert scores["things_pq"] >= weights.TARGET["things_pq"], scores
+        return
+    iou = scores["iou"]
+    assert min(iou[c] for c in ("disc", "square", "triangle")) >= weights.TARGET["thing"], iou
+    assert min(iou[c] for c in ("sky", "grass", "water", "road")) >= weights.TARGET["stuff"], iou
