@@ -79,6 +79,26 @@ def colorize_instances(instance, seed=3):
     return colors[instance].astype(np.uint8)
 
 
+def instance_map(pred, score_thresh=0.5):
+    """One instance-id map from an instance model's output for one image: detection ``k`` is
+    painted as ``k + 1`` (0: none), in ascending score, so where masks overlap the most
+    confident one is on top.
+
+    Args:
+        pred: dict with ``masks`` (n, H, W) bool and ``scores`` (n,) (Mask R-CNN, SOLO, UPSNet).
+        score_thresh: detections scoring below it are left out.
+
+    Returns:
+        int64 array (H, W), for ``colorize_instances``.
+    """
+    masks, scores = np.asarray(pred["masks"], bool), np.asarray(pred["scores"])
+    out = np.zeros(masks.shape[1:], np.int64)
+    for k in np.argsort(scores, kind="stable"):       # at most a few dozen detections
+        if scores[k] >= score_thresh:
+            out[masks[k]] = k + 1
+    return out
+
+
 def overlay(image, label, alpha=0.5):
     """Blend the colourised ``label`` over an RGB uint8 ``image``.
 
