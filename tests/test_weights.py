@@ -33,9 +33,9 @@ def test_command_trains_saves_and_reloads(tmp_path, monkeypatch):
     assert loaded.config == json.loads((tmp_path / "deeplabv3.json").read_text())
 
 
-# V2's triangle stays just below the per-class target after 3000 steps (Day 4 notebook 02 reports
-# it); strict, so a recipe that fixes it makes this fail until the mark goes.
-SHORT = {"deeplabv2": "V2's shipped weights: triangle IoU 0.49, below the 0.5 target"}
+# Recipes whose shipped weights miss the target (strict: fixing one makes the test fail until the
+# mark goes); none today.
+SHORT = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=SHORT[n], strict=True))

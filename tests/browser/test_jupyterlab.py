@@ -76,8 +76,10 @@ def lab(tmp_path_factory):
         shutil.copy(ROOT / rel, root / rel)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, SEGCOURSE_FAST="1")
+    # Its own workspaces folder: the user's saved layout (~/.jupyter/lab/workspaces) would
+    # reopen notebooks this copy does not have, and the browser would log their 404s.
     flags = (f"--no-browser --ServerApp.port={port} --ServerApp.port_retries=0 "
-             f"--IdentityProvider.token={token}")
+             f"--IdentityProvider.token={token} --LabApp.workspaces_dir={root / 'workspaces'}")
     log = open(root / "lab.log", "w")
     proc = subprocess.Popen(["make", "-s", "--no-print-directory", "lab", f"LAB_ROOT={root}",
                              f"LAB_FLAGS={flags}"], cwd=ROOT, env=env, stdout=log,
