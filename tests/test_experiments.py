@@ -122,3 +122,14 @@ def test_every_experiment_runs_fast(name, monkeypatch, tmp_path):
         # per-class scores may be NaN on FAST's few scenes (a class absent from them), not all
         assert any(math.isfinite(x) for x in v["mean"].values())
     experiments.table(res)
+
+
+def test_context_class_iou_and_target():
+    """Absent classes (NaN) are dropped; hulls need 0.5 IoU and surfaces 0.8, each exactly."""
+    from common.experiments.context_units import class_iou, misses_target
+
+    classes = ("sky", "grass", "water", "road", "boat", "car")
+    iou, line = class_iou({"iou": [0.9, float("nan"), 0.79, 0.8, 0.49, 0.5]}, classes)
+    assert list(iou) == ["sky", "water", "road", "boat", "car"] and "grass" not in line
+    assert misses_target(iou) == {"water": 0.79, "boat": 0.49}
+    assert misses_target({"sky": 0.8, "car": 0.5}) == {}
