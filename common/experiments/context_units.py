@@ -195,8 +195,8 @@ def class_iou(scores, classes):
 
 
 def misses_target(iou):
-    """The classes below the course's per-class target (``common.weights.TARGET``: hulls, the
-    things, >= 0.5 IoU; surfaces >= 0.8).
+    """The classes below the course's per-class target (``common.weights.misses_target``, with
+    the hulls, boat and car, as the things).
 
     Args:
         iou: ``{class: IoU}`` from :func:`class_iou`.
@@ -204,6 +204,6 @@ def misses_target(iou):
     Returns:
         ``{class: IoU}`` of the classes that miss it (empty: every class meets it).
     """
-    from ..weights import TARGET
+    from ..weights import misses_target as below
 
-    return {c: v for c, v in iou.items() if v < TARGET["thing" if c in ("boat", "car") else "stuff"]}
+    return below(iou, things=("boat", "car"))

@@ -89,6 +89,25 @@ RECIPES.update({
 TARGET = dict(thing=0.5, stuff=0.8, things_pq=0.35, mask_ap=dict(mask_rcnn=0.4, solo=0.3))
 
 
+def misses_target(iou, things):
+    """The classes whose held-out IoU is below the course's per-class target (``TARGET``:
+    each thing class >= 0.5, each stuff class >= 0.8).
+
+    Args:
+        iou: ``{class name: IoU}`` of the classes to judge (leave out absent ones).
+        things: the names of the thing classes; every other class is stuff.
+
+    Returns:
+        ``{class name: IoU}`` of the classes that miss it (empty: every class meets it).
+    """
+    return {c: v for c, v in iou.items() if v < TARGET["thing" if c in things else "stuff"]}
+
+
+def _r4(v):
+    """A score as the JSON beside the weights records it: a float rounded to 4 decimals."""
+    return round(float(v), 4)
+
+
 def command(name):
     """The shell command that trains and writes ``name``'s weights."""
     return f"OMP_NUM_THREADS=1 python -m common.weights {name}"
@@ -181,7 +200,7 @@ def per_class_iou(model, name="fcn8s"):
     x = np.stack([val[i][0] for i in range(len(val))])
     pred = np.concatenate([predict(model, x[i:i + 16]) for i in range(0, len(x), 16)])
     s = segmentation_scores(confusion_matrix(pred, np.stack(val.labels).astype(np.int64), val.num_classes))
-    return {c: round(float(v), 4) for c, v in zip(val.classes, s["iou"])}, round(float(s["miou"]), 4)
+    return {c: _r4(v) for c, v in zip(val.classes, s["iou"])}, _r4(s["miou"])
 
 
 def panoptic_scores(model, name="panoptic_deeplab"):
@@ -211,9 +230,8 @@ def panoptic_scores(model, name="panoptic_deeplab"):
     stuff = [c for c in range(len(val.classes)) if c not in things]
     pq = panoptic_quality(pred, pans, things, stuff)
     s = segmentation_scores(confusion_matrix(sem, np.where(pans < 0, 255, pans // LABEL_DIVISOR), len(val.classes)))
-    r4 = lambda v: round(float(v), 4)  # noqa: E731
-    return dict(pq=r4(pq["pq"]), things_pq=r4(pq["things"][0]), stuff_pq=r4(pq["stuff"][0]),
-                iou={c: r4(v) for c, v in zip(val.classes, s["iou"])}, miou=r4(s["miou"]))
+    return dict(pq=_r4(pq["pq"]), things_pq=_r4(pq["things"][0]), stuff_pq=_r4(pq["stuff"][0]),
+                iou={c: _r4(v) for c, v in zip(val.classes, s["iou"])}, miou=_r4(s["miou"]))
 
 
 def instance_scores(model, name="mask_rcnn", data=None):
@@ -234,13 +252,12 @@ def instance_scores(model, name="mask_rcnn", data=None):
     val = data if data is not None else splits(name)[1]
     preds, gts = predict_instances(model, val)
     ap = mask_ap(preds, gts)
-    r4 = lambda v: round(float(v), 4)  # noqa: E731
-    out = dict(mask_ap=r4(ap["ap"]), ap50=r4(ap["ap50"]), ap75=r4(ap["ap75"]),
-               per_class={val.classes[c]: r4(v) for c, v in ap["per_class"].items()})
+    out = dict(mask_ap=_r4(ap["ap"]), ap50=_r4(ap["ap50"]), ap75=_r4(ap["ap75"]),
+               per_class={val.classes[c]: _r4(v) for c, v in ap["per_class"].items()})
     if "panoptic" in preds[0]:          # UPSNet: its panoptic head's PQ as well
         pq = panoptic_quality(np.stack([p["panoptic"] for p in preds]), np.stack([t["panoptic"] for t in gts]),
                               val.thing_ids, val.stuff_ids)
-        out.update(pq=r4(pq["pq"]), things_pq=r4(pq["things"][0]), stuff_pq=r4(pq["stuff"][0]))
+        out.update(pq=_r4(pq["pq"]), things_pq=_r4(pq["things"][0]), stuff_pq=_r4(pq["stuff"][0]))
     return out
 
 
