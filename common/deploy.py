@@ -17,15 +17,26 @@
 Shapes: the engines export the model once for any input size; several course models compute
 paddings and crops from the input size in Python (U-Net's mirror padding, FCN's crops), which
 ``paddle.jit.save`` cannot trace with an unknown height and width, and those are exported
-once per input shape (a few seconds each). Every program is checked against the folded
-dygraph model on the first input of each shape, so a program whose trace baked in one size
-is never used for another.
+once per input shape (a few seconds each). Every program is checked against the dynamic
+model on the first input of each shape, so a program whose trace baked in one size is never
+used for another.
+
+Cache: the programs are kept in ``export_cache()`` (``~/.cache/segcourse/exports``) under the
+model's fingerprint (Paddle's version, the layer tree, the weights, the source of its layers
+and of ``common``), so a second run of the same model skips folding and export; the input
+shapes each program was checked at (``verified.<device>.json``) are not checked again, and a
+program that failed its check is remembered (``<shape>.<device>.failed``, delete to retry).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import inspect
+import json
 import os
+import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -34,6 +45,8 @@ from pathlib import Path
 import numpy as np
 import paddle
 import paddle.nn as nn
+
+from .data.download import user_cache
 
 ENGINES = ("dynamic", "folded", "static", "inference")
 _CONVS = (nn.Conv1D, nn.Conv2D, nn.Conv3D)
@@ -173,14 +186,18 @@ def _folded_copy(model, pairs):
     return model
 
 
-def _max_diff(model, x, want):
-    """Largest output difference to ``want`` relative to max(1, largest |want|)."""
-    with paddle.no_grad():
-        got = [t.numpy() for t in _tensors(model(x))]
+def _rel_diff(got, want):
+    """Largest difference of the arrays ``got`` to ``want`` relative to max(1, largest |want|)."""
     if [g.shape for g in got] != [w.shape for w in want]:
         return np.inf
     return max((float(np.abs(g - w).max()) / max(1.0, float(np.abs(w).max()))
                 for g, w in zip(got, want) if w.size), default=0.0)
+
+
+def _max_diff(model, x, want):
+    """``_rel_diff`` of ``model``'s outputs on ``x``."""
+    with paddle.no_grad():
+        return _rel_diff([t.numpy() for t in _tensors(model(x))], want)
 
 
 def fold_batchnorm(model, example=None, rtol=1e-4):
@@ -325,24 +342,83 @@ class PredictorLayer(nn.Layer):
         return outs[0] if len(outs) == 1 else outs
 
 
+# ----------------------------------------------------------------------------- export cache
+def export_cache():
+    """Where ``FastModel`` keeps exported programs between runs: ``$SEGCOURSE_EXPORT_CACHE``,
+    else ``user_cache() / "exports"`` (``~/.cache/segcourse/exports``). Safe to delete.
+
+    Returns:
+        the folder as a ``Path`` (not created here).
+    """
+    env = os.environ.get("SEGCOURSE_EXPORT_CACHE")
+    return Path(env).expanduser() if env else user_cache() / "exports"
+
+
+def _class_source(cls):
+    """Source bytes of the module defining ``cls`` (the class alone when its module has no
+    file, as in a notebook); None when Python cannot find it."""
+    path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    try:
+        return Path(path).read_bytes() if path else inspect.getsource(cls).encode()
+    except (OSError, TypeError):
+        return None
+
+
+def model_fingerprint(model):
+    """A hash of what an exported program of ``model`` depends on: Paddle's build, the layer
+    tree (classes, their repr and public plain attributes), every parameter and buffer, the
+    source of the modules
+    that define its layers and of ``common`` (so editing the code invalidates the cache).
+
+    Args:
+        model: a ``paddle.nn.Layer``.
+
+    Returns:
+        32 hex digits, or None when the source of one of its layer classes is not available
+        (then the program cannot be safely reused).
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"paddle {paddle.__version__} {paddle.version.commit}\n{model!r}\n".encode())
+    for name, layer in model.named_sublayers(include_self=True):
+        # settings read in forward (UNet.padding, PSPModule.bins) that the repr does not show
+        settings = sorted((k, repr(v)) for k, v in vars(layer).items() if k[0] != "_" and k != "training"
+                          and isinstance(v, (bool, int, float, str, tuple, list, dict, type(None))))
+        h.update(f"{name} {settings}\n".encode())
+    classes = {type(layer) for layer in [model, *model.sublayers()]}
+    for cls in sorted(classes, key=lambda c: (c.__module__, c.__qualname__)):
+        if cls.__module__.split(".")[0] == "paddle":
+            continue                               # covered by Paddle's build
+        src = _class_source(cls)
+        if src is None:
+            return None
+        h.update(f"{cls.__module__}.{cls.__qualname__}\n".encode() + src)
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.read_bytes())
+    for name, value in model.state_dict().items():
+        a = np.ascontiguousarray(value.numpy())
+        h.update(f"{name} {a.dtype} {a.shape}\n".encode() + a.tobytes())
+    return h.hexdigest()
+
+
 # ----------------------------------------------------------------------------- engines
 class FastModel(nn.Layer):
     """``model`` run by ``engine`` (see module doc): a Layer usable wherever the model is.
 
-    The ``static`` and ``inference`` engines export the BN-folded model (into ``workdir``,
-    default a temporary folder): once for any input size when the model traces so, else
-    once per input shape. On the first input of each shape the program is checked against
-    the folded model (relative ``rtol``), Paddle Inference with oneDNN first, then without;
-    a program that fails or differs is not used, a warning names why, and ``notes[shape]``
-    keeps the reasons.
+    The ``static`` and ``inference`` engines export the BN-folded model: once for any input
+    size when the model traces so, else once per input shape, into ``cache_dir`` under the
+    model's fingerprint (reused by later runs). On the first input of each shape the program
+    is checked against the dynamic model (relative ``rtol``), Paddle Inference with oneDNN
+    first, then without; a program that fails or differs is not used (and remembered as
+    failed in the cache), a warning names why, and ``notes[shape]`` keeps the reasons.
 
     Args:
         model: a semantic model (eval mode is set). engine: one of ``ENGINES``.
-        workdir: folder of the exported programs. device: ``"cpu"`` or ``"gpu"``.
+        cache_dir: folder of the exported programs (default ``export_cache()``); False: a
+            temporary folder, removed with this object. device: ``"cpu"`` or ``"gpu"``.
         threads: CPU threads of Paddle Inference. rtol: tolerance of the check.
     """
 
-    def __init__(self, model, engine="inference", workdir=None, device="cpu", threads=None,
+    def __init__(self, model, engine="inference", cache_dir=None, device="cpu", threads=None,
                  rtol=1e-4):
         super().__init__()
         if engine not in ENGINES:
@@ -350,13 +426,10 @@ class FastModel(nn.Layer):
         self.engine, self.device, self.threads = engine, device, threads
         model.eval()
         self.dynamic = model
-        self.folded = None
-        self._programs, self.notes, self.rtol, self._any_size = {}, {}, rtol, None
-        self._tmp = None
-        if workdir is None and engine in ("static", "inference"):
-            self._tmp = tempfile.TemporaryDirectory(prefix="segcourse_export_")
-            workdir = self._tmp.name
-        self.workdir = Path(workdir) if workdir is not None else None
+        self.folded = self._reference = self._folder = self._tmp = None
+        # _any_size: the any-size program's loaded predictors, False once it is not usable
+        self._programs, self.notes, self.rtol, self._any_size = {}, {}, rtol, {}
+        self.cache_dir = cache_dir
         self.eval()
 
     def _folded(self, x):
@@ -364,22 +437,90 @@ class FastModel(nn.Layer):
             self.folded = fold_batchnorm(self.dynamic, example=x[:1])
         return self.folded
 
-    def _program(self, x):
-        key = tuple(x.shape)
-        if key not in self._programs:
-            self._programs[key] = self._load_checked(x, key)
-        return self._programs[key]
+    def _expected(self, x):
+        """The dynamic model's outputs on ``x`` (SyncBatchNorm as BatchNorm: no CPU kernel)."""
+        if self._reference is None:
+            sync = any(isinstance(layer, nn.SyncBatchNorm) for layer in self.dynamic.sublayers())
+            self._reference = _without_sync_bn(self.dynamic) if sync else self.dynamic
+            self._reference.eval()
+        with paddle.no_grad():
+            return [t.numpy() for t in _tensors(self._reference(x))]
 
-    def _export(self, shape):
-        """Prefix of the folded model exported for ``shape`` (None: any size), or the error."""
+    def program_folder(self):
+        """The folder of this model's exported programs (see ``cache_dir``)."""
+        if self._folder is None:
+            key = None if self.cache_dir is False else model_fingerprint(self.dynamic)
+            if key is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="segcourse_export_")
+                self._folder = Path(self._tmp.name)
+            else:
+                root = export_cache() if self.cache_dir is None else Path(self.cache_dir)
+                self._folder = root / f"{type(self.dynamic).__name__}-{key}"
+        return self._folder
+
+    def _failed_file(self, name):
+        return self.program_folder() / f"{name}.{self.device}.failed"
+
+    def _write(self, target, text):
+        """Write ``text`` to ``target`` atomically; a read-only cache only costs time later."""
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, target)
+        except OSError:
+            pass
+
+    def _remember_failure(self, name, why):
+        """Write why the program ``name`` is unusable, so later runs skip it."""
+        self._write(self._failed_file(name), why)
+
+    def _verified_file(self):
+        return self.program_folder() / f"verified.{self.device}.json"
+
+    def _verified(self):
+        """``{input shape: [program name, candidate label]}`` checked equal in earlier runs."""
+        try:
+            return json.loads(self._verified_file().read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _remember_verified(self, key, name, label):
+        verified = self._verified()
+        verified[_shape_name(key)] = [name, label]
+        self._write(self._verified_file(), json.dumps(verified, indent=1, sort_keys=True))
+
+    def _stored(self, x, shape):
+        """``(prefix, None)`` of the program for ``shape`` (None: any size), from the cache or
+        exported now, or ``(None, why)`` when it cannot be exported or failed before."""
         from .models.pretrained import export_inference
 
-        name = "any" if shape is None else "x".join(map(str, shape))
+        name = _shape_name(shape)
+        failed, final = self._failed_file(name), self.program_folder() / name
+        if failed.is_file():
+            return None, f"{failed.read_text()} (remembered in {failed}; delete it to retry)"
         try:
-            return export_inference(self.folded, self.workdir / name / "model",
-                                    image_shape=shape), None
+            _program_files(final / "model")
+            return final / "model", None
+        except FileNotFoundError:
+            pass
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+        except OSError as err:
+            return None, f"export for {name}: cannot write to {final.parent}: {err}"
+        try:
+            export_inference(self._folded(x), tmp / "model", image_shape=shape)
         except Exception as err:                  # noqa: BLE001 (any tracing failure)
-            return None, f"export for {name}: {type(err).__name__}: {str(err)[:300]}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            why = f"export for {name}: {type(err).__name__}: {str(err)[:300]}"
+            if not isinstance(err, OSError):      # a full disk may not be full next time
+                self._remember_failure(name, why)
+            return None, why
+        try:
+            tmp.rename(final)                     # atomic: readers see a whole program or none
+        except OSError:                           # another process stored it first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final / "model", None
 
     def _candidates(self, prefix, shape):
         """(label, loader) of the programs to try, fastest first."""
@@ -390,70 +531,123 @@ class FastModel(nn.Layer):
                                                              onednn=o, input_shape=shape)))
                 for o in ((True, False) if self.device == "cpu" else (False,))]
 
+    @staticmethod
+    def _load(label, make, loaded):
+        """The candidate ``label``, created once per object (None: it failed to load)."""
+        if label not in loaded:
+            loaded[label] = None
+            loaded[label] = make()
+            loaded[label].eval()
+        return loaded[label]
+
     def _first_equal(self, candidates, x, want, problems, loaded):
-        """The first candidate that loads, runs and agrees with ``want`` within ``rtol``."""
+        """(program, label, its output on ``x``) of the first candidate that loads, runs and
+        agrees with ``want`` within ``rtol``; (None, None, None) when none does."""
         for label, make in candidates:
             if label in loaded and loaded[label] is None:
                 continue                          # failed to load before; reported then
             try:
-                if label not in loaded:
-                    loaded[label] = make()
-                    loaded[label].eval()
-                err = _max_diff(loaded[label], x, want)
+                out = self._load(label, make, loaded)(x)
+                err = _rel_diff([t.numpy() for t in _tensors(out)], want)
             except Exception as exc:              # noqa: BLE001 (predictor creation or run)
                 problems.append(f"{label}: {type(exc).__name__}: {str(exc)[:300]}")
                 loaded[label] = None
                 continue
             if err <= self.rtol:
-                return loaded[label], label
+                return loaded[label], label, out
             problems.append(f"{label}: outputs differ from the dynamic model by {err:.3g} "
-                            f"(relative, tolerance {self.rtol:g})")
-        return None, None
+                            f"(relative, tolerance {self.rtol:g}) at input {list(x.shape)}")
+        return None, None, None
+
+    def _checked(self, x, shape, want, problems, loaded):
+        """``_first_equal`` of the stored program for ``shape`` (None: any size); a program
+        none of whose candidates agrees is remembered as failed. Reasons go to ``problems``."""
+        prefix, why = self._stored(x, shape)
+        if prefix is None:
+            if shape is None:                     # many models have none: not a warning
+                self.notes["any size"] = [why]
+            else:
+                problems.append(why)
+            return None, None, None
+        before = len(problems)
+        found = self._first_equal(self._candidates(prefix, shape), x, want, problems, loaded)
+        if found[0] is None:
+            self._remember_failure(_shape_name(shape), "; ".join(problems[before:]))
+        return found
+
+    def _trusted(self, x, key):
+        """(program, its output on ``x``) of the program an earlier run checked equal at this
+        input shape, or None (not checked before, gone, or it fails to load now)."""
+        name, label = self._verified().get(_shape_name(key), (None, None))
+        if name is None or self._failed_file(name).is_file():
+            return None
+        shape = None if name == "any" else key
+        loaded = self._any_size if shape is None and self._any_size is not False else {}
+        prefix = self.program_folder() / name / "model"
+        for cand, make in self._candidates(prefix, shape):
+            if cand == label:
+                try:
+                    prog = self._load(cand, make, loaded)
+                    return prog, prog(x)
+                except Exception:                 # noqa: BLE001 (then check anew)
+                    return None
+        return None
 
     def _load_checked(self, x, key):
-        """A program for inputs of shape ``key``, checked equal to the folded model on ``x``.
+        """(program, its output on ``x``) for inputs of shape ``key``.
 
-        First the program exported once for any input size (where the model traces with an
-        unknown size), else one exported for ``key``; each tried as Paddle Inference with
-        oneDNN, then without; the first that agrees within ``rtol`` is used. None agrees:
-        the folded model, with a warning naming why."""
-        folded = self._folded(x)
-        want = [t.numpy() for t in _tensors(folded(x))]
+        A program an earlier run checked at this shape is used as is. Else it is checked
+        against the dynamic model on ``x``: first the program for any input size (where the
+        model traces with an unknown size), then one for ``key``; each tried as Paddle
+        Inference with oneDNN, then without; the first that agrees within ``rtol`` is used
+        (and remembered). None agrees: the folded model, with a warning naming why."""
+        trusted = self._trusted(x, key)
+        if trusted is not None:
+            self.notes[key] = []
+            return trusted
+        want = self._expected(x)
         problems = []
-        if self._any_size is None:                # try once: (prefix or None, loaded programs)
-            prefix, err = self._export(None)
-            self._any_size = (prefix, {})
-            self.notes["any size"] = [err] if err else []
-        prefix, loaded = self._any_size
-        prog = label = None
-        if prefix is not None:
-            prog, label = self._first_equal(self._candidates(prefix, None), x, want, problems, loaded)
-        if prog is None:
-            prefix, err = self._export(key)
-            if err:
-                problems.append(err)
+        prog = label = out = None
+        if self._any_size is not False:
+            prog, label, out = self._checked(x, None, want, problems, self._any_size)
+            if prog is None:
+                self._any_size = False            # wrong or missing: per-shape from now on
             else:
-                prog, label = self._first_equal(self._candidates(prefix, key), x, want, problems, {})
+                self._remember_verified(key, "any", label)
         if prog is None:
-            prog, label = folded, "the folded dygraph model"
+            prog, label, out = self._checked(x, key, want, problems, {})
+            if prog is not None:
+                self._remember_verified(key, _shape_name(key), label)
+        if prog is None:
+            prog, label = self._folded(x), "the folded dygraph model"
+            out = prog(x)
         if problems:
             warnings.warn(f"{self.engine} engine, {type(self.dynamic).__name__} at input "
                           f"{list(key)}: {'; '.join(problems)}; using {label}", stacklevel=4)
         self.notes[key] = problems
-        return prog
+        return prog, out
 
     def forward(self, x):
         if self.engine == "dynamic":
             return self.dynamic(x)
         if self.engine == "folded":
             return self._folded(x)(x)
+        key = tuple(x.shape)
         with paddle.no_grad():
-            return self._program(x)(x)
+            if key not in self._programs:         # the first input's output comes with its check
+                self._programs[key], out = self._load_checked(x, key)
+                return out
+            return self._programs[key](x)
 
     def train(self, mode=True):
         if mode:
             raise RuntimeError("FastModel is for inference only (its batch norms are folded)")
         return self.eval()
+
+
+def _shape_name(shape):
+    """File name of the program for ``shape``: ``"any"`` (None) or ``"1x3x64x64"``."""
+    return "any" if shape is None else "x".join(map(str, shape))
 
 
 def fast_model(model, engine="inference", **kwargs):

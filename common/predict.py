@@ -11,8 +11,9 @@ by overlapping windows (``common.inference.sliding_window``). ``--device`` picks
 (default: GPU when Paddle has CUDA). ``--engine`` runs the model as it is (``dynamic``), with
 batch norm folded into the convolutions (``folded``), as an exported static graph
 (``static``) or through Paddle Inference with oneDNN / TensorRT (``inference``); see
-``common.deploy``. The exported engines build one program per input shape (a few seconds
-each), checked equal to the dynamic model on its first input.
+``common.deploy``. The exported engines build a program once per model (once per input
+shape for U-Net and FCN; a few seconds each), check it equal to the dynamic model on the
+first input of each shape, and keep it in ``common.deploy.export_cache()`` for later runs.
 """
 from __future__ import annotations
 

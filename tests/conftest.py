@@ -10,10 +10,12 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _seeded():
+def _seeded(tmp_path, monkeypatch):
     np.random.seed(0)
     paddle.seed(0)
     paddle.set_device("cpu")
+    # each test its own cache of exported programs: none is reused or remembered across tests
+    monkeypatch.setenv("SEGCOURSE_EXPORT_CACHE", str(tmp_path / "export_cache"))
     yield
 
 

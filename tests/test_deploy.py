@@ -190,16 +190,127 @@ class _SizeTrap(nn.Layer):
 
 
 @pytest.mark.parametrize("engine", ["static", "inference"])
-def test_a_program_traced_without_the_size_is_checked_per_shape(engine):
+def test_a_program_traced_without_the_size_is_checked_per_shape(engine, recwarn):
     model = _SizeTrap()
     model.eval()
     fast = FastModel(model, engine)
-    for shape in ([1, 3, 10, 7], [1, 3, 9, 8]):
+    for i, shape in enumerate(([1, 3, 10, 7], [1, 3, 9, 8])):
         x = paddle.randn(shape)
-        with pytest.warns(UserWarning, match="outputs differ"), paddle.no_grad():
+        with paddle.no_grad():
             got = fast(x).numpy()
         assert _rel(got, model(x).numpy()) < RTOL and np.abs(got).max() > 0
         assert fast._programs[tuple(shape)] is not fast.folded    # a per-shape program
+        # the any-size program differs on the first shape; after that it is not tried again
+        assert [("outputs differ" in str(w.message)) for w in recwarn] == [True] * (i == 0), i
+        recwarn.clear()
+    assert (fast.program_folder() / f"any.{fast.device}.failed").is_file()
+
+
+def _count_exports(monkeypatch):
+    from common.models import pretrained
+
+    calls, real = [], pretrained.export_inference
+    monkeypatch.setattr(pretrained, "export_inference",
+                        lambda *a, **kw: calls.append(kw.get("image_shape")) or real(*a, **kw))
+    return calls
+
+
+def test_a_second_run_reuses_the_stored_program(monkeypatch):
+    """The exported program is kept under the model's fingerprint: the same model built
+    again (as a new process would) exports nothing, and a changed weight exports anew."""
+    calls = _count_exports(monkeypatch)
+    x = paddle.randn([1, 3, 21, 19])
+
+    def run():
+        paddle.seed(6)
+        model = _randomize_bn(build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"]))
+        model.eval()
+        return model, FastModel(model, "inference")
+
+    model, fast = run()
+    want = model(x).numpy()
+    assert _rel(fast(x).numpy(), want) < RTOL and calls == [None]      # one any-size export
+    model, again = run()
+    checks, expected = [], FastModel._expected
+    monkeypatch.setattr(FastModel, "_expected", lambda self, x: checks.append(x.shape) or expected(self, x))
+    assert _rel(again(x).numpy(), want) < RTOL and calls == [None]     # reused
+    assert checks == []                       # and checked at this shape before: not again
+    y = paddle.randn([1, 3, 17, 22])
+    assert _rel(again(y).numpy(), model(y).numpy()) < RTOL and calls == [None]
+    assert checks == [[1, 3, 17, 22]]         # a new shape is checked
+    assert again.program_folder() == fast.program_folder() and again.folded is None
+    assert isinstance(again._programs[(1, 3, 21, 19)], PredictorLayer)
+    model.classifier.weight.set_value(model.classifier.weight + 0.5) if hasattr(model, "classifier") \
+        else model.parameters()[-1].set_value(model.parameters()[-1] + 0.5)
+    changed = FastModel(model, "inference")
+    assert _rel(changed(x).numpy(), model(x).numpy()) < RTOL and calls == [None, None]
+    assert changed.program_folder() != fast.program_folder()
+
+
+def test_the_fingerprint_follows_weights_buffers_and_settings():
+    from common.deploy import model_fingerprint
+
+    paddle.seed(7)
+    a = build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"])
+    paddle.seed(7)
+    b = build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"])
+    assert model_fingerprint(a) == model_fingerprint(b)
+    bn = next(m for m in b.sublayers() if isinstance(m, nn.BatchNorm2D))
+    bn._mean.set_value(bn._mean + 1.0)                     # a buffer, not a parameter
+    assert model_fingerprint(a) != model_fingerprint(b)
+    paddle.seed(7)
+    c = build_model("deeplabv3", 3, output_stride=8, **SEMANTIC["deeplabv3"])
+    assert [p.shape for p in a.parameters()] == [p.shape for p in c.parameters()]
+    assert model_fingerprint(a) != model_fingerprint(c)    # same weights, other dilations
+    before = model_fingerprint(a)
+    a.output_stride = 8                                    # a plain attribute the repr omits
+    assert model_fingerprint(a) != before
+
+    class Anonymous(nn.Layer):                             # source Python cannot find
+        def forward(self, x):
+            return x
+    Anonymous.__module__ = "no_such_module"
+    assert model_fingerprint(Anonymous()) is None
+    fast = FastModel(Anonymous(), "static")
+    assert "segcourse_export_" in fast.program_folder().name   # a temporary folder, not the cache
+
+
+def test_a_failed_program_is_remembered_and_retried_once_deleted(monkeypatch):
+    calls = _count_exports(monkeypatch)
+    model = _randomize_bn(build_model("deeplabv3", 6, **SEMANTIC["deeplabv3"]))
+    model.eval()
+    x = paddle.randn([1, 3, 21, 19])
+    real_forward = PredictorLayer.forward
+    monkeypatch.setattr(PredictorLayer, "forward", lambda self, x: paddle.zeros([1, 6, 21, 19]))
+    with pytest.warns(UserWarning, match="outputs differ"):
+        FastModel(model, "inference")(x)
+    assert calls == [None, (1, 3, 21, 19)]
+    folder = FastModel(model, "inference").program_folder()
+    failed = sorted(p.name for p in folder.glob("*.failed"))
+    assert failed == ["1x3x21x19.cpu.failed", "any.cpu.failed"]
+    with pytest.warns(UserWarning, match="remembered in .*1x3x21x19.cpu.failed; delete it to retry"):
+        got = FastModel(model, "inference")(x).numpy()
+    assert calls == [None, (1, 3, 21, 19)]                     # nothing exported again
+    assert _rel(got, model(x).numpy()) < RTOL                  # the folded model answered
+    monkeypatch.setattr(PredictorLayer, "forward", real_forward)
+    for name in failed:
+        (folder / name).unlink()
+    fast = FastModel(model, "inference")
+    assert _rel(fast(x).numpy(), model(x).numpy()) < RTOL and calls == [None, (1, 3, 21, 19)]
+    assert isinstance(fast._programs[(1, 3, 21, 19)], PredictorLayer)   # the stored programs
+
+
+def test_without_a_cache_the_programs_go_with_the_model():
+    model = _randomize_bn(build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"]))
+    fast = FastModel(model, "inference", cache_dir=False)
+    x = paddle.randn([1, 3, 21, 19])
+    assert _rel(fast(x).numpy(), model(x).numpy()) < RTOL
+    folder = fast.program_folder()
+    assert folder.is_dir() and not folder.is_relative_to(__import__("common.deploy").deploy.export_cache())
+    del fast
+    import gc
+    gc.collect()
+    assert not folder.exists()
 
 
 def test_export_folded_program_and_predictor_without_onednn(tmp_path):

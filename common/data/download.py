@@ -31,8 +31,16 @@ def data_root():
         the folder as a ``Path``.
     """
     env = os.environ.get("SEGCOURSE_DATA")
-    if env:
-        return Path(env).expanduser()
+    return Path(env).expanduser() if env else user_cache()
+
+
+def user_cache():
+    """The course's folder in the user's cache: ``$XDG_CACHE_HOME/segcourse``, else
+    ``~/.cache/segcourse`` (datasets by default, exported programs). Not created here.
+
+    Returns:
+        the folder as a ``Path``.
+    """
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache).expanduser() / "segcourse"
 

@@ -337,8 +337,7 @@ def load(name, weights_dir=None, check_meta=True):
         KeyError: ``name`` has no recipe.
         FileNotFoundError: naming the missing file and the command that writes it.
     """
-    from common.models import build_model
-    from common.models.pretrained import load_float16
+    from common.models.pretrained import build_to_load, load_float16
 
     if name not in RECIPES:
         raise KeyError(f"no course weights for {name!r}; known: {sorted(RECIPES)}")
@@ -347,7 +346,7 @@ def load(name, weights_dir=None, check_meta=True):
     for p in (path, meta_path) if check_meta else (path,):
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: run `{command(name)}`")
-    model = load_float16(build_model(name, 7, **RECIPES[name]["model"]), path, command(name))
+    model = load_float16(build_to_load(name, 7, **RECIPES[name]["model"]), path, command(name))
     model.config = json.loads(meta_path.read_text()) if check_meta else {}
     return model
 
