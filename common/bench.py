@@ -165,7 +165,10 @@ def bench_models(names, size, batch, steps):
 # shortcuts) and ours at the papers' full size, ours built in PaddleSeg's configuration by
 # named options. tests/test_paddleseg_params.py checks the parameter counts: equal, up to
 # differences it accounts for exactly (ResNet-vd's deep stem: 19,360; conv biases before BN
-# that ours drop as redundant; GINet's node-level graph internals). PaddleSeg's DeepLab is
+# that ours drop as redundant; GINet's node-level graph internals). Those biases are DeepLabV3+'s
+# inference lead: PaddleSeg's has 14 biased convs (ours 1), most in its stride-4 decoder, and
+# with them removed it runs at 1.02x ours instead of 1.29x (256 px, batch 2, interleaved, median
+# of 5). PaddleSeg's DeepLab is
 # given our ASPP rates at output stride 8 (12/24/36; its default 6/12/18 is for stride 16),
 # and its GINet runs without the JPU neck (19.8 M parameters, no counterpart here).
 # PaddleSeg is not a course dependency; `make bench-paddleseg` installs it beside the venv.

@@ -722,19 +722,78 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
     return rows
 
 
+CLI_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")   # scikit-image's, 300x451 to 512x512
+
+
+def bench_cli(models=("deeplabv3plus", "unet"), repeats=2, num_classes=21, out=print):
+    """Seconds of whole ``python -m common.predict`` runs on four photos, Python's start
+    included: ``dynamic``, ``inference`` on an empty export cache (the first run of a model)
+    and ``inference`` again (later runs), in turn, ``repeats`` rounds. Models are full size
+    (``build_model`` defaults) with random weights: the speed does not depend on them.
+
+    Args:
+        models: ``build_model`` names. repeats: rounds. num_classes: of the models.
+        out: printer of one line per model; None prints nothing.
+
+    Returns:
+        ``{model: {"dynamic" | "inference first run" | "inference later runs": [seconds]}}``.
+    """
+    import subprocess
+
+    import cv2
+    import skimage.data
+
+    from .models import build_model, save_pretrained
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="segcourse_bench_cli_") as tmp:
+        tmp = Path(tmp)
+        photos = []
+        for name in CLI_PHOTOS:
+            photos.append(str(tmp / f"{name}.jpg"))
+            cv2.imwrite(photos[-1], getattr(skimage.data, name)()[..., ::-1])
+        for name in models:
+            paddle.seed(0)
+            save_pretrained(build_model(name, num_classes), tmp / name)
+            runs = {"dynamic": [], "inference first run": [], "inference later runs": []}
+            for r in range(repeats):
+                cache = tmp / f"cache_{name}_{r}"           # empty: the first run exports
+                for label, engine in (("dynamic", "dynamic"), ("inference first run", "inference"),
+                                      ("inference later runs", "inference")):
+                    env = dict(os.environ, SEGCOURSE_EXPORT_CACHE=str(cache), PYTHONWARNINGS="ignore")
+                    t = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "common.predict", "--model", str(tmp / name),
+                                    "--out", str(tmp / "out"), "--engine", engine, "--quiet", *photos],
+                                   env=env, check=True, capture_output=True)
+                    runs[label].append(time.perf_counter() - t)
+            results[name] = runs
+            if out is not None:
+                out(f"{name:14s} " + "  ".join(f"{k} {min(v):5.1f}-{max(v):5.1f} s" for k, v in runs.items()))
+    return results
+
+
 def main(argv=None):
-    """``python -m common.deploy --bench [--models deeplabv3 unet] [--sizes 96 128]``."""
+    """``python -m common.deploy --bench [--models deeplabv3 unet] [--sizes 96 128]``, or
+    ``--bench-cli`` (whole prediction CLI runs, see ``bench_cli``)."""
     p = argparse.ArgumentParser(prog="python -m common.deploy", description=__doc__.split("\n\n")[0])
     p.add_argument("--bench", action="store_true", help="time the engines against each other")
+    p.add_argument("--bench-cli", action="store_true",
+                   help="time whole `python -m common.predict` runs on four photos (see bench_cli)")
     p.add_argument("--models", nargs="+", help="names in common.bench.BENCH_MODELS")
     p.add_argument("--sizes", nargs="+", type=int, default=[96, 128, 256])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 4])
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, help="rounds (default 7; --bench-cli: 2)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="elapsed time, or this process's CPU time (steadier on a busy machine)")
     args = p.parse_args(argv)
+    if args.bench_cli:
+        print(f"Paddle {paddle.__version__}, {os.environ.get('OMP_NUM_THREADS')} threads, load average "
+              f"{os.getloadavg()[0]:.1f}; python -m common.predict on {', '.join(CLI_PHOTOS)}, "
+              f"seconds (min-max of {args.repeats or 2} rounds)", flush=True)
+        return bench_cli(args.models or ("deeplabv3plus", "unet"), args.repeats or 2,
+                         out=lambda s: print(s, flush=True))
     if not args.bench:
         p.print_help()
         return None
@@ -752,7 +811,7 @@ def main(argv=None):
     print(f"Paddle {paddle.__version__}, {os.environ.get('OMP_NUM_THREADS')} threads, "
           f"load average {os.getloadavg()[0]:.1f}; min/median {args.clock} ms per image, "
           f"x = speed-up over {args.engines[0]} (median)", flush=True)
-    return bench_engines(models, args.sizes, args.batches, args.repeats, args.steps,
+    return bench_engines(models, args.sizes, args.batches, args.repeats or 7, args.steps,
                          tuple(args.engines), out=lambda s: print(s, flush=True), clock=args.clock)
 
 

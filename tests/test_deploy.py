@@ -362,3 +362,13 @@ def test_bench_engines_rows():
     assert len(lines) == 1 and "inference" in lines[0]
     with pytest.raises(SystemExit):
         main(["--bench", "--models", "nope"])
+
+
+def test_bench_cli_times_whole_runs():
+    from common.deploy import bench_cli
+
+    lines = []
+    (runs,) = bench_cli(("tiny",), repeats=1, num_classes=3, out=lines.append).values()
+    assert sorted(runs) == ["dynamic", "inference first run", "inference later runs"]
+    assert all(len(v) == 1 and v[0] > 0 for v in runs.values())
+    assert len(lines) == 1 and lines[0].startswith("tiny")

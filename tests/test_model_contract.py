@@ -12,7 +12,7 @@ import pytest
 from common.data import get_variant
 from common.data.instances import SceneInstances, targets_to_tensors
 from common.engine import total_loss
-from common.labels import LABEL_DIVISOR
+from common.labels import LABEL_DIVISOR, PANOPTIC_VOID
 from common.models import build_model, list_models, mask_rcnn, panoptic_deeplab, solo, upsnet
 
 K = 7                                   # the 'scenes' variant: 4 stuff + 3 thing classes
@@ -98,12 +98,12 @@ def test_panoptic_deeplab_contract():
             f"train={train}: {type(out).__name__}"
     pan = np.full((N, H, W), 1 * LABEL_DIVISOR, np.int64)          # stuff (grass) ...
     pan[:, 10:30, 10:25] = THINGS[0] * LABEL_DIVISOR + 1              # ... one thing ...
-    pan[:, -5:] = 255 * LABEL_DIVISOR                                 # ... and a void strip
+    pan[:, -5:] = PANOPTIC_VOID                                       # ... and a void strip
     loss = panoptic_deeplab.PanopticDeepLabLoss(THINGS)(out, pan)
     assert loss.shape == [] and np.isfinite(float(loss))
     maps = model.panoptic(x)
     assert maps.shape == (N, H, W) and maps.dtype == np.int64
-    cats = np.unique(maps[maps != panoptic_deeplab.VOID] // LABEL_DIVISOR)
+    cats = np.unique(maps[maps != PANOPTIC_VOID] // LABEL_DIVISOR)
     assert set(cats.tolist()) <= set(range(K)), cats
 
 

@@ -5,7 +5,7 @@ import paddle
 import pytest
 from paddle.io.dataloader.collate import default_collate_fn
 
-from common.data import LABEL_DIVISOR, VARIANTS
+from common.data import LABEL_DIVISOR, PANOPTIC_VOID, VARIANTS
 from common.data.panoptic import PanopticDeepLabTargets, PanopticScenes
 from common.engine import Trainer
 from common.metrics import panoptic_quality
@@ -167,10 +167,31 @@ def test_merge_stuff_area_threshold_and_no_centre():
     semantic = np.array([[0, 0, 0, 2], [1, 1, 1, 1]])
     instance = np.zeros_like(semantic)
     out = merge_semantic_and_instance(semantic, instance, THINGS, stuff_area=2)
-    np.testing.assert_array_equal(out, [[0, 0, 0, -1], [1000] * 4])          # water: 1 px -> void
+    v = PANOPTIC_VOID
+    np.testing.assert_array_equal(out, [[0, 0, 0, v], [1000] * 4])           # water: 1 px -> void
     sem = np.array([[4, 4], [5, 1]])
     out = merge_semantic_and_instance(sem, np.zeros_like(sem), THINGS, stuff_area=1)
-    np.testing.assert_array_equal(out, [[-1, -1], [-1, 1000]])               # things without centre
+    np.testing.assert_array_equal(out, [[v, v], [v, 1000]])                  # things without centre
+    out = merge_semantic_and_instance(sem, np.zeros_like(sem), THINGS, stuff_area=1, label_divisor=100)
+    np.testing.assert_array_equal(out, [[25500, 25500], [25500, 100]])      # category 255 whatever the divisor
+
+
+def test_void_is_one_value_that_metrics_and_pictures_read():
+    """Panoptic-DeepLab's void is UPSNet's and the datasets' (category 255): PQ does not judge
+    it, the targets ignore it and viz.colorize_panoptic draws it in the ignore colour."""
+    from common.models.upsnet import panoptic_from_logits
+    from common.viz import IGNORE_COLOR, colorize_panoptic
+
+    unknown_wins = paddle.to_tensor(np.array([0.0, 1.0], np.float32).reshape(2, 1, 1))
+    assert panoptic_from_logits(unknown_wins, [], [1])[0, 0] == PANOPTIC_VOID     # UPSNet's void
+    gt = np.array([[1000, 1000, 4001, 4001]])
+    pred = merge_semantic_and_instance(np.array([[1, 1, 4, 4]]), np.array([[0, 0, 1, 0]]), THINGS,
+                                       stuff_area=1)
+    assert pred[0, 3] == PANOPTIC_VOID                                         # a thing pixel, no instance
+    assert panoptic_quality(pred[None], gt[None], THINGS, [1])["per_class"][1][0] == 1.0
+    assert (colorize_panoptic(pred)[0, 3] == IGNORE_COLOR).all()
+    t = panoptic_deeplab_targets(np.where(gt == 4001, PANOPTIC_VOID, gt), THINGS, sigma=1)
+    assert (t["semantic"] == [[1, 1, 255, 255]]).all() and t["center_weight"][0, 2:].sum() == 0
 
 
 def test_find_centers_top_k_and_threshold():

@@ -26,7 +26,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-from ..labels import LABEL_DIVISOR  # noqa: F401  (re-exported: common.data.LABEL_DIVISOR)
+from ..labels import LABEL_DIVISOR, PANOPTIC_VOID  # noqa: F401  (re-exported by common.data)
 
 STUFF = ("sky", "grass", "water", "road")
 # Class ids: the index into ``Variant.classes``. Stuff is the same in both variants.

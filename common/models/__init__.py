@@ -34,9 +34,9 @@ ids, default all) and their ``labels`` are those dataset ids, not 0-based thing 
 
 Void: a semantic label of 255 (``ignore_index``) is not trained on and not scored.
 Panoptic maps hold ``category * LABEL_DIVISOR + instance`` (``common.labels.LABEL_DIVISOR``,
-instance 0 for stuff); a category in neither ``thing_ids`` nor ``stuff_ids`` (255 by
-convention, so ``255 * LABEL_DIVISOR`` in UPSNet's output) is void, and Panoptic-DeepLab
-marks the pixels it leaves unassigned with ``VOID`` (-1).
+instance 0 for stuff); a category in neither ``thing_ids`` nor ``stuff_ids`` is void, and
+the models write void as category 255 (``common.labels.PANOPTIC_VOID`` = ``255 *
+LABEL_DIVISOR``): UPSNet's unknown pixels, Panoptic-DeepLab's unassigned ones.
 """
 from __future__ import annotations
 

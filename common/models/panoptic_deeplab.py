@@ -35,9 +35,7 @@ from .registry import register
 
 __all__ = ["PanopticDeepLab", "PanopticDeepLabLoss", "PanopticDeepLabTargets", "panoptic_deeplab_targets",
            "find_instance_centers", "group_pixels", "merge_semantic_and_instance", "panoptic_from_outputs",
-           "small_config", "center_sigma", "VOID"]
-
-VOID = -1      # panoptic value of pixels left unlabelled (0 would be class 0, sky, instance 0)
+           "small_config", "center_sigma"]
 
 
 class Decoder(nn.Layer):
@@ -141,9 +139,10 @@ class PanopticDeepLabLoss:
     builds nothing on the host. Raw panoptic maps (N, H, W) are accepted too (the targets
     are then built here with ``self.targets``: handy for one-off calls, slower in a loop).
 
-    Void pixels (a negative panoptic value such as ``VOID``, or category ``ignore_index``,
-    i.e. ``ignore_index * label_divisor + id``) count in none of the three terms: the
-    hardest-pixel fraction and the heatmap mean are taken over the labelled pixels.
+    Void pixels (category ``ignore_index``, i.e. ``ignore_index * label_divisor + id``, the
+    course's ``PANOPTIC_VOID``; also any negative value, as some datasets write void) count
+    in none of the three terms: the hardest-pixel fraction and the heatmap mean are taken
+    over the labelled pixels.
 
     Args:
         thing_ids: the thing classes.
@@ -260,7 +259,7 @@ def group_pixels(centers, offset, thing_mask):
 
 
 def merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area=2048,
-                                label_divisor=LABEL_DIVISOR, void=VOID):
+                                label_divisor=LABEL_DIVISOR, void=None):
     """Merge semantic and instance maps: each instance takes the majority class of its
     pixels (a class vote: 多数投票); stuff pixels keep their class unless the class covers
     fewer than ``stuff_area`` pixels (then void); thing pixels without an instance are void.
@@ -271,11 +270,13 @@ def merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area=2048,
         thing_ids: the thing classes.
         stuff_area: minimum pixels of a stuff class.
         label_divisor: the panoptic encoding's divisor.
-        void: value of void pixels.
+        void: value of void pixels (default ``255 * label_divisor``: category 255, the
+            ``common.labels.PANOPTIC_VOID`` of the default divisor).
 
     Returns:
         int64 (H, W) panoptic map ``class * label_divisor + id``.
     """
+    void = 255 * label_divisor if void is None else void
     semantic = np.asarray(semantic).astype(np.int64)
     instance = np.asarray(instance).astype(np.int64)
     pan = np.full(semantic.shape, void, np.int64)

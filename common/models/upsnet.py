@@ -35,7 +35,7 @@ import paddle.nn.functional as F
 from paddle.vision.ops import DeformConv2D
 
 from ..data.instances import PanopticHeadTargets, panoptic_head_target
-from ..labels import LABEL_DIVISOR
+from ..labels import LABEL_DIVISOR, PANOPTIC_VOID
 from ..ops import boxes as box_ops
 from .layers import ConvGNReLU, gn_groups, resize_to
 from .mask_rcnn import MaskRCNN, small_config as _mask_rcnn_small
@@ -125,7 +125,7 @@ def panoptic_logits(sem_logits, boxes, classes, mask_logits, stuff_ids, thing_id
     return paddle.concat([stuff, inst, unknown[None]])
 
 
-def panoptic_from_logits(logits, classes, stuff_ids, void=255 * LABEL_DIVISOR,
+def panoptic_from_logits(logits, classes, stuff_ids, void=PANOPTIC_VOID,
                          label_divisor=LABEL_DIVISOR):
     """Argmax of the panoptic logits as a panoptic map.
 

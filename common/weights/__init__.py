@@ -229,7 +229,7 @@ def panoptic_scores(model, name="panoptic_deeplab"):
     things = list(RECIPES[name]["model"]["thing_ids"])
     stuff = [c for c in range(len(val.classes)) if c not in things]
     pq = panoptic_quality(pred, pans, things, stuff)
-    s = segmentation_scores(confusion_matrix(sem, np.where(pans < 0, 255, pans // LABEL_DIVISOR), len(val.classes)))
+    s = segmentation_scores(confusion_matrix(sem, pans // LABEL_DIVISOR, len(val.classes)))
     return dict(pq=_r4(pq["pq"]), things_pq=_r4(pq["things"][0]), stuff_pq=_r4(pq["stuff"][0]),
                 iou={c: _r4(v) for c, v in zip(val.classes, s["iou"])}, miou=_r4(s["miou"]))
 
