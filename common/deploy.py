@@ -413,8 +413,9 @@ class FastModel(nn.Layer):
 
     Args:
         model: a semantic model (eval mode is set). engine: one of ``ENGINES``.
-        cache_dir: folder of the exported programs (default ``export_cache()``); False: a
-            temporary folder, removed with this object. device: ``"cpu"`` or ``"gpu"``.
+        cache_dir: folder of the exported programs (default ``export_cache()``); False (or a
+            folder that cannot be written): a temporary folder, removed with this object.
+            device: ``"cpu"`` or ``"gpu"``.
         threads: CPU threads of Paddle Inference. rtol: tolerance of the check.
     """
 
@@ -447,15 +448,25 @@ class FastModel(nn.Layer):
             return [t.numpy() for t in _tensors(self._reference(x))]
 
     def program_folder(self):
-        """The folder of this model's exported programs (see ``cache_dir``)."""
+        """The folder of this model's exported programs (see ``cache_dir``); a temporary one
+        when the model has no fingerprint or the cache cannot be written (``notes["cache"]``
+        says why)."""
         if self._folder is None:
             key = None if self.cache_dir is False else model_fingerprint(self.dynamic)
-            if key is None:
+            if key is not None:
+                root = export_cache() if self.cache_dir is None else Path(self.cache_dir)
+                folder = root / f"{type(self.dynamic).__name__}-{key}"
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    if os.access(folder, os.W_OK):
+                        self._folder = folder
+                    else:
+                        self.notes["cache"] = [f"{folder} is not writable"]
+                except OSError as err:
+                    self.notes["cache"] = [f"cannot create {folder}: {err}"]
+            if self._folder is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="segcourse_export_")
                 self._folder = Path(self._tmp.name)
-            else:
-                root = export_cache() if self.cache_dir is None else Path(self.cache_dir)
-                self._folder = root / f"{type(self.dynamic).__name__}-{key}"
         return self._folder
 
     def _failed_file(self, name):
@@ -504,7 +515,6 @@ class FastModel(nn.Layer):
         except FileNotFoundError:
             pass
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
         except OSError as err:
             return None, f"export for {name}: cannot write to {final.parent}: {err}"

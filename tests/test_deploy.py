@@ -300,6 +300,18 @@ def test_a_failed_program_is_remembered_and_retried_once_deleted(monkeypatch):
     assert isinstance(fast._programs[(1, 3, 21, 19)], PredictorLayer)   # the stored programs
 
 
+def test_a_cache_that_cannot_be_written_falls_back_to_a_temporary_folder(tmp_path):
+    model = _randomize_bn(build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"]))
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    fast = FastModel(model, "inference", cache_dir=blocked / "exports")
+    x = paddle.randn([1, 3, 21, 19])
+    assert _rel(fast(x).numpy(), model(x).numpy()) < RTOL
+    assert isinstance(fast._programs[(1, 3, 21, 19)], PredictorLayer)
+    assert "segcourse_export_" in fast.program_folder().name and "a_file" in fast.notes["cache"][0]
+    assert blocked.read_text() == "not a folder"
+
+
 def test_without_a_cache_the_programs_go_with_the_model():
     model = _randomize_bn(build_model("deeplabv3", 3, **SEMANTIC["deeplabv3"]))
     fast = FastModel(model, "inference", cache_dir=False)
