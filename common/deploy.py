@@ -367,8 +367,8 @@ def _class_source(cls):
 def model_fingerprint(model):
     """A hash of what an exported program of ``model`` depends on: Paddle's build, the layer
     tree (classes, their repr and public plain attributes), every parameter and buffer, the
-    source of the modules
-    that define its layers and of ``common`` (so editing the code invalidates the cache).
+    source of the modules that define its layers and of ``common`` (so editing the code
+    invalidates the cache).
 
     Args:
         model: a ``paddle.nn.Layer``.
