@@ -379,12 +379,13 @@ def model_fingerprint(model):
     """
     h = hashlib.blake2b(digest_size=16)
     h.update(f"paddle {paddle.__version__} {paddle.version.commit}\n{model!r}\n".encode())
+    classes = set()
     for name, layer in model.named_sublayers(include_self=True):
         # settings read in forward (UNet.padding, PSPModule.bins) that the repr does not show
         settings = sorted((k, repr(v)) for k, v in vars(layer).items() if k[0] != "_" and k != "training"
                           and isinstance(v, (bool, int, float, str, tuple, list, dict, type(None))))
         h.update(f"{name} {settings}\n".encode())
-    classes = {type(layer) for layer in [model, *model.sublayers()]}
+        classes.add(type(layer))
     for cls in sorted(classes, key=lambda c: (c.__module__, c.__qualname__)):
         if cls.__module__.split(".")[0] == "paddle":
             continue                               # covered by Paddle's build
@@ -474,12 +475,15 @@ class FastModel(nn.Layer):
 
     def _write(self, target, text):
         """Write ``text`` to ``target`` atomically; a read-only cache only costs time later."""
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp = None
         try:
-            tmp.write_text(text)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
             os.replace(tmp, target)
         except OSError:
-            pass
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
 
     def _remember_failure(self, name, why):
         """Write why the program ``name`` is unusable, so later runs skip it."""
