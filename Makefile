@@ -46,7 +46,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.paddle
 	@echo "Installing the course into $(VENV) with $$(cat $(VENV)/.paddle) (a few minutes the first time; log: $(VENV)/install.log)"
 	@{ $(BIN)/python -m pip install --upgrade pip \
 	   && { [ ! -f $@ ] || [ ! $(VENV)/.paddle -nt $@ ] || $(BIN)/python -m pip uninstall -y paddlepaddle paddlepaddle-gpu; } \
-	   && $(BIN)/python -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) $(PADDLE_INDEX) "$(PADDLE)" -e ".[test]"; \
+	   && $(BIN)/python -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) $(PADDLE_INDEX) "$(PADDLE)" -e ".[test,book]"; \
 	 } > $(VENV)/install.log 2>&1 \
 	    || { tail -n 25 $(VENV)/install.log; echo "make setup: the install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@# pydensecrf2 compiles C++: optional, the CRF has its own filtering fallback without it.

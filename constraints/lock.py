@@ -25,7 +25,8 @@ PADDLE = "paddlepaddle>=3.0"
 
 def requirements() -> list[str]:
     project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
-    return project["dependencies"] + project["optional-dependencies"]["test"] + [PADDLE]
+    extras = project["optional-dependencies"]
+    return project["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
 
 
 def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:

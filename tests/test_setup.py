@@ -13,13 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _name(spec):
-    return re.split(r"[<>=!~\[ ]", spec.strip(), maxsplit=1)[0].lower()
+    """The normalised project name of a requirement or pin (PEP 503: case, "_" and "." as "-")."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ]", spec.strip(), maxsplit=1)[0]).lower()
 
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["test"]) \
-        | set(project["optional-dependencies"]["gpu"])
+        | set(project["optional-dependencies"]["gpu"]) | set(project["optional-dependencies"]["book"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = {s for s in pip if not s.startswith("-")}
@@ -49,7 +50,8 @@ def test_constraints_pin_every_dependency(python):
     path = ROOT / "constraints" / f"py{python.replace('.', '')}.txt"
     pins = {_name(l): l for l in path.read_text().splitlines() if l and not l.startswith("#")}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for spec in project["dependencies"] + project["optional-dependencies"]["test"] + ["paddlepaddle"]:
+    extras = project["optional-dependencies"]
+    for spec in project["dependencies"] + extras["test"] + extras["book"] + ["paddlepaddle"]:
         assert "==" in pins.get(_name(spec), ""), f"{_name(spec)} is not pinned in {path.name}"
     assert pins["paddlepaddle"].startswith("paddlepaddle==3.")
 
