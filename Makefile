@@ -103,27 +103,27 @@ notebooks: setup
 	done
 
 gpu-check: setup
-	$(BIN)/python -m common.gpu_check
+	$(BIN)/python -m common.course.gpu_check
 
 bench: setup
-	$(BIN)/python -m common.bench
+	$(BIN)/python -m common.course.bench
 
 # One results file per experiment in results/ (seeds, per-seed metrics, command, code version, seconds).
 EXPERIMENTS ?=
 experiments: setup
-	$(BIN)/python -m common.experiments $(EXPERIMENTS)
+	$(BIN)/python -m common.course.experiments $(EXPERIMENTS)
 
 # The course weights in weights/ (float16; command, code version, seed and held-out IoU in the JSON
 # beside each). One core per run, as recorded: `make weights WEIGHTS="unet"` retrains one.
 WEIGHTS ?=
 weights: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m common.weights $(WEIGHTS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m common.course.weights $(WEIGHTS)
 
 # PaddleSeg is not a dependency of the course: installed into .bench-paddleseg/ only here.
 bench-paddleseg: setup
 	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
 	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
-	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.bench --paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
+	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench --paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
 
 # Homework: the student release of day*/exercises.ipynb (solutions stubbed, answers removed)
 # into $(RELEASE)/, not committed; `make student DAYS="day1_concepts"` hands out one day.
@@ -131,10 +131,10 @@ bench-paddleseg: setup
 RELEASE ?= student
 DAYS ?=
 student: setup
-	$(BIN)/python -m common.student $(RELEASE) $(DAYS)
+	$(BIN)/python -m common.course.student $(RELEASE) $(DAYS)
 
 checkin: setup
-	$(BIN)/python -m common.checkin $(RELEASE)
+	$(BIN)/python -m common.course.checkin $(RELEASE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .bench-paddleseg

@@ -680,7 +680,7 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
     timed. Outputs are checked equal to the dynamic model (see ``tests/test_deploy.py``).
 
     Args:
-        models: ``[(name, kwargs)]``; default the semantic models of ``common.bench``'s
+        models: ``[(name, kwargs)]``; default the semantic models of ``common.course.bench``'s
             ``BENCH_MODELS`` ``deeplabv3``, ``deeplabv3plus``, ``pspnet``, ``unet``, ``fcn8s``.
         sizes, batches: input sizes (square) and batch sizes.
         repeats, steps: timed rounds, forwards per round.
@@ -694,7 +694,7 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
         list of dicts ``model, size, batch, <engine>: (min, median) s per image``,
         ``max_rel_diff`` (largest relative output difference to the dynamic model).
     """
-    from .bench import BENCH_MODELS
+    from common.course.bench import BENCH_MODELS  # moves to the course tools with the benchmarks
 
     timer = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
     if models is None:
@@ -793,7 +793,7 @@ def main(argv=None):
     p.add_argument("--bench", action="store_true", help="time the engines against each other")
     p.add_argument("--bench-cli", action="store_true",
                    help="time whole `python -m common.predict` runs on four photos (see bench_cli)")
-    p.add_argument("--models", nargs="+", help="names in common.bench.BENCH_MODELS")
+    p.add_argument("--models", nargs="+", help="names in common.course.bench.BENCH_MODELS")
     p.add_argument("--sizes", nargs="+", type=int, default=[96, 128, 256])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     p.add_argument("--repeats", type=int, help="rounds (default 7; --bench-cli: 2)")
@@ -811,7 +811,7 @@ def main(argv=None):
     if not args.bench:
         p.print_help()
         return None
-    from .bench import BENCH_MODELS
+    from common.course.bench import BENCH_MODELS  # moves to the course tools with the benchmarks
 
     models = None
     if args.models:

@@ -1,11 +1,11 @@
-"""`common.bench`: the multiply-accumulate counter against counts worked out by hand, the
+"""`common.course.bench`: the multiply-accumulate counter against counts worked out by hand, the
 training presets of the instance/panoptic models, and the PaddleSeg aux-head switch."""
 import common  # noqa: F401  (threads before Paddle)
 import paddle
 import paddle.nn as nn
 import pytest
 
-from common.bench import BENCH_MODELS, count_macs, paddleseg_aux, training_loss
+from common.course.bench import BENCH_MODELS, count_macs, paddleseg_aux, training_loss
 
 
 class _Net(nn.Layer):

@@ -4,7 +4,7 @@ import pytest
 
 from common import viz
 from common.data import LABEL_DIVISOR
-from common.widgets import erode_dilate_demo, erode_dilate_scores, morph_mask
+from common.course.widgets import erode_dilate_demo, erode_dilate_scores, morph_mask
 
 
 def _disc(size=40, r=8, cx=20, cy=20):

@@ -9,7 +9,7 @@ from common.losses import SegLoss
 from common.models import build_model
 from common.models.deeplab import (ASPPConcat, ASPPSum, DEEPLAB_MODELS, TABLE_COLUMNS, deeplab_table,
                                    describe)
-from common.widgets import atrous_demo, atrous_footprint
+from common.course.widgets import atrous_demo, atrous_footprint
 
 # CPU-tiny configurations of the four versions (same keys as the notebooks use).
 TINY = dict(deeplabv1=dict(width=4),

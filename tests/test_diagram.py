@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import paddle
 import pytest
 
-from common import diagram
+from common.course import diagram
 from common.models import build_model
 
 

@@ -13,9 +13,9 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from common import exercises as ex
+from common.course import exercises as ex
 from common import ops
-from common import student
+from common.course import student
 from common.data import LABEL_DIVISOR
 from common.ops.boxes import box_iou as _box_iou_paddle
 from common.models.panoptic_deeplab import group_pixels as _group_ref
@@ -467,7 +467,7 @@ def test_student_release_one_day_and_bad_input(tmp_path):
 def test_student_notebook_runs_and_checkin_collects(tmp_path, monkeypatch, day):
     """Each day's student release runs end to end (FAST mode) through the check-in: no cell
     crashes and every check reports "not done"."""
-    from common import checkin
+    from common.course import checkin
     student.write_release(tmp_path, [day])
     monkeypatch.setenv("SEGCOURSE_FAST", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -489,7 +489,7 @@ def test_checkin_cli_on_instructor_notebook(tmp_path):
     day.mkdir()
     (day / "exercises.ipynb").write_text((ROOT / "day2_fcn" / "exercises.ipynb").read_text())
     env = {**__import__("os").environ, "SEGCOURSE_FAST": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "common.checkin", str(tmp_path)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "common.course.checkin", str(tmp_path)], capture_output=True,
                          text=True, env=env, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "4/4" in out.stdout and "not uploaded" in out.stdout

@@ -1,11 +1,11 @@
-"""The experiments runner (common.experiments): results schema, round trip, table, CLI, and every
+"""The experiments runner (common.course.experiments): results schema, round trip, table, CLI, and every
 discovered experiment runs in FAST mode into a temporary directory (so none can rot)."""
 import json
 import math
 
 import pytest
 
-from common import experiments
+from common.course import experiments
 
 
 def _fake_variants(calls):
@@ -100,7 +100,7 @@ def test_plot_draws_a_bar_per_variant_and_a_dot_per_seed(tmp_path):
 
 
 def test_cli_lists_and_rejects_unknown(capsys):
-    from common.experiments.__main__ import main
+    from common.course.experiments.__main__ import main
 
     assert main(["--list"]) == 0
     assert capsys.readouterr().out.split() == experiments.available()
@@ -126,7 +126,7 @@ def test_every_experiment_runs_fast(name, monkeypatch, tmp_path):
 
 def test_context_class_iou_and_target():
     """Absent classes (NaN) are dropped; hulls need 0.5 IoU and surfaces 0.8, each exactly."""
-    from common.experiments.context_units import class_iou, misses_target
+    from common.course.experiments.context_units import class_iou, misses_target
 
     classes = ("sky", "grass", "water", "road", "boat", "car")
     iou, line = class_iou({"iou": [0.9, float("nan"), 0.79, 0.8, 0.49, 0.5]}, classes)

@@ -3,7 +3,7 @@ import numpy as np
 import paddle
 import pytest
 
-from common import gpu_check
+from common.course import gpu_check
 from common.engine import optimizer_step
 
 

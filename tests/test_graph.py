@@ -181,7 +181,7 @@ class _Labels:
 def test_context_scores_swap_counts_only_pixels_called_a_hull():
     # 10 hull pixels: 4 boats (3 right, 1 called car), 6 cars (2 right, 2 called boat,
     # 2 called road); 10 road pixels, 1 called car. A miss (car -> road) is not a swap.
-    from common.experiments.context_units import context_scores
+    from common.course.experiments.context_units import context_scores
 
     label = np.array([[4] * 4 + [5] * 6, [3] * 10], np.int64)
     pred = np.array([[4, 4, 4, 5, 5, 5, 4, 4, 3, 3], [5] + [3] * 9], np.int64)

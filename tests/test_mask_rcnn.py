@@ -64,7 +64,7 @@ def test_mask_rcnn_learns_tiny_set():
 
 
 def test_bench_entries_are_the_small_configs():
-    from common import bench
+    from common.course import bench
     from common.models import upsnet
 
     entries = dict(bench.BENCH_MODELS)

@@ -17,7 +17,7 @@ NOTEBOOKS = sorted(p for p in ROOT.glob("day*/*.ipynb") if ".ipynb_checkpoints" 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # Calls that leave a figure in the cell's output (viz helpers return the figure; the demo
-# callbacks of common.widgets draw with show=True by default).
+# callbacks of common.course.widgets draw with show=True by default).
 DRAWS = re.compile(r"plt\.show\(|show_grid\(|plt\.subplots\(|plt\.figure\(|plot_history\(|"
                    r"plot_confusion\(|\.imshow\(|_demo\(")
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
@@ -93,7 +93,7 @@ def test_figures_need_no_cjk_font(path):
 def test_interact_demo_shows_no_return_value():
     """The wrapper keeps the callback's controls but drops what it returns."""
     pytest.importorskip("ipywidgets")
-    from common.widgets import interact_demo, transposed_conv_demo
+    from common.course.widgets import interact_demo, transposed_conv_demo
 
     widget = interact_demo(transposed_conv_demo, stride=2, kernel_size=4, padding=1,
                            size=4, show=False)

@@ -207,7 +207,7 @@ def test_fc_to_conv(in_shape):
 
 # ------------------------------------------------------------------ the Day 2 widget
 def test_transposed_conv_widget():
-    from common.widgets import transposed_conv_demo
+    from common.course.widgets import transposed_conv_demo
 
     fcn = transposed_conv_demo(stride=2, kernel_size=4, padding=1, show=False)
     odd = transposed_conv_demo(stride=2, kernel_size=3, padding=1, show=False)

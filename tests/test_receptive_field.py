@@ -2,8 +2,8 @@
 import paddle.nn as nn
 import pytest
 
-from common import receptive_field as rf
-from common import widgets
+from common.course import receptive_field as rf
+from common.course import widgets
 from common.models.backbones.resnet import ResNet
 from common.models.unet import UNet
 

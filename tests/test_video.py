@@ -92,7 +92,7 @@ def test_convoy_clip_makes_greedy_and_hungarian_differ():
 def test_video_linking_experiment_backs_the_notebook_claim():
     """The committed results: on convoy clips Hungarian has fewer switches than greedy on every
     seed, with and without the motion model; on the crossing clips they stay within 0.5."""
-    from common import experiments
+    from common.course import experiments
     r = experiments.load("video_linking")
     g, h = r["variants"]["greedy"]["per_seed"], r["variants"]["hungarian"]["per_seed"]
     assert set(g) == set(h) == {"0", "1", "2"}

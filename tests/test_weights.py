@@ -1,4 +1,4 @@
-"""The course weights (``common.weights``): float16 round trip, errors naming the command, and
+"""The course weights (``common.course.weights``): float16 round trip, errors naming the command, and
 every shipped model reaches the course target and scores what its JSON says."""
 import json
 
@@ -6,11 +6,11 @@ import numpy as np
 import paddle
 import pytest
 
-from common import weights
+from common.course import weights
 
 
 def test_missing_weights_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"unet\.pdparams.*python -m common\.weights unet"):
+    with pytest.raises(FileNotFoundError, match=r"unet\.pdparams.*python -m common\.course\.weights unet"):
         weights.load("unet", tmp_path)
     with pytest.raises(KeyError, match="no course weights for 'pspnet'"):
         weights.load("pspnet")
@@ -23,7 +23,7 @@ def test_command_trains_saves_and_reloads(tmp_path, monkeypatch):
                         dict(weights.RECIPES["deeplabv3"], iters=1, train_scenes=4, val_scenes=2, batch_size=2))
     model, seconds = weights.train("deeplabv3", progress=False)
     meta = weights.save("deeplabv3", model.state_dict(), seconds, tmp_path)
-    assert meta["command"] == "OMP_NUM_THREADS=1 python -m common.weights deeplabv3" and meta["seed"] == 0
+    assert meta["command"] == "OMP_NUM_THREADS=1 python -m common.course.weights deeplabv3" and meta["seed"] == 0
     assert set(meta["val"]["iou"]) == {"sky", "grass", "water", "road", "disc", "square", "triangle"}
     stored = paddle.load(str(tmp_path / "deeplabv3.pdparams"))
     assert all(v.dtype == paddle.float16 for k, v in stored.items() if k.endswith("weight"))

@@ -6,7 +6,7 @@ the outline separates them (their hue is random), and that takes a longer schedu
 weights below address the rarity of the objects (discs and squares 4 % of the pixels each,
 triangles 1.9 %). Each recipe in ``RECIPES`` is trained by one committed command,
 
-    python -m common.weights NAME [NAME ...]      # e.g. fcn8s, unet, deeplabv3plus; none: all
+    python -m common.course.weights NAME [NAME ...]      # e.g. fcn8s, unet, deeplabv3plus; none: all
 
 which writes ``weights/<day>/<NAME>.pdparams`` (float16) and ``<NAME>.json`` beside it: the
 command, the code version (git sha), the seed, the recipe, the training seconds and the held-out
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2] / "weights"
+ROOT = Path(__file__).resolve().parents[3] / "weights"
 # sqrt(f_max / f_c) of the training pixels, rounded (Day 3 prints the frequencies).
 CLASS_WEIGHTS = (1.0, 1.2, 1.1, 1.1, 2.6, 2.6, 3.8)
 _SCENES = dict(image_size=96, train_scenes=256, val_scenes=32, batch_size=8, optimizer="adam", seed=0,
@@ -110,7 +110,7 @@ def _r4(v):
 
 def command(name):
     """The shell command that trains and writes ``name``'s weights."""
-    return f"OMP_NUM_THREADS=1 python -m common.weights {name}"
+    return f"OMP_NUM_THREADS=1 python -m common.course.weights {name}"
 
 
 def splits(name, model=None):
@@ -307,7 +307,7 @@ def save(name, state, seconds, weights_dir=None):
     Returns:
         the metadata dict written to the JSON.
     """
-    from common.experiments import code_version
+    from common.course.experiments import code_version
     from common.models.pretrained import save_float16
 
     out = Path(weights_dir) if weights_dir else ROOT / RECIPES[name]["day"]

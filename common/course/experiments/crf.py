@@ -8,8 +8,8 @@ variants of a seed, so the difference is the CRF alone.
 """
 from __future__ import annotations
 
-from common import experiments
-from common.experiments import _deeplab
+from common.course import experiments
+from common.course.experiments import _deeplab
 
 NAME = "crf"
 _TRAINED = {}           # (fast, seed) -> (probs, labels, images, classes): shared by on/off

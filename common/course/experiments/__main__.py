@@ -1,4 +1,4 @@
-"""``python -m common.experiments [--fast] [NAME ...]``: run the named experiments (default: all).
+"""``python -m common.course.experiments [--fast] [NAME ...]``: run the named experiments (default: all).
 
 Prints each experiment's table and the total seconds; writes ``results/<name>.json``
 (``build/experiments-fast/`` with ``--fast`` or ``SEGCOURSE_FAST=1``).
@@ -12,7 +12,7 @@ import time
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.experiments", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m common.course.experiments", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="experiments to run (default: all)")
     parser.add_argument("--fast", action="store_true", help="tiny sizes (as CI); writes build/experiments-fast/")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
@@ -21,7 +21,8 @@ def main(argv=None) -> int:
         os.environ["SEGCOURSE_FAST"] = "1"   # before common's runtime reads it
 
     import common  # noqa: F401  (thread setting before Paddle loads)
-    from common import experiments, runtime
+    from common import runtime
+    from common.course import experiments
 
     names = experiments.available()
     if args.list:

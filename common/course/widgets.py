@@ -62,7 +62,7 @@ def erode_dilate_scores(label_mask, pred_mask, steps):
     Returns:
         dict(mask, iou_object, miou, pixel_acc): the changed mask and its scores.
     """
-    from .metrics import confusion_matrix, segmentation_scores
+    from common.metrics import confusion_matrix, segmentation_scores
 
     label_mask, pred_mask = np.asarray(label_mask, bool), np.asarray(pred_mask, bool)
     if label_mask.shape != pred_mask.shape:
@@ -131,7 +131,7 @@ def transposed_conv_demo(stride=2, kernel_size=4, padding=1, size=4, show=True):
         dict(zero_inserted, output, output_size, even): the padded zero-inserted input, the
         overlap counts, their side, and whether the output's interior is constant.
     """
-    from .ops import transposed_conv2d, transposed_conv_output_size, zero_insert
+    from common.ops import transposed_conv2d, transposed_conv_output_size, zero_insert
 
     stride, k, padding, size = int(stride), int(kernel_size), int(padding), int(size)
     if stride < 1 or k < 1 or size < 1 or padding < 0:
@@ -176,7 +176,7 @@ RF_PRESETS = ("none", "VGG block (2 conv + pool)", "ResNet stem (7x7 s2 + pool s
 def rf_stack(preset="none", n_layers=2, kernel=3, stride=1, dilation=1):
     """The layer list of the receptive-field demo: a ``preset`` front (one of ``RF_PRESETS``)
     followed by ``n_layers`` convs of ``kernel`` / ``stride`` / ``dilation`` ('same' padding)."""
-    from . import receptive_field as rf
+    from common.course import receptive_field as rf
 
     fronts = {"none": [],
               RF_PRESETS[1]: [rf.conv(3), rf.conv(3), rf.pool(2)],
@@ -210,7 +210,7 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
         dict(rows, rf, jump, empirical_size, size): ``receptive_field`` rows, the field and
         jump of the last layer, the measured extent and the input side used.
     """
-    from . import receptive_field as rf
+    from common.course import receptive_field as rf
 
     layers = rf_stack(preset, n_layers, kernel, stride, dilation)
     if not layers:

@@ -12,7 +12,7 @@ reference in ``common`` or Paddle. It prints one verdict, like a teacher would:
 * ``… check_miou: not done yet`` when the function still raises ``NotImplementedError``.
 
 No exception escapes a check. Each returns a :class:`CheckResult` and records it in
-``RESULTS`` (the latest result per check), which ``common.checkin`` collects. ``DAYS`` lists
+``RESULTS`` (the latest result per check), which ``common.course.checkin`` collects. ``DAYS`` lists
 the checks of each day's ``exercises.ipynb``.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .labels import LABEL_DIVISOR
+from common.labels import LABEL_DIVISOR
 
 # ----------------------------------------------------------------------------- framework
 PASSED, FAILED, NOT_DONE = "passed", "failed", "not done"
@@ -237,7 +237,7 @@ def _rng(seed=0):
 
 # ============================================================================ Day 1
 def _conf_ref(pred, label, num_classes, ignore_index=255):
-    from .metrics import confusion_matrix
+    from common.metrics import confusion_matrix
     return confusion_matrix(pred, label, num_classes, ignore_index)
 
 
@@ -285,7 +285,7 @@ def check_confusion_matrix(fn, verbose=True):
 
 
 def _miou_ref(conf):
-    from .metrics import segmentation_scores
+    from common.metrics import segmentation_scores
     s = segmentation_scores(conf)
     return dict(iou=s["iou"], miou=s["miou"], acc=s["acc"], macc=s["macc"])
 
@@ -429,7 +429,7 @@ def check_train_step(fn, verbose=True):
 
 # ============================================================================ Day 2
 def _bilinear_ref(x, size, align_corners=False):
-    from .ops import bilinear_resize
+    from common.ops import bilinear_resize
     return bilinear_resize(x, size, align_corners)
 
 
@@ -496,7 +496,7 @@ def check_max_unpool(fn, verbose=True):
     Returns:
         a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
     """
-    from .ops import max_pool2d_with_indices, max_unpool2d
+    from common.ops import max_pool2d_with_indices, max_unpool2d
 
     x = np.array([[1, 5, 2, 0], [3, 4, 8, 1], [0, 2, 6, 7], [9, 1, 3, 2]], np.float32)[None]
     rng = _rng(5)
@@ -541,7 +541,7 @@ def check_transposed_conv(fn, verbose=True):
     Returns:
         a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
     """
-    from .ops import conv2d, zero_insert
+    from common.ops import conv2d, zero_insert
 
     x = np.array([[1, 2], [3, 4]], np.float32)[None]
     w = np.array([[1, 2], [3, 4]], np.float32)[None, None]
@@ -592,7 +592,7 @@ def check_fc_to_conv(fn, verbose=True):
     Returns:
         a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
     """
-    from .ops import fc_weight_to_conv
+    from common.ops import fc_weight_to_conv
 
     rng = _rng(7)
     cases = [Case("Linear 4 -> 2 as a 1x1 conv", (np.arange(8, dtype=np.float32).reshape(4, 2), (4, 1, 1))),
@@ -636,7 +636,7 @@ def check_crop_concat(fn, verbose=True):
     """
     import paddle
 
-    from .models.unet import center_crop
+    from common.models.unet import center_crop
 
     rng = _rng(8)
     skip = np.arange(36, dtype=np.float32).reshape(1, 1, 6, 6)
@@ -674,7 +674,7 @@ def check_crop_concat(fn, verbose=True):
 
 
 def _rf_ref(layers):
-    from .receptive_field import receptive_field
+    from common.course.receptive_field import receptive_field
     return receptive_field([(k, s, d, 0) for k, s, d in layers])[-1]["rf"]
 
 
@@ -734,7 +734,7 @@ def check_psp_module(fn, verbose=True):
     import paddle
     import paddle.nn.functional as F
 
-    from .models.pspnet import PSPModule
+    from common.models.pspnet import PSPModule
 
     rng = _rng(10)
     cases = []
@@ -785,7 +785,7 @@ def check_atrous_conv(fn, verbose=True):
     import paddle
     import paddle.nn.functional as F
 
-    from .ops import conv2d, dilate_kernel
+    from common.ops import conv2d, dilate_kernel
 
     rng = _rng(11)
     x = np.arange(49, dtype=np.float32).reshape(1, 7, 7)
@@ -830,7 +830,7 @@ def check_aspp_sum(fn, verbose=True):
     import paddle
     import paddle.nn.functional as F
 
-    from .models.deeplab import ASPPSum
+    from common.models.deeplab import ASPPSum
 
     rng = _rng(12)
     cases = []
@@ -873,7 +873,7 @@ def check_aspp_concat(fn, verbose=True):
     import paddle
     import paddle.nn.functional as F
 
-    from .models.deeplab import ASPPConcat
+    from common.models.deeplab import ASPPConcat
 
     rng = _rng(13)
     cases = []
@@ -907,7 +907,7 @@ def check_aspp_concat(fn, verbose=True):
 
 
 def _crf_kernel(image, w_app=10.0, theta_alpha=40.0, theta_beta=13.0, w_smooth=3.0, theta_gamma=3.0):
-    from . import crf
+    from common import crf
     f_app, f_smooth = crf._features(image, theta_alpha, theta_beta, theta_gamma)
     return (w_app * crf._normalise(crf._gauss_matrix(f_app))
             + w_smooth * crf._normalise(crf._gauss_matrix(f_smooth)))
@@ -924,7 +924,7 @@ def check_meanfield_step(fn, verbose=True):
     Returns:
         a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
     """
-    from .crf import _softmax, _unary, dense_crf_exact
+    from common.crf import _softmax, _unary, dense_crf_exact
 
     rng = _rng(14)
     cases = []
@@ -974,7 +974,7 @@ def check_gcu_projection(fn, verbose=True):
     """
     import paddle
 
-    from .models.graph import GraphConvUnit
+    from common.models.graph import GraphConvUnit
 
     rng = _rng(15)
     cases = []
@@ -1027,7 +1027,7 @@ def check_glore_unit(fn, verbose=True):
     """
     import paddle
 
-    from .models.graph import GloReUnit
+    from common.models.graph import GloReUnit
 
     rng = _rng(16)
     cases = []
@@ -1061,7 +1061,7 @@ def check_glore_unit(fn, verbose=True):
 
 # ============================================================================ Day 6
 def _box_iou_ref(a, b):
-    from .ops.boxes import box_iou
+    from common.ops.boxes import box_iou
     return box_iou(np.asarray(a, np.float32), np.asarray(b, np.float32)).numpy()
 
 
@@ -1115,7 +1115,7 @@ def check_box_iou(fn, verbose=True):
 
 
 def _nms_ref(boxes, scores, thr):
-    from .ops.boxes import nms_numpy
+    from common.ops.boxes import nms_numpy
     return nms_numpy(boxes, scores, thr)
 
 
@@ -1192,7 +1192,7 @@ def check_roi_align(fn, verbose=True):
     Returns:
         a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
     """
-    from .ops.boxes import roi_align_numpy
+    from common.ops.boxes import roi_align_numpy
 
     ramp = np.arange(36, dtype=np.float32).reshape(1, 6, 6)
     rng = _rng(19)
@@ -1238,7 +1238,7 @@ def check_roi_align(fn, verbose=True):
 
 
 def _pq_ref(pred, target, things, stuffs):
-    from .metrics import panoptic_quality
+    from common.metrics import panoptic_quality
     r = panoptic_quality(pred, target, things, stuffs)
     return dict(pq=r["pq"], sq=r["sq"], rq=r["rq"])
 
@@ -1361,7 +1361,7 @@ def check_grouping(fn, verbose=True):
     Returns:
         a ``CheckResult`` (name, status, message, cases), also kept in ``results()``.
     """
-    from .models.panoptic_deeplab import group_pixels
+    from common.models.panoptic_deeplab import group_pixels
 
     yy, xx = np.mgrid[0:4, 0:6].astype(np.float32)
     centers = np.array([[1, 1], [2, 4]])

@@ -1,6 +1,6 @@
 """The student release of the exercises notebooks (学生版).
 
-    python -m common.student OUT_DIR [day folders...]      (``make student``)
+    python -m common.course.student OUT_DIR [day folders...]      (``make student``)
 
 The instructor notebooks ``day*/exercises.ipynb`` are the one source of truth. They mark
 solutions with nbgrader's code markers and worked answers with HTML comments::
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "exercises.ipynb"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER_BEGIN, ANSWER_END = "<!-- BEGIN ANSWER -->", "<!-- END ANSWER -->"
@@ -41,7 +41,7 @@ One `exercises.ipynb` per day. In each exercise, replace the line
 `raise NotImplementedError(...)` by your code and run the check cell below it: it says
 `✓ passed`, or which case failed and a hint. Answer the open questions in the markdown cells.
 
-Check in (打卡) from the course folder: `make checkin` (or `python -m common.checkin {out}`)
+Check in (打卡) from the course folder: `make checkin` (or `python -m common.course.checkin {out}`)
 runs your notebooks, prints a table of passed / not yet per day and writes `checkin.json`
 for your course platform. Nothing is uploaded.
 """

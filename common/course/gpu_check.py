@@ -1,11 +1,11 @@
 """`make gpu-check`: does every course model train and predict on this GPU, and how fast?
 
-Each model of ``common.bench.BENCH_MODELS`` trains a few steps with mixed precision
+Each model of ``common.course.bench.BENCH_MODELS`` trains a few steps with mixed precision
 (``paddle.amp``: float16 forward under ``auto_cast``, loss scaling by ``GradScaler``), checks
 that its loss stayed finite, predicts, and prints images/s. On a machine without a GPU it
 says so and exits cleanly: the course runs there in CPU mode.
 
-Run: ``python -m common.gpu_check [--size 256] [--batch 8] [--steps 5] [--models unet ...]``.
+Run: ``python -m common.course.gpu_check [--size 256] [--batch 8] [--steps 5] [--models unet ...]``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def check_model(name, kwargs, size=256, batch=8, steps=5, amp=True, num_classes=
     import numpy as np
     import paddle
 
-    from common.bench import training_loss
+    from common.course.bench import training_loss
     from common.engine import optimizer_step
     from common.models import build_model
 
@@ -78,7 +78,7 @@ def main(argv=None):
     import common  # noqa: F401  (Paddle loads with the course's settings)
     import paddle
 
-    from common.bench import BENCH_MODELS
+    from common.course.bench import BENCH_MODELS
     from common.runtime import has_gpu
 
     if not has_gpu():

@@ -4,8 +4,8 @@ and seeds; scored on held-out scenes by mIoU and boundary F (``common.metrics.bo
 2-pixel tolerance), the score the skips should move most."""
 from __future__ import annotations
 
-from common import experiments
-from common.experiments._semantic import train_and_score
+from common.course import experiments
+from common.course.experiments._semantic import train_and_score
 
 NAME = "fcn_strides"
 VARIANTS = {"FCN-32s": "fcn32s", "FCN-16s": "fcn16s", "FCN-8s": "fcn8s"}

@@ -2,7 +2,7 @@
 
 Each module ``common/experiments/<name>.py`` (not starting with ``_``) defines ``NAME = "<name>"``
 and ``main(fast=False) -> dict`` that calls :func:`run`. ``make experiments`` (or
-``python -m common.experiments [--fast] [NAME ...]``) runs them and writes ``results/<name>.json``;
+``python -m common.course.experiments [--fast] [NAME ...]``) runs them and writes ``results/<name>.json``;
 notebooks read these with :func:`load` and show them with :func:`table` and :func:`plot`.
 
 In FAST mode (``SEGCOURSE_FAST=1`` or ``fast=True``) results go to ``build/experiments-fast/`` so a
@@ -23,7 +23,7 @@ from typing import Callable, Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RESULTS_DIR = ROOT / "results"
 FAST_RESULTS_DIR = ROOT / "build" / "experiments-fast"
 
@@ -169,7 +169,7 @@ def load(name: str, results_dir: Optional[os.PathLike] = None) -> dict:
     path = Path(results_dir if results_dir is not None else RESULTS_DIR) / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no results file {path}: run `make experiments EXPERIMENTS={name}` "
-                                f"(or python -m common.experiments {name}) to write it")
+                                f"(or python -m common.course.experiments {name}) to write it")
     with open(path) as f:
         result = json.load(f)
     if "variants" in result:
@@ -252,7 +252,7 @@ def get(name: str):
     names = available()
     if name not in names:
         raise KeyError(f"no experiment {name!r} in common/experiments/ (available: {', '.join(names) or 'none'})")
-    mod = importlib.import_module(f"common.experiments.{name}")
+    mod = importlib.import_module(f"common.course.experiments.{name}")
     if getattr(mod, "NAME", None) != name or not callable(getattr(mod, "main", None)):
         raise TypeError(f"common/experiments/{name}.py must define NAME = {name!r} and main(fast=False)")
     return mod

@@ -11,8 +11,8 @@ boundary F (2-pixel tolerance), the score a decoder should move most, and mIoU.
 """
 from __future__ import annotations
 
-from common import experiments
-from common.experiments import _deeplab
+from common.course import experiments
+from common.course.experiments import _deeplab
 
 NAME = "decoder_boundary"
 RATES = (1, 2, 3)

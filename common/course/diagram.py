@@ -13,8 +13,8 @@ import math
 import numpy as np
 import paddle
 
-from .models import build_model
-from .models.mask_rcnn import small_config as mask_rcnn_small
+from common.models import build_model
+from common.models.mask_rcnn import small_config as mask_rcnn_small
 
 
 def _parse(flow):

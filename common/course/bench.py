@@ -1,6 +1,6 @@
 """`make bench`: CPU threads, data speed, and train / inference throughput of every model.
 
-Run: ``python -m common.bench [--size 96] [--batch 4] [--steps 5] [--models fcn8s unet ...]``.
+Run: ``python -m common.course.bench [--size 96] [--batch 4] [--steps 5] [--models fcn8s unet ...]``.
 Numbers are images (or scenes) per second on this machine. The trainer's data pipeline
 must deliver more scenes/s than the fastest model trains, or the model starves.
 """

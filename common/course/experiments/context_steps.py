@@ -7,7 +7,7 @@ boat from car too, its hull pixels did see enough of their surface: a hull is at
 7 pixels tall, within the stem's 11-pixel field widened by the bilinear upsampling from
 stride 4, and the units' win at 200 steps is one of speed.
 
-Run: ``make experiments EXPERIMENTS=context_steps`` (``python -m common.experiments context_steps``).
+Run: ``make experiments EXPERIMENTS=context_steps`` (``python -m common.course.experiments context_steps``).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main(fast=False):
     seed 0, tiny sizes); writes ``results/context_steps.json``.
 
     Returns:
-        The result dict of ``common.experiments.run``; variants are named ``<scenes>/<unit>``,
+        The result dict of ``common.course.experiments.run``; variants are named ``<scenes>/<unit>``,
         as in ``context_units``.
     """
     from . import run

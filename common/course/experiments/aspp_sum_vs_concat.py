@@ -12,8 +12,8 @@ the map as in the papers, instead of taps that read only padding.
 """
 from __future__ import annotations
 
-from common import experiments
-from common.experiments import _deeplab
+from common.course import experiments
+from common.course.experiments import _deeplab
 
 NAME = "aspp_sum_vs_concat"
 RATES = {"sum": (1, 2, 3, 4), "concat": (2, 4, 6)}

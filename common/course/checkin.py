@@ -1,11 +1,11 @@
 """Check-in (打卡): run a student's exercises notebooks and report what passes.
 
-    python -m common.checkin [PATH ...] [--out checkin.json]      (``make checkin``)
+    python -m common.course.checkin [PATH ...] [--out checkin.json]      (``make checkin``)
 
 Each PATH is an ``exercises.ipynb``, a day folder holding one, or a folder of day folders
 (a student release; default: the current folder). Every notebook is executed top to bottom
 in a fresh kernel (a cell that raises does not stop the rest); the results the checks of
-``common.exercises`` recorded are read back, and a per-day table of passed / not yet is
+``common.course.exercises`` recorded are read back, and a per-day table of passed / not yet is
 printed. A small JSON summary (no code, no outputs, no names) is written for a course
 platform to collect. Nothing is uploaded: handing it in is the student's choice.
 The notebooks themselves are not modified.
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import nbformat
 
-from .exercises import DAYS
+from common.course.exercises import DAYS
 
 NOTEBOOK = "exercises.ipynb"
 _MARK = "__SEGCOURSE_CHECKIN__"
-_COLLECT = ("import json as _json\nfrom common import exercises as _ex\n"
+_COLLECT = ("import json as _json\nfrom common.course import exercises as _ex\n"
             f"print({_MARK!r} + _json.dumps(_ex.results()))")
 
 

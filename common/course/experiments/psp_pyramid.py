@@ -5,7 +5,7 @@ a boat on water and a car on a road: mIoU, boat/car IoU, and ``swap``, the fract
 (boat or car, predicted as either) given the other hull class, the error only context can fix."""
 from __future__ import annotations
 
-from common import experiments
+from common.course import experiments
 
 NAME = "psp_pyramid"
 SIZES = {

@@ -8,7 +8,7 @@ local context) and ``harbour_street`` (a scene is all water or all road: the who
 decides, global context). ``swap`` is the fraction of hull pixels, among those predicted
 as a hull, given the *other* hull class: the error only context can fix (0.5 = chance).
 
-Run: ``make experiments EXPERIMENTS=context_units`` (``python -m common.experiments context_units``).
+Run: ``make experiments EXPERIMENTS=context_units`` (``python -m common.course.experiments context_units``).
 """
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def context_experiment(name, budget, seed=0, progress=True, variant="context", i
     Returns:
         (trainer, scores): the fitted ``Trainer`` and :func:`context_scores` on the held-out scenes.
     """
-    from ..data import synthetic_splits, train_transform
-    from ..engine import Trainer
-    from ..losses import ContextLoss
-    from ..models import build_model
-    from ..models.graph import CONTEXT_MODELS
+    from common.data import synthetic_splits, train_transform
+    from common.engine import Trainer
+    from common.losses import ContextLoss
+    from common.models import build_model
+    from common.models.graph import CONTEXT_MODELS
 
     paddle.seed(seed)
     train, val = synthetic_splits(budget, variant, train_transform(budget.image_size), seed=seed)
@@ -76,7 +76,7 @@ def context_scores(trainer, data):
         predicted as a hull, the fraction given the *other* hull class (0.5 = chance; 0.5
         too when no hull pixel is predicted as a hull, since then nothing was decided).
     """
-    from ..metrics import SegMetric
+    from common.metrics import SegMetric
 
     metric = SegMetric(data.num_classes)
     for s in range(0, len(data), 8):
@@ -106,7 +106,7 @@ METRICS = ("miou", "boat_iou", "car_iou", "hull_iou", "swap")
 def _budget(fast):
     """The experiment's sizes: the course's CPU budget (the one the Day 5 notebooks train
     with on CPU), or tiny FAST sizes that only prove the code runs."""
-    from ..runtime import Budget
+    from common.runtime import Budget
 
     if fast:
         return Budget("FAST", image_size=64, train_scenes=16, val_scenes=8, iters=12,
@@ -139,7 +139,7 @@ def main(fast=False):
     steps); writes ``results/context_units.json`` (FAST: ``build/experiments-fast/``).
 
     Returns:
-        The result dict of ``common.experiments.run``; variants are named ``<scenes>/<unit>``.
+        The result dict of ``common.course.experiments.run``; variants are named ``<scenes>/<unit>``.
     """
     from . import run
 
@@ -165,7 +165,7 @@ def subset(result, units=tuple(UNITS), scenes=SCENES):
     unit against the baseline).
 
     Args:
-        result: a dict from :func:`main` or ``common.experiments.load(NAME)``.
+        result: a dict from :func:`main` or ``common.course.experiments.load(NAME)``.
         units: unit names (keys of ``UNITS``), in the order to show.
         scenes: scene designs, in the order to show.
 
@@ -195,7 +195,7 @@ def class_iou(scores, classes):
 
 
 def misses_target(iou):
-    """The classes below the course's per-class target (``common.weights.misses_target``, with
+    """The classes below the course's per-class target (``common.course.weights.misses_target``, with
     the hulls, boat and car, as the things).
 
     Args:
@@ -204,6 +204,6 @@ def misses_target(iou):
     Returns:
         ``{class: IoU}`` of the classes that miss it (empty: every class meets it).
     """
-    from ..weights import misses_target as below
+    from common.course.weights import misses_target as below
 
     return below(iou, things=("boat", "car"))
