@@ -1,0 +1,170 @@
+"""Day 4: atrous convolution, ASPP summed and concatenated, one mean-field CRF step."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from common import crf
+from common.crf import dense_crf_exact, _softmax, _unary
+from common.models.deeplab import ASPPConcat, ASPPSum
+from common.ops import conv2d, dilate_kernel
+
+from .framework import Case, _rng, check, run_check
+
+
+@check("day4_deeplab")
+def check_atrous_conv(fn, verbose=True):
+    """``fn(x, w, rate, padding=0)``: x (C, H, W), w (C_out, C, k, k) -> the conv with the
+    kernel dilated by ``rate`` (rate - 1 zeros between taps), as Paddle's ``dilation=rate``.
+
+    """
+
+    rng = _rng(11)
+    x = np.arange(49, dtype=np.float32).reshape(1, 7, 7)
+    w = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
+    cases = [Case("7x7 ramp, 3x3 kernel 1..9, rate 2", (x, w, 2)),
+             Case("7x7 ramp, rate 3, padding 3 ('same')", (x, w, 3), dict(padding=3))]
+    for c, o, hw, k, r, p in [(2, 3, (12, 10), 3, 2, 2), (3, 2, (15, 16), 3, 4, 0), (1, 2, (11, 9), 2, 3, 1)]:
+        cases.append(Case(f"random C={c}->{o} {hw} k={k} rate {r} padding {p}",
+                          (rng.standard_normal((c,) + hw).astype(np.float32),
+                           rng.standard_normal((o, c, k, k)).astype(np.float32), r), dict(padding=p)))
+    for case in cases:
+        xx, ww, r = case.args
+        case.expected = F.conv2d(paddle.to_tensor(xx[None]), paddle.to_tensor(ww), dilation=r,
+                                 padding=case.kwargs.get("padding", 0))[0].numpy()
+
+    def rate_zeros(x, w, rate, padding=0):
+        k = w.shape[-1]
+        wd = np.zeros(w.shape[:2] + ((k - 1) * (rate + 1) + 1,) * 2, np.float32)
+        wd[..., ::rate + 1, ::rate + 1] = w
+        return conv2d(x, wd, padding=padding)
+
+    mistakes = [("insert rate - 1 zeros between taps: a k x k kernel becomes (k - 1) * rate + 1 wide",
+                 rate_zeros),
+                ("dilate the kernel, not the input", lambda x, w, rate, padding=0: conv2d(
+                    np.pad(dilate_kernel(x, rate), ((0, 0), (padding,) * 2, (padding,) * 2)), w))]
+    return run_check("check_atrous_conv", fn, cases,
+                     "wd = zeros((C_out, C, (k-1)*rate+1, ...)); wd[..., ::rate, ::rate] = w; "
+                     "return ops.conv2d(x, wd, padding=padding)", mistakes, verbose=verbose)
+
+
+@check("day4_deeplab")
+def check_aspp_sum(fn, verbose=True):
+    """``fn(x, weights, biases, rates)``: DeepLab V2's ASPP: the sum over branches of the
+    3x3 conv with ``weights[i]``, ``biases[i]``, dilation and padding ``rates[i]``
+    (paddle Tensors in and out; the output has the input's H, W).
+
+    """
+
+    rng = _rng(12)
+    cases = []
+    for n, c, k, hw, rates in [(1, 2, 3, (9, 9), (1, 2)), (2, 4, 5, (13, 11), (6, 12, 18, 24)),
+                               (1, 3, 2, (7, 16), (2, 3, 5))]:
+        paddle.seed(int(rng.integers(1000)))
+        m = ASPPSum(c, k, rates)
+        x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
+        cases.append(Case(f"N={n}, C={c}, {k} classes, {hw}, rates {rates}",
+                          (x, [b.weight for b in m.branches], [b.bias for b in m.branches], list(rates)),
+                          expected=m(x).numpy()))
+
+    def variant(x, ws, bs, rates, dil=True, pad=True):
+        return paddle.add_n([F.conv2d(x, w, b, padding=r if pad else 1, dilation=r if dil else 1)
+                             for w, b, r in zip(ws, bs, rates)])
+
+    mistakes = [("each branch needs dilation=rate (and padding=rate to keep H, W)",
+                 lambda x, w, b, r: variant(x, w, b, r, dil=False)),
+                ("padding must equal the rate so that every branch keeps the size H x W",
+                 lambda x, w, b, r: variant(x, w, b, r, pad=False)),
+                ("V2 sums the branches (paddle.add_n), it does not average them",
+                 lambda x, w, b, r: variant(x, w, b, r) / len(r))]
+    return run_check("check_aspp_sum", fn, cases,
+                     "paddle.add_n([F.conv2d(x, w, b, padding=r, dilation=r) for w, b, r in "
+                     "zip(weights, biases, rates)])", mistakes, verbose=verbose)
+
+
+@check("day4_deeplab")
+def check_aspp_concat(fn, verbose=True):
+    """``fn(x, branches, pool_branch, project)``: DeepLab V3's ASPP. ``branches`` (1x1 and
+    atrous 3x3 conv+BN+ReLU) run on x; ``pool_branch`` (1x1 conv+BN+ReLU) runs on the global
+    average of x and is broadcast back to (H, W); all are concatenated along channels in
+    that order (image pooling last) and ``project`` (1x1) fuses them.
+
+    """
+
+    rng = _rng(13)
+    cases = []
+    for n, c, o, hw, rates in [(1, 4, 3, (8, 8), (2, 4)), (2, 6, 4, (9, 13), (6, 12, 18)), (1, 3, 2, (5, 7), (1,))]:
+        paddle.seed(int(rng.integers(1000)))
+        m = ASPPConcat(c, o, rates)
+        for layer in m.sublayers():
+            if isinstance(layer, paddle.nn.BatchNorm2D):     # BN statistics that matter
+                layer._mean.set_value(rng.standard_normal(layer._mean.shape).astype(np.float32) * 0.2)
+        m.eval()
+        x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
+        pool = m.branches[-1][1]
+        cases.append(Case(f"N={n}, C={c}->{o}, {hw}, rates {rates}",
+                          (x, list(m.branches[:-1]), pool, m.project), expected=m(x).numpy()))
+
+    def variant(x, branches, pool, project, order="last", how="avg"):
+        outs = [b(x) for b in branches]
+        g = F.adaptive_avg_pool2d(x, 1) if how == "avg" else F.adaptive_max_pool2d(x, 1)
+        g = pool(g).expand([-1, -1, x.shape[2], x.shape[3]])
+        outs = outs + [g] if order == "last" else [g] + outs
+        return project(paddle.concat(outs, 1))
+
+    mistakes = [("the image-pooling branch goes last in the concatenation (order matters: the "
+                 "projection's weights expect it there)", lambda *a: variant(*a, order="first")),
+                ("image pooling is a global *average* (F.adaptive_avg_pool2d(x, 1))",
+                 lambda *a: variant(*a, how="max"))]
+    return run_check("check_aspp_concat", fn, cases,
+                     "outs = [b(x) for b in branches]; g = pool_branch(F.adaptive_avg_pool2d(x, 1)) "
+                     "expanded to (N, C, H, W); project(paddle.concat(outs + [g], axis=1))",
+                     mistakes, verbose=verbose)
+
+
+def _crf_kernel(image, w_app=10.0, theta_alpha=40.0, theta_beta=13.0, w_smooth=3.0, theta_gamma=3.0):
+    f_app, f_smooth = crf._features(image, theta_alpha, theta_beta, theta_gamma)
+    return (w_app * crf._normalise(crf._gauss_matrix(f_app))
+            + w_smooth * crf._normalise(crf._gauss_matrix(f_smooth)))
+
+
+@check("day4_deeplab")
+def check_meanfield_step(fn, verbose=True):
+    """``fn(q, unary, kernel)``: one mean-field update of the dense CRF. q (K, N) current
+    label probabilities, unary (K, N) = -log P, kernel (N, N) the weighted pairwise kernel
+    (Potts compatibility) -> new q (K, N) = softmax over labels of (-unary + q @ kernel.T).
+
+    """
+
+    rng = _rng(14)
+    cases = []
+    for k, (h, w) in [(2, (3, 4)), (3, (6, 5)), (4, (9, 8))]:
+        logits = rng.standard_normal((k, h, w)) * 2
+        probs = _softmax(logits).astype(np.float32)
+        image = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        unary = _unary(probs).reshape(k, -1)
+        kernel = _crf_kernel(image)
+        q0 = _softmax(-unary)
+        cases.append(Case(f"{k} labels, {h}x{w} image, from the unary", (q0, unary, kernel),
+                          expected=dense_crf_exact(probs, image, iters=1).reshape(k, -1)))
+        q1 = _softmax(rng.standard_normal((k, h * w)))
+        cases.append(Case(f"{k} labels, {h}x{w} image, from a random q", (q1, unary, kernel),
+                          expected=_softmax(-unary + q1 @ kernel.T)))
+    asym = rng.random((12, 12)) * (rng.random((12, 12)) < 0.5)      # j pulls i != i pulls j
+    q2, u2 = _softmax(rng.standard_normal((3, 12))), rng.random((3, 12))
+    cases.append(Case("3 labels, 12 pixels, an asymmetric kernel", (q2, u2, asym),
+                      expected=_softmax(-u2 + q2 @ asym.T)))
+
+    mistakes = [("the message pulls towards the neighbours' labels: add it, softmax(-unary + msg); "
+                 "subtracting it pushes away", lambda q, u, k: _softmax(-u - q @ k.T)),
+                ("normalise over the labels (axis 0, one distribution per pixel), not over pixels",
+                 lambda q, u, k: _softmax(-u + q @ k.T, axis=1)),
+                ("the unary is an energy (-log P): use -unary inside the softmax",
+                 lambda q, u, k: _softmax(u + q @ k.T)),
+                ("kernel[i, j] is the pull of pixel j on pixel i: the message to i is "
+                 "sum_j kernel[i, j] q[:, j], i.e. q @ kernel.T", lambda q, u, k: _softmax(-u + q @ k))]
+    return run_check("check_meanfield_step", fn, cases,
+                     "msg = q @ kernel.T (K, N): for each pixel i, sum_j kernel[i, j] q[:, j]; "
+                     "new q = softmax over axis 0 of (-unary + msg), subtract the max for stability",
+                     mistakes, verbose=verbose)

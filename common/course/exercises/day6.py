@@ -1,0 +1,321 @@
+"""Day 6: box IoU, NMS, RoIAlign, panoptic quality, Panoptic-DeepLab's grouping."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+from paddle.vision.ops import roi_align
+
+from common.labels import LABEL_DIVISOR
+from common.metrics import panoptic_quality
+from common.models.panoptic_deeplab import group_pixels
+from common.ops.boxes import box_iou, nms_numpy, roi_align_numpy
+
+from .framework import Case, _rng, check, run_check
+
+
+def _box_iou_ref(a, b):
+    return box_iou(np.asarray(a, np.float32), np.asarray(b, np.float32)).numpy()
+
+
+def _random_boxes(rng, n, size=50):
+    xy = rng.uniform(0, size, (n, 2))
+    wh = rng.uniform(1, size / 2, (n, 2))
+    return np.concatenate([xy, xy + wh], 1).astype(np.float32)
+
+
+@check("day6_instance_panoptic")
+def check_box_iou(fn, verbose=True):
+    """``fn(a, b)``: boxes (n, 4) and (m, 4) as (x0, y0, x1, y1), x1/y1 exclusive (area
+    (x1 - x0) * (y1 - y0)) -> IoU matrix (n, m); disjoint boxes have IoU 0.
+
+    """
+    a = np.array([[0, 0, 2, 2]], np.float32)
+    b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [2, 0, 4, 2], [5, 5, 6, 6]], np.float32)
+    rng = _rng(17)
+    cases = [Case("a 2x2 box against shifted, equal, touching and far boxes", (a, b)),
+             Case("nested boxes", (np.array([[0, 0, 4, 4]], np.float32), np.array([[1, 1, 3, 3]], np.float32)))]
+    for n, m in [(5, 7), (20, 3)]:
+        cases.append(Case(f"random {n} x {m} boxes", (_random_boxes(rng, n), _random_boxes(rng, m))))
+    for c in cases:
+        c.expected = _box_iou_ref(*c.args)
+
+    def variant(a, b, plus_one=False, clip=True):
+        e = 1.0 if plus_one else 0.0
+        lt = np.maximum(a[:, None, :2], b[None, :, :2])
+        rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+        wh = rb - lt + e
+        wh = np.clip(wh, 0, None) if clip else wh
+        inter = wh[..., 0] * wh[..., 1]
+        area = lambda x: (x[:, 2] - x[:, 0] + e) * (x[:, 3] - x[:, 1] + e)  # noqa: E731
+        return inter / (area(a)[:, None] + area(b)[None] - inter)
+
+    mistakes = [("clip the overlap's width and height at 0: two disjoint boxes have a negative "
+                 "width *and* height, and their product looks like a positive overlap",
+                 lambda a, b: variant(a, b, clip=False)),
+                ("x1, y1 are exclusive here: width = x1 - x0, no + 1 (that is the old VOC convention)",
+                 lambda a, b: variant(a, b, plus_one=True)),
+                ("union = area(a) + area(b) - intersection (the overlap is counted once)",
+                 lambda a, b: _box_iou_ref(a, b) / (1 + _box_iou_ref(a, b)))]
+    return run_check("check_box_iou", fn, cases,
+                     "lt = max of the top-left corners, rb = min of the bottom-right corners (broadcast "
+                     "a[:, None] against b[None]); wh = clip(rb - lt, 0); inter = w * h; "
+                     "IoU = inter / (area_a + area_b - inter)", mistakes, verbose=verbose)
+
+
+def _nms_ref(boxes, scores, thr):
+    return nms_numpy(boxes, scores, thr)
+
+
+@check("day6_instance_panoptic")
+def check_nms(fn, verbose=True):
+    """``fn(boxes, scores, iou_threshold)`` -> indices (int array) of the kept boxes, highest
+    score first: greedy NMS, a box is dropped when its IoU with a kept box is > threshold.
+
+    """
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9], [21, 21, 30, 30]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.95, 0.6], np.float32)
+    # IoU([0,0,4,2],[0,0,2,2]) ... exactly 0.5: kept, since only IoU > threshold suppresses
+    edge = np.array([[0, 0, 4, 2], [0, 0, 2, 2], [2, 0, 4, 2]], np.float32)
+    rng = _rng(18)
+    cases = [Case("5 boxes in two clusters", (boxes, scores, 0.5)),
+             Case("IoU exactly at the threshold (0.5) is kept", (edge, np.array([0.9, 0.8, 0.7], np.float32), 0.5)),
+             Case("a chain: A suppresses B, so B cannot suppress C",
+                  (np.array([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], np.float32),
+                   np.array([0.9, 0.8, 0.7], np.float32), 0.3))]
+    for n, thr in [(30, 0.5), (60, 0.3)]:
+        cases.append(Case(f"random {n} boxes, threshold {thr}",
+                          (_random_boxes(rng, n, 40), rng.random(n).astype(np.float32), thr)))
+    for c in cases:
+        c.expected = _nms_ref(*c.args).astype(np.int64)
+
+    def suppress_all(boxes, scores, thr):
+        order = np.argsort(-scores, kind="stable")
+        iou = _box_iou_ref(boxes, boxes)
+        return np.array([i for i in order if not any(iou[i, j] > thr and scores[j] > scores[i]
+                                                     for j in range(len(boxes)))], np.int64)
+
+    def no_sort(boxes, scores, thr):
+        keep, alive = [], np.ones(len(boxes), bool)
+        iou = _box_iou_ref(boxes, boxes)
+        for i in range(len(boxes)):
+            if alive[i]:
+                keep.append(i)
+                alive &= iou[i] <= thr
+        return np.array(keep, np.int64)
+
+    mistakes = [("a suppressed box must not suppress others: only kept boxes remove their "
+                 "neighbours (loop over what is left, not over all boxes)", suppress_all),
+                ("visit the boxes from the highest score down (np.argsort(-scores))", no_sort),
+                ("drop a box only when IoU > threshold (strictly)",
+                 lambda b, s, t: _nms_ref(b, s, t - 1e-6)),
+                ("remove suppressed boxes from the candidates: you kept boxes that overlap a "
+                 "better one", lambda b, s, t: np.argsort(-s, kind="stable"))]
+    return run_check("check_nms", fn, cases,
+                     "order = argsort(-scores); while order: keep order[0], compute its IoU with the "
+                     "rest, keep only those with IoU <= threshold", mistakes, verbose=verbose)
+
+
+def _roi_ref(feat, box, output_size, sampling_ratio=2):
+    return roi_align(paddle.to_tensor(feat[None]), paddle.to_tensor(np.asarray(box, np.float32)[None]),
+                     paddle.to_tensor([1], "int32"), output_size, spatial_scale=1.0,
+                     sampling_ratio=sampling_ratio, aligned=True)[0].numpy()
+
+
+@check("day6_instance_panoptic")
+def check_roi_align(fn, verbose=True):
+    """``fn(feat, box, output_size, sampling_ratio=2)``: feat (C, H, W), one box (x0, y0, x1,
+    y1) in pixels -> (C, ph, pw) as ``paddle.vision.ops.roi_align(aligned=True)``: each bin
+    averages sampling_ratio x sampling_ratio bilinear samples at the centres of its sub-cells;
+    the box is shifted by half a pixel; samples just outside are clamped to the border.
+
+    """
+
+    ramp = np.arange(36, dtype=np.float32).reshape(1, 6, 6)
+    rng = _rng(19)
+    cases = [Case("6x6 ramp, box (1, 1, 5, 5), 2x2 bins", (ramp, (1, 1, 5, 5), 2)),
+             Case("6x6 ramp, fractional box (0.5, 1.25, 3.5, 4), 3x2 bins",
+                  (ramp, (0.5, 1.25, 3.5, 4.0), (3, 2))),
+             Case("box touching the border (0, 0, 6, 6)", (ramp, (0, 0, 6, 6), 3)),
+             Case("small corner box (0, 0, 2, 2), 4x4 bins: samples just outside, clamped",
+                  (ramp, (0, 0, 2, 2), 4)),
+             Case("box hanging over the bottom-right edge", (ramp, (3.2, 4.1, 7.5, 7.9), 3))]
+    for c, hw, box, out, sr in [(2, (9, 11), (1.3, 2.1, 8.7, 7.9), 4, 2),
+                                (3, (16, 12), (0.0, 3.0, 12.0, 15.5), (5, 3), 3),
+                                (1, (8, 8), (2.2, 2.2, 4.4, 5.1), 7, 1)]:
+        cases.append(Case(f"random C={c} {hw} box {box} -> {out}, {sr} samples",
+                          (rng.standard_normal((c,) + hw).astype(np.float32), box, out),
+                          dict(sampling_ratio=sr)))
+    for case in cases:
+        case.expected = _roi_ref(*case.args, **case.kwargs)
+
+    def not_aligned(feat, box, out, sampling_ratio=2):
+        return roi_align_numpy(feat, [box], out, sampling_ratio=sampling_ratio, aligned=False)[0]
+
+    def rounded(feat, box, out, sampling_ratio=2):
+        return roi_align_numpy(feat, [np.round(np.asarray(box, float))], out, sampling_ratio=sampling_ratio)[0]
+
+    def no_clamp(feat, box, out, sampling_ratio=2):
+        """Samples outside the map read zeros instead of the border pixel."""
+        c, h, w = feat.shape
+        pad = np.pad(feat, ((0, 0), (1, 1), (1, 1)))
+        b = np.asarray(box, float) + 1
+        return roi_align_numpy(pad, [b], out, sampling_ratio=sampling_ratio)[0]
+
+    mistakes = [("aligned=True: shift the box by half a pixel (x - 0.5) so that pixel centres sit "
+                 "at i + 0.5", not_aligned),
+                ("do not round the box to the grid (that is RoIPool's flaw): sample at the exact "
+                 "fractional positions", rounded),
+                ("a sample up to one pixel outside reads the border pixel (clamp the position to "
+                 "[0, H - 1]), not zero", no_clamp)]
+    return run_check("check_roi_align", fn, cases,
+                     "shift the box by -0.5; bin size = box size / output size; in bin (i, j) sample "
+                     "at start + (i + (s + 0.5) / sr) * bin for s < sr; bilinear read with the position "
+                     "clamped to [0, H - 1]; average the sr x sr samples", mistakes, verbose=verbose)
+
+
+def _pq_ref(pred, target, things, stuffs):
+    r = panoptic_quality(pred, target, things, stuffs)
+    return dict(pq=r["pq"], sq=r["sq"], rq=r["rq"])
+
+
+@check("day6_instance_panoptic")
+def check_pq(fn, verbose=True):
+    """``fn(pred, target, things, stuffs)``: two panoptic maps (H, W) of ``category * LABEL_DIVISOR +
+    instance`` (every pixel in a known category, no void) -> dict pq, sq, rq averaged over the
+    categories that occur. Segments match when they share the category and IoU > 0.5; the
+    instance id of a stuff category is ignored; RQ = TP / (TP + FP/2 + FN/2), SQ = mean IoU
+    of the matches.
+
+    """
+    things, stuffs = [1, 2], [0]
+    # hand-written maps spell ids out with LABEL_DIVISOR = 1000: 1001 = category 1, instance 1
+    t = np.zeros((6, 8), np.int64)
+    t[1:4, 1:4] = 1001
+    t[1:4, 5:8] = 1002
+    t[4:6, 0:3] = 2001
+    p = t.copy()
+    p[1:4, 4] = 1001             # car 1 grows by a column: IoU 9/12
+    p[1:4, 5:7] = 1005           # car 2 found with IoU 6/9 under another id (ids need not agree)
+    p[1:4, 7] = 1007             # the rest of car 2 as a small extra car: a false positive
+    p[4:6, 0] = 0                # the person shrinks: IoU 4/6
+    cases = [Case("6x8 scene: 2 cars, a person, background", (p, t, things, stuffs))]
+    q, tq = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
+    q[:, :2] = 1001
+    tq[:, 1:3] = 1001            # IoU 4/12: no match, one FP and one FN
+    cases.append(Case("a car moved by one column: IoU 1/3 is no match", (q, tq, things, stuffs)))
+    q2, tq2 = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
+    q2[:2, :] = 1003             # 8 pixels over a 4-pixel car: IoU exactly 0.5
+    tq2[:2, :2] = 1001
+    tq2[2:, :2] = 1002
+    q2[2:, 2:] = 7               # stuff with an instance id: still the one segment of class 0
+    cases.append(Case("IoU exactly 0.5 (4 of 8) is not a match; stuff instance ids ignored",
+                      (q2, tq2, things, stuffs)))
+    q3, tq3 = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
+    q3[:] = np.arange(4)[None]   # background predicted with instance ids 0..3 (one per column)
+    q3[:2, :2] = tq3[:2, :2] = 1001
+    cases.append(Case("stuff predicted with varying instance ids is still one segment",
+                      (q3, tq3, things, stuffs)))
+    for seed in (0, 1):
+        r = _rng(100 + seed)
+        tgt = np.full((24, 24), 3 * LABEL_DIVISOR, np.int64)
+        for i in range(1, 6):
+            y, x = r.integers(0, 18, 2)
+            tgt[y:y + 6, x:x + 6] = int(r.choice([1, 2])) * LABEL_DIVISOR + i
+        prd = tgt.copy()
+        for i in range(1, 6):                  # move some instances sideways by up to 3 pixels
+            inst = tgt % LABEL_DIVISOR == i
+            if inst.any() and r.random() < 0.6:
+                prd[np.roll(inst, int(r.integers(-3, 4)), axis=1)] = tgt[inst][0] + 10
+        cases.append(Case(f"random 24x24 scene {seed}", (prd, tgt, things, stuffs + [3])))
+    for c in cases:
+        c.expected = _pq_ref(*c.args)
+
+    def pq_variant(pred, target, things, stuffs, thresh=0.5, strict=True, stuff_ids=True):
+        cats = list(things) + list(stuffs)
+
+        def segs(m):
+            cat = m // LABEL_DIVISOR
+            return np.where(np.isin(cat, things) | (not stuff_ids), m, cat * LABEL_DIVISOR)
+        ps, ts = segs(pred), segs(target)
+        tp = dict.fromkeys(cats, 0)
+        fp, fn, ious = dict(tp), dict(tp), {c: 0.0 for c in cats}
+        matched_p = set()
+        for g in np.unique(ts):
+            best, bi = None, 0.0
+            for p_ in np.unique(ps):
+                if p_ // LABEL_DIVISOR != g // LABEL_DIVISOR or p_ in matched_p:
+                    continue
+                inter = np.sum((ts == g) & (ps == p_))
+                iou = inter / np.sum((ts == g) | (ps == p_))
+                ok = iou > thresh if strict else iou >= thresh
+                if ok and iou > bi:
+                    best, bi = p_, iou
+            if best is None:
+                fn[g // LABEL_DIVISOR] += 1
+            else:
+                matched_p.add(best)
+                tp[g // LABEL_DIVISOR] += 1
+                ious[g // LABEL_DIVISOR] += bi
+        for p_ in np.unique(ps):
+            if p_ not in matched_p:
+                fp[p_ // LABEL_DIVISOR] += 1
+        rows = []
+        for c in cats:
+            if tp[c] + fp[c] + fn[c]:
+                sq = ious[c] / tp[c] if tp[c] else 0.0
+                rq = tp[c] / (tp[c] + fp[c] / 2 + fn[c] / 2)
+                rows.append((sq * rq, sq, rq))
+        pq, sq, rq = np.mean(rows, 0)
+        return dict(pq=pq, sq=sq, rq=rq)
+
+    mistakes = [("a match needs IoU > 0.5 (that threshold makes matches unique); without it "
+                 "every overlapping pair counts", lambda *a: pq_variant(*a, thresh=0.0)),
+                ("the threshold is strict: IoU exactly 0.5 is not a match",
+                 lambda *a: pq_variant(*a, strict=False)),
+                (f"a stuff category is one segment whatever its instance id: use category * {LABEL_DIVISOR}",
+                 lambda *a: pq_variant(*a, stuff_ids=False))]
+    return run_check("check_pq", fn, cases,
+                     f"segments = unique values (stuff: category * {LABEL_DIVISOR}); for each pair of the same "
+                     "category IoU > 0.5 is a TP; unmatched targets are FN, unmatched predictions FP; "
+                     "per category SQ = sum IoU / TP, RQ = TP / (TP + FP/2 + FN/2); average over the "
+                     "categories with any TP, FP or FN", mistakes, verbose=verbose)
+
+
+@check("day6_instance_panoptic")
+def check_grouping(fn, verbose=True):
+    """``fn(centers, offset, thing_mask)``: centres (k, 2) as (y, x), offsets (2, H, W) as
+    (dy, dx), thing_mask (H, W) bool -> instance ids (H, W): each thing pixel gets 1 + the index
+    of the centre nearest to (y + dy, x + dx); 0 elsewhere (Panoptic-DeepLab's grouping).
+
+    """
+
+    yy, xx = np.mgrid[0:4, 0:6].astype(np.float32)
+    centers = np.array([[1, 1], [2, 4]])
+    # each pixel points to the centre of its own half (left: (1, 1), right: (2, 4))
+    tgt = np.where(xx < 3, 0, 1)
+    offset = np.stack([centers[tgt, 0] - yy, centers[tgt, 1] - xx]).astype(np.float32)
+    mask = np.ones((4, 6), bool)
+    mask[0, 0] = False
+    rng = _rng(21)
+    cases = [Case("4x6, two centres, exact offsets, one stuff pixel", (centers, offset, mask)),
+             Case("no centre at all", (np.zeros((0, 2), np.int64), offset, mask))]
+    for (h, w), k in [((9, 13), 3), ((16, 16), 6)]:
+        cen = np.stack([rng.integers(0, h, k), rng.integers(0, w, k)], 1)
+        off = rng.normal(0, 3, (2, h, w)).astype(np.float32)
+        cases.append(Case(f"random {h}x{w}, {k} centres, noisy offsets",
+                          (cen, off, rng.random((h, w)) < 0.6)))
+    for c in cases:
+        c.expected = group_pixels(*c.args).astype(np.int64)
+
+    mistakes = [("offsets are (dy, dx): the pixel points to (y + offset[0], x + offset[1])",
+                 lambda c, o, m: group_pixels(c, o[::-1], m)),
+                ("add the offset (the pixel points *to* its centre): y + dy, not y - dy",
+                 lambda c, o, m: group_pixels(c, -o, m)),
+                ("ids start at 1 (0 means 'no instance'): 1 + the index of the nearest centre",
+                 lambda c, o, m: np.where(m, group_pixels(c, o, m) - 1, 0)),
+                ("only thing pixels get an instance: leave 0 where thing_mask is False",
+                 lambda c, o, m: group_pixels(c, o, np.ones_like(m)))]
+    return run_check("check_grouping", fn, cases,
+                     "yy, xx = np.mgrid[0:H, 0:W]; pointed = (yy + dy, xx + dx) at the thing pixels; "
+                     "squared distances to every centre (P, k); ids = argmin + 1", mistakes,
+                     verbose=verbose)
