@@ -107,8 +107,8 @@ def claims(markdown):
             seconds = _value(num) * factor if factor else None
         lo, hi = max(0, m.start() - 60), min(len(markdown), m.end() + 40)
         text = num + (m.group("gap") + unit if unit else "")
-        found.append(dict(text=text, value=_value(num), decimals=_decimals(num), kind=kind, seconds=seconds, approx=approx,
-                          tol=_value(tol.group("tol")) if tol else None,
+        found.append(dict(text=text, value=_value(num), decimals=_decimals(num), kind=kind,
+                          seconds=seconds, approx=approx, tol=_value(tol.group("tol")) if tol else None,
                           context=" ".join(markdown[lo:hi].split())))
     return found
 
