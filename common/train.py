@@ -557,6 +557,9 @@ def main(argv=None):
         optimizer=s["optimizer"], weight_decay=s["weight_decay"], eval_every=eval_every,
         ckpt_path=folder / RunFolder.CHECKPOINT, ckpt_every=s["ckpt_every"] or eval_every, amp=amp,
         num_workers=s["workers"], seed=s["seed"], ignore_index=train.ignore_index, warmup=s["warmup"])
+    if world > 1:
+        tell(f"  {world} processes: BatchNorm statistics of the global batch ({trainer.sync_batchnorm}); "
+             "rank 0 evaluates and writes")
     again = f"{PROG} --out {folder.path} --resume" + (
         " (through paddle.distributed.launch, as this run)" if world > 1 else "")
     if s["resume"]:
