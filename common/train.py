@@ -135,10 +135,10 @@ OPTIONS = DATA_OPTIONS + [
            "training", flag=True, group="output", in_file=False),
 ]
 
-# Settings a resumed run may change: they decide where and how often it evaluates, saves
-# or loads data, not the weights it ends with.
-RESUMABLE = {"out", "resume", "overwrite", "dry_run", "stop_at", "workers", "device", "eval_every",
-             "eval_window", "eval_stride", "eval_batch_size", "ckpt_every"}
+# Settings a resumed run may change: where the run and its data are (moved folders), and
+# where and how often it evaluates, saves or loads data; not the weights it ends with.
+RESUMABLE = {"out", "root", "resume", "overwrite", "dry_run", "stop_at", "workers", "device",
+             "eval_every", "eval_window", "eval_stride", "eval_batch_size", "ckpt_every"}
 
 EPILOG = f"""\
 examples:

@@ -41,6 +41,8 @@ def test_cityscapes_and_file_lists(tmp_path):
         ds = open_dataset("filelist", root, split, num_classes=3, class_names=("bg", "x", "y"))
         assert len(ds) == 1 and ds.classes == ("bg", "x", "y")
     assert survey(ds).class_pixels.tolist() == [0, 0, 20]
+    with pytest.raises(ValueError, match=r"class names repeat: \['x'\]"):
+        open_dataset("filelist", root, "train", num_classes=3, class_names=("x", "x", "y"))
     with pytest.raises(ValueError, match=r"ann/a\.png: label values \[2\] are outside \[0, 2\)"):
         survey(open_dataset("filelist", root, "train", num_classes=2))
     with pytest.raises(FileNotFoundError, match=r"val_list\.txt.*Expected: ROOT/<split>_list\.txt"):

@@ -110,6 +110,8 @@ def open_dataset(kind, root, split, num_classes=None, class_names=None, ignore_i
     if class_names is not None:
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+        if len(set(class_names)) != len(class_names):
+            raise ValueError(f"class names repeat: {sorted({c for c in class_names if class_names.count(c) > 1})}")
         ds.classes = tuple(class_names)
     elif not getattr(ds, "classes", None):
         ds.classes = tuple(map(str, range(num_classes)))
