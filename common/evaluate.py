@@ -22,14 +22,21 @@ from .options import (DATA_OPTIONS, DEVICE_OPTION, Option, OptionError, build_pa
                       positive_int, resolve, run_cli, scale_list, select_device, size_hw, sliding_window)
 
 PROG = "python -m common.evaluate"
+DATA = {o.name: o for o in DATA_OPTIONS}
 
 OPTIONS = [
     Option("model", None, "the model folder: best_model/ or final_model/ of a run, or any "
            "save_pretrained folder (required)", str, group="model", metavar="DIR"),
     Option("weights", None, "a checkpoint (a run's checkpoint.pdckpt) or state dict whose "
            "weights replace the folder's", str, group="model", metavar="FILE"),
-] + [dataclasses.replace(o, help=o.help + "; default: the model's training data")
-     if o.name in ("dataset", "root") else o for o in DATA_OPTIONS] + [
+] + [dataclasses.replace(DATA[name], default=None, help=text) for name, text in (
+    ("dataset", "the kind of dataset under --root: folder, filelist, voc, cityscapes or coco-panoptic "
+                "(their layouts: python -m common.train --help); default: the model's training data"),
+    ("root", "the dataset folder; default: the model's training data"),
+    ("class_names", "names of the classes, comma-separated (folder and filelist); default: the "
+                    "model's"),
+    ("ignore_index", "label value of unlabelled pixels, not scored (folder and filelist); default: "
+                     "the model's training data's, else 255"))] + [
     Option("split", None, "the split to score (default: the run's validation split, else val)",
            str, group="data", metavar="NAME"),
     Option("window", None, "score by sliding windows of this size (N or HEIGHT,WIDTH); "
@@ -99,7 +106,7 @@ def main(argv=None):
     from .models import load_pretrained
     from .predict import load_weights
 
-    s, given = parse(argv)
+    s, _ = parse(argv)
     if not s["model"]:
         raise OptionError("--model is required: a folder written by common.train or save_pretrained")
     window = sliding_window(s["window"], s["stride"])
@@ -109,13 +116,10 @@ def main(argv=None):
         load_weights(model, s["weights"])
     config = model.config
     # the data the model was trained on, unless told otherwise
-    for key, saved in (("dataset", "dataset"), ("root", "root"), ("ignore_index", "ignore_index")):
-        if key not in given and config.get(saved) is not None:
-            s[key] = config[saved]
+    for key, fallback in (("dataset", "folder"), ("root", None), ("ignore_index", 255)):
+        if s[key] is None:
+            s[key] = config.get(key, fallback)
     split = s["split"] or (config.get("val_split") if config.get("val_split", "none") != "none" else "val")
-    if s["num_classes"] is not None and s["num_classes"] != config["num_classes"]:
-        raise OptionError(f"--num-classes {s['num_classes']}, but the model {s['model']} has "
-                          f"{config['num_classes']} classes")
     s["num_classes"] = config["num_classes"]
     if s["dataset"] not in FIXED_CLASSES and s["class_names"] is None and config.get("classes"):
         s["class_names"] = tuple(config["classes"])

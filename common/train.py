@@ -34,6 +34,7 @@ from pathlib import Path
 if __name__ == "__main__" and not __package__:     # run as a file, as the launcher does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
     __package__ = "common"                          # PEP 366: the relative imports below work
+    import common  # noqa: F401  (before Paddle loads: its CPU threads, its notices silenced)
 
 import dataclasses
 import json

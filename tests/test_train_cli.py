@@ -215,7 +215,7 @@ def test_evaluate_by_sliding_windows_and_scales(voc, tmp_path):
     windows = evaluate_cli.main(["--model", str(out / "final_model"), "--window", "24", "--stride", "16",
                                  "--scales", "0.75,1", "--flip", "--split", "train"])
     assert 0 <= windows["pixel_acc"] <= 1
-    with pytest.raises(OptionError, match="--num-classes 5, but the model"):
-        evaluate_cli.main(["--model", str(out / "final_model"), "--num-classes", "5"])
+    with pytest.raises(OptionError, match="--dataset cityscapes --root .*leftImg8bit/val"):
+        evaluate_cli.main(["--model", str(out / "final_model"), "--dataset", "cityscapes"])
     with pytest.raises(OptionError, match="--stride needs --window"):
         evaluate_cli.main(["--model", str(out / "final_model"), "--stride", "8"])
