@@ -102,12 +102,12 @@ OPTIONS = DATA_OPTIONS + [
            ("sgd", "adam"), "training"),
     Option("weight_decay", 1e-4, "L2 weight decay", non_negative_float, group="training",
            metavar="W"),
-    Option("amp", "auto", "mixed precision (float16 on a GPU, about 2x faster): auto = on when "
-           "training on a GPU", choice_of("auto", "on", "off"), ("auto", "on", "off"), "training"),
+    Option("amp", "auto", "mixed precision (float16 on a GPU): auto = on when training on a GPU",
+           choice_of("auto", "on", "off"), ("auto", "on", "off"), "training"),
     Option("workers", 4, "data-loading processes per training process (0 = load in the "
            "training process)", non_negative_int, group="training", metavar="N"),
-    Option("seed", 0, "seed of the initial weights, the batches and the augmentation: the same "
-           "seed and settings give the same run", non_negative_int, group="training", metavar="S"),
+    Option("seed", 0, "seed of the initial weights, the batches and the augmentation",
+           non_negative_int, group="training", metavar="S"),
     dataclasses.replace(DEVICE_OPTION, group="training"),
 
     Option("eval_every", None, "score the validation split every N iterations and at the end "
@@ -120,13 +120,14 @@ OPTIONS = DATA_OPTIONS + [
     Option("eval_batch_size", 1, "images per evaluation pass (more than 1 only when the "
            "validation images share one size)", positive_int, group="evaluation", metavar="B"),
 
-    Option("out", None, "the run folder (required); see the description above", str,
+    Option("out", None, "the run folder (required): checkpoint.pdckpt, best_model/, final_model/ "
+           "(for common.predict), metrics.jsonl, curves.png, config.yaml, run.json", str,
            group="output", metavar="DIR"),
     Option("resume", False, "continue the run in --out from its checkpoint, exactly where it "
            "stopped; its settings come from --out/config.yaml", flag=True, group="output",
            in_file=False),
     Option("overwrite", False, "replace the run in --out: its checkpoint, models and logs are "
-           "deleted (other files are never touched)", flag=True, group="output", in_file=False),
+           "deleted (a folder that holds other files is refused)", flag=True, group="output", in_file=False),
     Option("ckpt_every", None, "write the checkpoint every N iterations (default: at every "
            "evaluation)", positive_int, group="output", metavar="N"),
     Option("stop_at", None, "end this session at iteration N with a checkpoint, e.g. on a "
