@@ -193,7 +193,7 @@ def predict(model, images, **kwargs):
     return predict_probs(model, images, **kwargs).argmax(1).numpy()
 
 
-def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, **predict_kwargs):
+def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, progress=False, **predict_kwargs):
     """Dataset scores: predict every item of ``data`` and score the summed confusion matrix.
 
     Args:
@@ -202,6 +202,7 @@ def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, **predict
         num_classes: K.
         ignore_index: label value that is not scored.
         batch_size: images per forward pass (items of one batch must share their size).
+        progress: show a ``tqdm`` bar of the images scored.
         **predict_kwargs: ``scales``, ``flip``, ``window`` of ``predict_probs``.
 
     Returns:
@@ -210,11 +211,15 @@ def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, **predict
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    from tqdm.auto import tqdm
+
     metric = SegMetric(num_classes, ignore_index)
-    for s in range(0, len(data), batch_size):
-        items = [data[i] for i in range(s, min(s + batch_size, len(data)))]
-        pred = predict(model, np.stack([x for x, _ in items]), **predict_kwargs)
-        metric.update(pred, np.stack([y for _, y in items]))
+    with tqdm(total=len(data), desc="evaluate", disable=not progress, leave=False) as bar:
+        for s in range(0, len(data), batch_size):
+            items = [data[i] for i in range(s, min(s + batch_size, len(data)))]
+            pred = predict(model, np.stack([x for x, _ in items]), **predict_kwargs)
+            metric.update(pred, np.stack([y for _, y in items]))
+            bar.update(len(items))
     return metric.compute()
 
 

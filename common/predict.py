@@ -43,7 +43,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _load_weights(model, path):
+def load_weights(model, path):
+    """Replace ``model``'s weights with a state dict or a ``Trainer`` checkpoint's, keys
+    exactly the model's (else ValueError naming the file)."""
     import paddle
 
     from common.models.pretrained import set_weights_exactly
@@ -85,21 +87,18 @@ def main(argv=None):
         list of the written files.
     """
     import numpy as np
-    import paddle
     from PIL import Image
 
     from .data.datasets import read_image
     from .models import load_pretrained
+    from .options import select_device
     from .viz import palette
 
     args = parse_args(argv)
-    device = args.device
-    if device == "auto":
-        device = "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() else "cpu"
-    paddle.set_device(device)
+    device = select_device(args.device)
     model = load_pretrained(args.model)
     if args.weights:
-        _load_weights(model, args.weights)
+        load_weights(model, args.weights)
     model.eval()
     config = model.config
     if config["num_classes"] > 256:

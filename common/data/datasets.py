@@ -238,8 +238,15 @@ class LabelledFiles(SegmentationDataset):
     def load(self, i):
         img_path, lab_path = self.pairs[i]
         image, label = read_image(img_path), self.convert_label(read_label(lab_path))
-        if image.shape[:2] != label.shape:
-            raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but label "
+        self.check_label(label, image.shape[:2], i)
+        return image, label
+
+    def check_label(self, label, image_hw, i):
+        """Raise naming pair ``i``'s files unless ``label`` (converted) is ``image_hw`` (H, W)
+        and holds only classes ``[0, num_classes)`` or ``ignore_index``."""
+        img_path, lab_path = self.pairs[i]
+        if tuple(image_hw) != label.shape:
+            raise ValueError(f"image {img_path} is {image_hw[1]}x{image_hw[0]} but label "
                              f"{lab_path} is {label.shape[1]}x{label.shape[0]} (width x height)")
         # negative values too (e.g. -1 in an int16 TIFF): Paddle's loss would fail later
         # without naming the file
@@ -247,7 +254,6 @@ class LabelledFiles(SegmentationDataset):
         if bad.size:
             raise ValueError(f"{lab_path}: label values {bad[:10].tolist()} are outside "
                              f"[0, {self.num_classes}) and not ignore_index={self.ignore_index}")
-        return image, label
 
 
 class SegFolder(LabelledFiles):
