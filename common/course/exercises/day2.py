@@ -40,31 +40,30 @@ def check_bilinear_resize(fn, verbose=True):
         c.expected = F.interpolate(paddle.to_tensor(x[None, None]), size=list(size), mode="bilinear",
                                    align_corners=ac)[0, 0].numpy()
 
+    def coords(n_out, n_in, align_corners, clamp=True, scale_of_one=None):
+        """A mistaken source axis: no clamp at 0, or the half-pixel scale kept for a side of 1."""
+        d = np.arange(n_out)
+        if align_corners:
+            src = d * (n_in - 1) / max(n_out - 1, 1)
+        else:
+            scale = n_in / n_out if n_out > 1 or scale_of_one else 0.0
+            src = (d + 0.5) * scale - 0.5
+            src = np.maximum(src, 0) if clamp else src
+        i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+    def separable(x, size, align_corners=False, **mistake):
+        j0, j1, tx = coords(size[1], x.shape[1], align_corners, **mistake)
+        rows = x[:, j0] * (1 - tx) + x[:, j1] * tx
+        i0, i1, ty = coords(size[0], x.shape[0], align_corners, **mistake)
+        return rows[i0] * (1 - ty[:, None]) + rows[i1] * ty[:, None]
+
     def no_clamp(x, size, align_corners=False):
-        def coords(n_out, n_in):
-            d = np.arange(n_out)
-            src = d * (n_in - 1) / max(n_out - 1, 1) if align_corners else (d + 0.5) * n_in / n_out - 0.5
-            i0 = np.floor(src).astype(int)
-            return i0, np.minimum(i0 + 1, n_in - 1), src - i0
-        j0, j1, tx = coords(size[1], x.shape[1])
-        r = x[:, j0] * (1 - tx) + x[:, j1] * tx
-        i0, i1, ty = coords(size[0], x.shape[0])
-        return r[i0] * (1 - ty[:, None]) + r[i1] * ty[:, None]
+        return separable(x, size, align_corners, clamp=False)
 
     def centre_of_one(x, size, align_corners=False):
         """Half-pixel centres even for an output side of 1 (OpenCV's choice, not Paddle's)."""
-        def coords(n_out, n_in):
-            d = np.arange(n_out)
-            if align_corners:
-                src = d * (n_in - 1) / max(n_out - 1, 1)
-            else:
-                src = np.maximum((d + 0.5) * n_in / n_out - 0.5, 0)
-            i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
-            return i0, np.minimum(i0 + 1, n_in - 1), src - i0
-        j0, j1, tx = coords(size[1], x.shape[1])
-        r = x[:, j0] * (1 - tx) + x[:, j1] * tx
-        i0, i1, ty = coords(size[0], x.shape[0])
-        return r[i0] * (1 - ty[:, None]) + r[i1] * ty[:, None]
+        return separable(x, size, align_corners, scale_of_one=True)
 
     mistakes = [
         ("you used the other align_corners convention: False means half-pixel centres, "
