@@ -64,27 +64,38 @@ def test_instructor_solutions_pass(day, capsys):
 
 
 # ----------------------------------------------------------------- planted mistakes
-def _conf_transposed(pred, label, k, ignore_index=255):
+# Days 1 and 2: each planted mistake is written here independently of the checks' own models.
+def _conf(pred, label, k, ignore_index=255, transpose=False, count_ignored=False, wide=True, ignore=None):
+    ignore = ignore_index if ignore is None else ignore
+    keep = np.ones(label.shape, bool) if count_ignored else label != ignore
+    lab, prd = label[keep], pred[keep]
+    if count_ignored:
+        lab = np.minimum(lab, k - 1)                 # 255 clipped into the last class
+    if wide:
+        lab, prd = lab.astype(np.int64), prd.astype(np.int64)
+    a, b = (prd, lab) if transpose else (lab, prd)
+    return np.bincount((a * k + b).ravel(), minlength=k * k)[:k * k].reshape(k, k)
+
+
+def _conf_no_minlength(pred, label, k, ignore_index=255):
     keep = label != ignore_index
-    return np.bincount(pred[keep] * k + label[keep], minlength=k * k).reshape(k, k)
+    return np.bincount(label[keep].astype(np.int64) * k + pred[keep]).reshape(k, k)
 
 
-def _conf_counts_ignored(pred, label, k, ignore_index=255):
-    lab = np.minimum(label, k - 1)               # 255 clipped into the last class
-    return np.bincount(lab.ravel() * k + pred.ravel(), minlength=k * k).reshape(k, k)
-
-
-def _scores(conf, nan=True, recall=True):
+def _scores(conf, nan=True, recall=True, union="tp_once", absent=np.nan, pooled=False, acc_nan=True):
     conf = np.asarray(conf, float)
-    tp = np.diag(conf)
+    tp, gt, pr = np.diag(conf), conf.sum(1), conf.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = tp / (conf.sum(0) + conf.sum(1) - tp)
-        acc = tp / (conf.sum(1) if recall else conf.sum(0))
+        den = {"tp_once": gt + pr - tp, "tp_twice": gt + pr, "dice": (gt + pr) / 2}[union]
+        iou = tp / den
+        acc = tp / (gt if recall else pr) if acc_nan else tp / np.maximum(gt, 1)
+    iou = np.where(np.isnan(iou), absent, iou)
     mean = np.nanmean if nan else (lambda a: np.mean(np.nan_to_num(a)))
-    return dict(iou=iou, miou=mean(iou), acc=acc, macc=mean(acc))
+    miou = tp.sum() / (gt + pr - tp).sum() if pooled else mean(iou)
+    return dict(iou=iou, miou=miou, acc=acc, macc=mean(acc))
 
 
-def _step(model, opt, x, y, clear=True, ignore=True, step=True, train=True):
+def _step(model, opt, x, y, clear=True, ignore=True, step=True, train=True, as_float=True):
     if train:
         model.train()
     loss = F.cross_entropy(model(x), y, axis=1, ignore_index=255 if ignore else -100)
@@ -93,19 +104,23 @@ def _step(model, opt, x, y, clear=True, ignore=True, step=True, train=True):
         opt.step()
     if clear:
         opt.clear_grad()
-    return float(loss)
+    return float(loss) if as_float else loss
 
 
 def _step_ignore_as_background(model, opt, x, y):
     return _step(model, opt, x, paddle.where(y == 255, paddle.zeros_like(y), y))
 
 
-def _bilinear(x, size, align_corners=False, clamp=True, flip=False):
+def _bilinear(x, size, align_corners=False, clamp=True, flip=False, one_is_centre=False, int_ratio=False):
     ac = (not align_corners) if flip else align_corners
 
     def coords(n_out, n_in):
         d = np.arange(n_out)
-        src = d * (n_in - 1) / max(n_out - 1, 1) if ac else (d + 0.5) * n_in / n_out - 0.5
+        ratio = (n_in // n_out if int_ratio else n_in / n_out)
+        if ac:
+            src = d * (n_in - 1) / max(n_out - 1, 1)
+        else:
+            src = (d + 0.5) * (ratio if n_out > 1 or one_is_centre else 0) - 0.5
         src = np.maximum(src, 0) if clamp else src
         i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
         return i0, np.minimum(i0 + 1, n_in - 1), src - i0
@@ -115,23 +130,58 @@ def _bilinear(x, size, align_corners=False, clamp=True, flip=False):
     return r[i0] * (1 - ty[:, None]) + r[i1] * ty[:, None]
 
 
-def _unpool(x, idx, size, use_h=False):
+def _unpool(x, idx, size, use_h=False, one_plane=False, doubled=False):
     c = x.shape[0]
-    h, w = size
+    h, w = (2 * x.shape[1], 2 * x.shape[2]) if doubled else size
     if use_h:
         idx = (idx // h) * w + idx % h
+    if one_plane:
+        out = np.zeros(c * h * w, np.float32)
+        out[idx.ravel()] = x.ravel()
+        return out.reshape(c, h, w)
     out = np.zeros((c, h * w), np.float32)
     np.put_along_axis(out, idx.reshape(c, -1), x.reshape(c, -1), axis=1)
     return out.reshape(c, h, w)
 
 
-def _tconv(x, w, stride=1, padding=0, rotate=True, pad_fix=True, swap=True):
+def _tconv(x, w, stride=1, padding=0, rotate=True, pad_fix=True, swap=True, flip_rows_only=False):
     k = w.shape[-1]
     z = ops.zero_insert(x, stride)
     p = k - 1 - (padding if pad_fix else 0)
-    z = np.pad(z, ((0, 0), (p, p), (p, p)))
+    z = np.pad(z, ((0, 0), (p, p), (p, p))) if p >= 0 else z[:, -p:p, -p:p]
     wr = w.transpose(1, 0, 2, 3) if swap else w
+    if flip_rows_only:
+        return ops.conv2d(z, wr[:, :, ::-1, :])
     return ops.conv2d(z, wr[:, :, ::-1, ::-1] if rotate else wr)
+
+
+def _tconv_no_crop(x, w, stride=1, padding=0):
+    z = np.pad(ops.zero_insert(x, stride), ((0, 0),) + ((w.shape[-1] - 1 - padding,) * 2,) * 2)
+    return ops.conv2d(z, w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+
+
+def _fuse(coarse, skip, up2, crop="top_left", add=True, interpolate=False):
+    h, w = skip.shape[-2:]
+    up = F.interpolate(coarse, scale_factor=2, mode="bilinear") if interpolate else up2(coarse)
+    dh, dw = up.shape[-2] - h, up.shape[-1] - w
+    top, left = {"top_left": (0, 0), "centre": (dh // 2, dw // 2), "bottom_right": (dh, dw)}[crop]
+    up = up[:, :, top:top + h, left:left + w]
+    return up + skip if add else paddle.concat([up, skip], 1)
+
+
+def _fcn_logits(model, x, crop=True, pad="bottom_right", final_interp=False, softmax=False, skips=True):
+    h, w = x.shape[-2:]
+    ph, pw = -h % 32, -w % 32
+    x = F.pad(x, [0, pw, 0, ph] if pad == "bottom_right" else [pw, 0, ph, 0])
+    f = model.backbone(x)
+    s = model.score_fr(f[5])
+    if skips and model.stride <= 16:
+        s = _fuse(s, model.score_pool4(f[3]), model.up2_fr)
+    if skips and model.stride == 8:
+        s = _fuse(s, model.score_pool3(f[2]), model.up2_pool4)
+    s = F.interpolate(s, scale_factor=model.stride, mode="bilinear") if final_interp else model.up_final(s)
+    s = s[:, :, :h, :w] if crop else s
+    return F.softmax(s, axis=1) if softmax else s
 
 
 def _crop_concat(skip, x, shift=0, order="skip"):
@@ -279,26 +329,61 @@ def _pq(pred, target, things, stuffs, thresh=0.5, strict=True, stuff_ids=True, p
 
 
 PLANTED = {
-    "check_confusion_matrix": [(_conf_transposed, "transpose"), (_conf_counts_ignored, "ignore")],
-    "check_miou": [(lambda c: _scores(c, nan=False), "NaN"), (lambda c: _scores(c, recall=False), "recall")],
+    "check_confusion_matrix": [
+        (lambda p, l, k, ignore_index=255: _conf(p, l, k, ignore_index, transpose=True), "transpose"),
+        (lambda p, l, k, ignore_index=255: _conf(np.asarray(p), np.where(l == ignore_index, 0, l), k, ignore_index),
+         "must not be counted"),
+        (lambda p, l, k, ignore_index=255: _conf(p, l, k, ignore_index, count_ignored=True), "leave out the pixels"),
+        (lambda p, l, k, ignore_index=255: _conf(p, l, k, ignore_index, ignore=255), "ignore_index argument"),
+        (lambda p, l, k, ignore_index=255: _conf(p, l, k, ignore_index, wide=False), "wraps around at 256"),
+        (_conf_no_minlength, "K x K even when a class never occurs")],
+    "check_miou": [(lambda c: _scores(c, nan=False), "NaN"), (lambda c: _scores(c, recall=False), "recall"),
+                   (lambda c: _scores(c, union="tp_twice"), "counts each pixel once"),
+                   (lambda c: _scores(c, union="dice"), "Dice"),
+                   (lambda c: _scores(c, absent=1.0), "not 1"),
+                   (lambda c: _scores(c, pooled=True), "mean of the per-class IoUs"),
+                   (lambda c: _scores(c, acc_nan=False), "0/0 = NaN")],
     "check_train_step": [(lambda m, o, x, y: _step(m, o, x, y, clear=False), "clear"),
                          (lambda m, o, x, y: _step(m, o, x, y, step=False), "step()"),
-                         (_step_ignore_as_background, None),
-                         (lambda m, o, x, y: _step(m, o, x, y, train=False), "training mode")],
+                         (_step_ignore_as_background, "skip them"),
+                         (lambda m, o, x, y: _step(m, o, x, y, train=False), "training mode"),
+                         (lambda m, o, x, y: _step(m, o, x, y, as_float=False), "Python float")],
     "check_bilinear_resize": [(lambda x, s, align_corners=False: _bilinear(x, s, align_corners, flip=True),
                                "align_corners"),
                               (lambda x, s, align_corners=False: _bilinear(x, s, align_corners, clamp=False), "clamp"),
-                              (lambda x, s, align_corners=False: _bilinear(x, s[::-1], align_corners), None)],
+                              (lambda x, s, align_corners=False: _bilinear(x, s[::-1], align_corners), "rows first"),
+                              (lambda x, s, align_corners=False: _bilinear(x, s, align_corners, one_is_centre=True),
+                               "output side of length 1"),
+                              (lambda x, s, align_corners=False: _bilinear(x, s, align_corners, int_ratio=True), None)],
     "check_max_unpool": [(lambda x, i, s: _unpool(x, i, s, use_h=True), "row * W + col"),
-                         (lambda x, i, s: _unpool(x, i, s)[:, ::-1], None)],
+                         (lambda x, i, s: _unpool(x, i, s)[:, ::-1], None),
+                         (lambda x, i, s: _unpool(x, i, s, one_plane=True), "own plane"),
+                         (lambda x, i, s: _unpool(x, i, s, doubled=True), "output_size you are given")],
     "check_transposed_conv": [(lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, rotate=False),
                                "rotate"),
                               (lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, pad_fix=False),
                                "k - 1 - padding"),
-                              (lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, swap=False), None)],
+                              (lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, swap=False), None),
+                              (lambda x, w, stride=1, padding=0: _tconv(x, w, stride, padding, flip_rows_only=True),
+                               "both axes"),
+                              (_tconv_no_crop, "negative amount means cutting")],
     "check_fc_to_conv": [(lambda wt, s: wt.reshape(wt.shape[1], *s), "transpose"),
                          (lambda wt, s: wt.T.reshape(wt.shape[1], s[1], s[2], s[0]).transpose(0, 3, 1, 2),
-                          "C slowest")],
+                          "C slowest"),
+                         (lambda wt, s: wt.T.reshape(wt.shape[1], s[0], s[2], s[1]).transpose(0, 1, 3, 2),
+                          "row by row")],
+    "check_fcn_fuse": [(lambda c, s, up: _fuse(c, s, up, interpolate=True), "given"),
+                       (lambda c, s, up: _fuse(c, s, up, add=False), "adds the two score maps"),
+                       (lambda c, s, up: _fuse(c, s, up) - s, "skip is missing"),
+                       (lambda c, s, up: _fuse(c, s, up, crop="bottom_right"), "at the top left"),
+                       (lambda c, s, up: _fuse(c, s, up, crop="centre"), "not from the centre"),
+                       (lambda c, s, up: up(c) + s, "first H rows")],
+    "check_fcn_logits": [(lambda m, x: _fcn_logits(m, x, crop=False), "crop the logits"),
+                         (lambda m, x: _fcn_logits(m, x, pad="top_left"), "bottom and right only"),
+                         (lambda m, x: _fcn_logits(m, x, final_interp=True), "final up-sampling layer"),
+                         (lambda m, x: _fcn_logits(m, x, softmax=True), "no softmax"),
+                         (lambda m, x: _fcn_logits(m, x, skips=False), "pool4"),
+                         (lambda m, x: m(x), "model's parts")],
     "check_crop_concat": [(lambda s, x: _crop_concat(s, x, shift=1), "off by one"),
                           (lambda s, x: _crop_concat(s, x, order="x"), None)],
     "check_receptive_field": [(lambda l: _rf(l, jump_after=False), "after"),
@@ -358,6 +443,107 @@ def test_planted_mistakes_are_caught(name):
         if hint:
             got = res.message.split("hint:")[1]
             assert hint in got, f"{name}, mistake {i}: hint {got!r} lacks {hint!r}"
+
+
+# Days 1 and 2: correct solutions written another way than the notebooks' must pass.
+def _conf_loops(pred, label, k, ignore_index=255):
+    conf = np.zeros((k, k), np.int64)
+    for i in range(k):
+        for j in range(k):
+            conf[i, j] = np.count_nonzero((label == i) & (pred == j) & (label != ignore_index))
+    return conf
+
+
+def _scores_loop(conf):
+    conf = np.asarray(conf, float)
+    iou, acc = [], []
+    for c in range(len(conf)):
+        tp, fn, fp = conf[c, c], conf[c].sum() - conf[c, c], conf[:, c].sum() - conf[c, c]
+        iou.append(tp / (tp + fp + fn) if tp + fp + fn else np.nan)
+        acc.append(tp / (tp + fn) if tp + fn else np.nan)
+    iou, acc = np.array(iou), np.array(acc)
+    return dict(iou=iou, miou=iou[~np.isnan(iou)].mean(), acc=acc, macc=acc[~np.isnan(acc)].mean())
+
+
+def _step_zero_first(model, opt, x, y):
+    opt.clear_grad()                                  # clearing before the backward is as good
+    model.train()
+    loss = paddle.nn.CrossEntropyLoss(ignore_index=255, axis=1)(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _bilinear_matrices(x, size, align_corners=False):
+    def weights(n_out, n_in):                         # (n_out, n_in) interpolation matrix
+        d = np.arange(n_out, dtype=np.float64)
+        if n_out == 1:
+            src = np.zeros(1)
+        elif align_corners:
+            src = d * (n_in - 1) / (n_out - 1)
+        else:
+            src = np.clip((d + 0.5) * n_in / n_out - 0.5, 0, None)
+        lo = np.clip(np.floor(src).astype(int), 0, n_in - 1)
+        hi = np.clip(lo + 1, 0, n_in - 1)
+        m = np.zeros((n_out, n_in))
+        np.add.at(m, (np.arange(n_out), lo), 1 - (src - lo))
+        np.add.at(m, (np.arange(n_out), hi), src - lo)
+        return m
+    return weights(size[0], x.shape[0]) @ x @ weights(size[1], x.shape[1]).T
+
+
+def _unpool_divmod(x, idx, size):
+    out = np.zeros((x.shape[0],) + tuple(size), np.float32)
+    rows, cols = np.divmod(idx, size[1])
+    out[np.arange(x.shape[0])[:, None, None], rows, cols] = x
+    return out
+
+
+def _tconv_scatter(x, w, stride=1, padding=0):
+    c_in, h, wd = x.shape
+    k = w.shape[-1]
+    full = np.zeros((w.shape[1], (h - 1) * stride + k, (wd - 1) * stride + k), np.float32)
+    for i in range(h):
+        for j in range(wd):                           # each input pixel adds a scaled kernel
+            full[:, i * stride:i * stride + k, j * stride:j * stride + k] += np.einsum("c,cokl->okl", x[:, i, j], w)
+    return full[:, padding:full.shape[1] - padding, padding:full.shape[2] - padding]
+
+
+def _fuse_functional(coarse, skip, up2):
+    return paddle.add(skip, paddle.slice(up2(coarse), [2, 3], [0, 0], list(skip.shape[-2:])))
+
+
+def _fcn_logits_loop(model, x):
+    n, _, h, w = x.shape
+    big = paddle.zeros([n, 3, h + (-h % 32), w + (-w % 32)])
+    big[:, :, :h, :w] = x
+    feats = model.backbone(big)
+    score = model.score_fr(feats[5])
+    for level, pool in ((16, 3), (8, 2)):
+        if model.stride <= level:
+            name = f"pool{pool + 1}"
+            score = _fuse_functional(score, getattr(model, f"score_{name}")(feats[pool]),
+                                     model.up2_fr if pool == 3 else model.up2_pool4)
+    return model.up_final(score)[:, :, :h, :w]
+
+
+ALTERNATIVES = {
+    "check_confusion_matrix": _conf_loops,
+    "check_miou": _scores_loop,
+    "check_train_step": _step_zero_first,
+    "check_bilinear_resize": _bilinear_matrices,
+    "check_max_unpool": _unpool_divmod,
+    "check_transposed_conv": _tconv_scatter,
+    "check_fc_to_conv": lambda wt, s: wt.reshape(*s, wt.shape[1]).transpose(3, 0, 1, 2),
+    "check_fcn_fuse": _fuse_functional,
+    "check_fcn_logits": _fcn_logits_loop,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALTERNATIVES))
+def test_correct_solutions_written_another_way_pass(name):
+    res = getattr(ex, name)(ALTERNATIVES[name], verbose=False)
+    assert res.passed, res.message
 
 
 @pytest.mark.parametrize("name", sorted(PLANTED))
@@ -483,6 +669,33 @@ def test_student_notebook_runs_and_checkin_collects(tmp_path, monkeypatch, day):
         assert "train_step (not done)" in table
 
 
+def test_checkin_table_says_why_a_check_failed(tmp_path, monkeypatch):
+    """A failed check shows its failing case and what differed, in one line, without the hint."""
+    from common.course import checkin
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from common.course import exercises as ex"),
+                nbformat.v4.new_code_cell("import numpy as np\n"
+                                          "ex.check_miou(lambda c: dict(iou=np.zeros(len(c)), miou=0.0,"
+                                          " acc=np.zeros(len(c)), macc=0.0))"),
+                nbformat.v4.new_code_cell("ex.check_train_step(lambda *a: {}['missing'])")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "day1_concepts").mkdir()
+    nbformat.write(nb, tmp_path / "day1_concepts" / "exercises.ipynb")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = checkin.run_notebook(tmp_path / "day1_concepts" / "exercises.ipynb", timeout=300)
+    assert set(run["reasons"]) == {"check_miou", "check_train_step"}
+    table = checkin.format_table([run])
+    assert "miou (failed)" in table and "confusion_matrix (not run)" in table
+    line = next(ln for ln in table.splitlines() if "miou failed at" in ln)
+    assert "case 1 of" in line and "the 3-class example" in line and "result['iou']" in line
+    assert "hint" not in line
+    line = next(ln for ln in table.splitlines() if "train_step failed at" in ln)
+    assert "case 1 of" in line and "KeyError" in line
+    assert "reasons" not in json.dumps(checkin.summary([run]))       # the JSON keeps statuses only
+    assert checkin.failure_reason("✗ check_x: the check itself failed (ValueError: boom)") == \
+        "the check itself failed (ValueError: boom)"
+
+
 def test_checkin_cli_on_instructor_notebook(tmp_path):
     """The command line, on a copy of the instructor's Day 2 (all solutions in place)."""
     day = tmp_path / "day2_fcn"
@@ -492,6 +705,7 @@ def test_checkin_cli_on_instructor_notebook(tmp_path):
     out = subprocess.run([sys.executable, "-m", "common.course.checkin", str(tmp_path)], capture_output=True,
                          text=True, env=env, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr
-    assert "4/4" in out.stdout and "not uploaded" in out.stdout
+    n = len(ex.DAYS["day2_fcn"])
+    assert f"{n}/{n}" in out.stdout and "not uploaded" in out.stdout and "failed at" not in out.stdout
     data = json.loads((tmp_path / "checkin.json").read_text())
-    assert data["days"]["day2_fcn"]["passed"] == 4 and data["total"] == 4
+    assert data["days"]["day2_fcn"]["passed"] == n and data["total"] == n

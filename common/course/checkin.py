@@ -6,7 +6,8 @@ Each PATH is an ``exercises.ipynb``, a day folder holding one, or a folder of da
 (a student release; default: the current folder). Every notebook is executed top to bottom
 in a fresh kernel (a cell that raises does not stop the rest); the results the checks of
 ``common.course.exercises`` recorded are read back, and a per-day table of passed / not yet is
-printed. A small JSON summary (no code, no outputs, no names) is written for a course
+printed, with one line under it for each failed check: the case that failed and what differed.
+A small JSON summary (statuses only: no code, no outputs, no names) is written for a course
 platform to collect. Nothing is uploaded: handing it in is the student's choice.
 The notebooks themselves are not modified.
 """
@@ -72,7 +73,29 @@ def run_notebook(path, timeout=600, kernel_name="python3"):
     day = path.parent.name
     checks = {name: "not run" for name in DAYS.get(day, [])}
     checks.update({r["name"]: r["status"] for r in recorded})
-    return dict(day=day, notebook=str(path), checks=checks, errors=errors, seconds=round(seconds, 1))
+    reasons = {r["name"]: failure_reason(r.get("message", "")) for r in recorded if r["status"] == "failed"}
+    return dict(day=day, notebook=str(path), checks=checks, reasons=reasons, errors=errors,
+                seconds=round(seconds, 1))
+
+
+def failure_reason(message):
+    """Why a check failed, in one line: its failing case and the first line that says what
+    went wrong (the difference found or the error raised), without the hint.
+
+    Args:
+        message: the ``CheckResult.message`` of a failed check.
+
+    Returns:
+        str, e.g. ``case 2 of 5 (class 2 absent ...): result['miou']: expected 0.5, yours 0.4``.
+    """
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    if not lines:
+        return "failed"
+    head = lines[0].split(": ", 1)[-1]
+    head = head[:-len(" failed")] if head.endswith(" failed") else head
+    what = next((ln for ln in lines[1:] if not ln.startswith(("inputs:", "hint:", "expected:", "yours:"))), "")
+    reason = f"{head}: {what}" if what else head
+    return reason if len(reason) <= 200 else reason[:199] + "…"
 
 
 def summary(runs):
@@ -97,6 +120,8 @@ def format_table(runs):
     lines = [f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows]
     lines.insert(1, "-" * min(100, max(len(x) for x in lines)))
     for r in runs:
+        for name, why in r.get("reasons", {}).items():
+            lines.append(f"  {r['day']}: {name.removeprefix('check_')} failed at {why}")
         for e in r["errors"]:
             lines.append(f"  {r['day']}: {e}")
     return "\n".join(lines)
