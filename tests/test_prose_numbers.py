@@ -39,20 +39,21 @@ NOTEBOOKS = sorted(p for p in ROOT.glob("day*/*.ipynb") if ".ipynb_checkpoints" 
 CONSTANTS = ROOT / "tests" / "prose_constants.yaml"
 DATA_FILES = sorted(ROOT.glob("results/*.json")) + sorted(ROOT.glob("weights/**/*.json"))
 
-NUM = r"(?:\d+(?:[.,]\d{3})*(?:\.\d+)?|\.\d+)"
+NUM = r"(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)"     # 1,561 is one number; 2.6338 is not 2.633
 # one claim: number, optional unit; the unit decides its kind
 CLAIM = re.compile(
     rf"(?<![\w.\-/])(?P<num>{NUM})(?P<gap>\s?)"
     r"(?P<unit>%|×(?!\s?\d)|x(?![\w\d])|px\b|pixels?\b|ms\b|s\b|sec(?:onds?)?\b|min(?:utes?)?\b|"
     r"h(?:ours?)?\b)?")
-SKIP_BEFORE = re.compile(r"(?:Python|Paddle|PaddlePaddle|PaddleSeg|CUDA|version|v|Section|Sec\.|§|"
+SKIP_BEFORE = re.compile(r"(?:Python|Paddle|PaddlePaddle|PaddleSeg|CUDA|version|v|Sections?|Sec\.|§|"
                          r"Table|Fig\.|Figure|Eq\.|arXiv:?|cu|sm_)\s*$", re.I)
 APPROX = re.compile(r"\b(?:about|around|roughly|nearly|almost|approximately|some)\s+$|(?:~|≈|约|大约)\s*$", re.I)
 TOLERANCE = re.compile(r"^\s*\(?\s*(?:±|\+/-)\s*(?P<tol>" + NUM + r")")
 SECONDS = {"ms": 1e-3, "s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60,
            "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600}
 # prose that is not a claim: code spans, formulas, links' targets, HTML tags
-HIDE = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|\]\([^)]*\)|<[^>\n]*>|https?://\S+",
+HIDE = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|\]\([^)]*\)|<[^>\n]*>|https?://\S+|"
+                  r"\b10\.\d{4,}/\S+",
                   re.S)
 OUTPUT_NUM = re.compile(r"-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -86,6 +87,8 @@ def claims(markdown):
             continue                     # a version or a paper's section: 3.3.1, Section 3.2
         if unit in ("x", "×") and re.match(r"\s?\d", visible[m.end():m.end() + 2]):
             continue                     # a size such as 3×3, not a factor
+        if unit in ("s", "ms") and not m.group("gap"):
+            unit = ""                    # "16s" names FCN-16s, "2s" a plural: a time has a space, 87 s
         unit_key = unit.rstrip("s") if unit not in ("s", "ms") else unit
         if unit == "%":
             kind = "percent"
@@ -245,10 +248,12 @@ def test_claims_are_found():
     """The scanner finds each kind and skips what is not a claim."""
     text = ("V2 reaches disc .71 and 0.60; the pyramid adds 3 % at 2.5× the cost, on 14 px hulls "
             "in 87 s (about 7 minutes for all). A 3×3 conv, `lr=0.01`, $0.5$, Paddle 3.3.1, "
-            "Section 3.2, [paper](https://arxiv.org/abs/1411.4038) and 1500 steps claim nothing.")
+            "Section 3.2, Sections 4.1, doi 10.1109/TPAMI.2016.2572683, [paper](https://arxiv.org/abs/1411.4038), "
+            "FCN-16s, the 16s and 1500 steps claim nothing; 2.6338 and 0.0001 are read whole.")
     got = [(c["text"], c["kind"]) for c in claims(text)]
     assert got == [(".71", "decimal"), ("0.60", "decimal"), ("3 %", "percent"), ("2.5×", "factor"),
-                   ("14 px", "px"), ("87 s", "time"), ("7 minutes", "time")]
+                   ("14 px", "px"), ("87 s", "time"), ("7 minutes", "time"), ("2.6338", "decimal"),
+                   ("0.0001", "decimal")]
     assert claims("about 7 minutes")[0]["approx"] == 0.10
 
 
