@@ -241,7 +241,14 @@ def resnet_layers(depth=18, output_stride=32):
 
 
 def build_stack(layers):
-    """A one-channel ``nn.Sequential`` of convs / average pools following ``layers``."""
+    """A one-channel ``nn.Sequential`` of convs (each + ReLU) and average pools.
+
+    Args:
+        layers: layer descriptions (``LayerSpec`` or (kernel, stride, dilation, padding)).
+
+    Returns:
+        ``nn.Sequential`` whose convs have these kernels, strides, dilations and paddings.
+    """
     mods = []
     for i, layer in enumerate(layers):
         s = _as_spec(layer, i)
