@@ -17,6 +17,7 @@ from common.course import exercises as ex
 from common import ops
 from common.course import student
 from common.data import LABEL_DIVISOR
+from common.course.exercises.day3 import _valid_output
 from common.ops.boxes import box_iou as _box_iou_paddle
 from common.models.panoptic_deeplab import group_pixels as _group_ref
 
@@ -172,22 +173,10 @@ def _atrous(x, w, rate, padding=0, zeros=None):
 
 def _tile(out, depth=4, per_level=4, depth_used=None, margin_of_request=False):
     d = depth if depth_used is None else depth_used
-
-    def output(n):
-        h = n - per_level
-        for _ in range(d):
-            if h < 2 or h % 2:
-                return None
-            h = h // 2 - per_level
-        if h < 1:
-            return None
-        for _ in range(d):
-            h = 2 * h - per_level
-        return h if h > 0 else None
     n = out
-    while output(n) is None or output(n) < out:
+    while _valid_output(n, d, per_level) is None or _valid_output(n, d, per_level) < out:
         n += 1
-    return n, (n - (out if margin_of_request else output(n))) // 2
+    return n, (n - (out if margin_of_request else _valid_output(n, d, per_level))) // 2
 
 
 def _interval(layers, lo, hi, forward=False, up_as_conv=False, padding=True, floor_first=False):
