@@ -7,8 +7,8 @@ import pytest
 
 from common.losses import SegLoss
 from common.models import build_model
-from common.models.deeplab import (ASPPConcat, ASPPSum, DEEPLAB_MODELS, TABLE_COLUMNS, deeplab_table,
-                                   describe)
+from common.models.deeplab import (ASPPConcat, ASPPSum, DEEPLAB_MODELS, NOTES_COLUMN, TABLE_COLUMNS, deeplab_table,
+                                   describe, notes_vs_papers)
 from common.course.widgets import atrous_demo, atrous_footprint
 
 # CPU-tiny configurations of the four versions (same keys as the notebooks use).
@@ -170,7 +170,7 @@ def test_v2_msc_max_fusion():
 def test_table_from_code():
     small = {n: TINY[n] for n in DEEPLAB_MODELS}
     rows = deeplab_table(num_classes=5, kwargs=small)
-    assert all(tuple(r) == TABLE_COLUMNS for r in rows)
+    assert all(tuple(r) == TABLE_COLUMNS + (NOTES_COLUMN,) for r in rows)
     col = lambda c: [r[c] for r in rows]                                   # noqa: E731
     # known facts of the four papers, as the modules must show them
     assert col("network") == ["DeepLab V1", "DeepLab V2", "DeepLab V3", "DeepLab V3+"]
@@ -227,3 +227,26 @@ def test_learns_tiny_set(name, fit_tiny):
     losses = fit_tiny(m, lambda m: loss(m(x), y), steps=30, lr=0.01)
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
 
+
+
+def test_notes_column_sets_the_syllabus_beside_the_papers():
+    """The syllabus's multi-scale cells ("Training", "Inference") beside what the models read
+    from their modules and what the papers do, and a flag where a model contradicts a notes' cell."""
+    rows = {r["network"]: r[NOTES_COLUMN] for r in deeplab_table(num_classes=5, kwargs=TINY)}
+    assert rows["DeepLab V1"].startswith('MultiScale "Training": MSc (5 branches, concat before FC8) in training')
+    assert "no rescaled images (V1 Sec. 4.3)" in rows["DeepLab V1"]
+    assert rows["DeepLab V2"].startswith('MultiScale "Training": inputs at 1, 0.75, 0.5, max-fused, in training')
+    assert "0.5-1.5 in training (V2 Sec. 3.2, 4.1)" in rows["DeepLab V2"]
+    for v in ("DeepLab V3", "DeepLab V3+"):
+        assert rows[v].startswith('MultiScale "Inference": random rescaling')
+        assert "scales + flip at inference" in rows[v]
+    assert all("backbone" not in t and "CRF" not in t for t in rows.values())    # the notes agree there
+    # the column follows the modules: other scales, no CRF step, no multi-grid, a ResNet V3+
+    v2 = build_model("deeplabv2", 5, depth=18, width=4, msc_scales=(1, 0.5))
+    v2.postprocess = None
+    text = notes_vs_papers(describe(v2))
+    assert "inputs at 1, 0.5" in text and text.endswith('CRF "Yes": model no')
+    plain = describe(build_model("deeplabv3", 5, **TINY["deeplabv3"], multi_grid=(1, 1, 1)))
+    assert notes_vs_papers(plain).endswith('backbone "MG ResNet": model ResNet-18')
+    v3p = describe(build_model("deeplabv3plus", 5, backbone="resnet", depth=18, width=4))
+    assert notes_vs_papers(v3p).endswith('backbone "Xception": model ResNet-18')

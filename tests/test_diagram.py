@@ -50,3 +50,32 @@ def test_drawing_leaves_the_random_stream_alone():
     paddle.seed(123)
     diagram.architecture_shapes("unet", size=32)
     assert (paddle.randn([4]).numpy() == expected).all()
+
+
+def test_deeplab_v1_v2_diagrams_follow_the_papers():
+    """V1: output stride 8 from pool3 on, five MSc branches at stride 8 concatenated to FC7;
+    V2: four ASPP branches of class scores summed; MSC: one backbone run per scale (#k)."""
+    _, s, edges, _ = diagram.architecture_shapes("deeplabv1", size=64)
+    assert [s[k][1] for k in ("p1", "p2", "p3", "p4", "p5", "fc7")] == [32, 16, 8, 8, 8, 8]
+    assert all(s[f"m{i}"][1:] == [8, 8] for i in range(5))
+    assert s["cat"][0] == s["fc7"][0] + sum(s[f"m{i}"][0] for i in range(5))
+    assert {a for a, b in edges if b == "cat"} == {"fc7", "m0", "m1", "m2", "m3", "m4"}
+    _, s, _, _ = diagram.architecture_shapes("deeplabv2", size=64)
+    assert s["c5"][1] == 8 and all(s[k] == s["sum"] == [6, 8, 8] for k in ("a6", "a12", "a18", "a24"))
+    _, s, _, _ = diagram.architecture_shapes("deeplabv2_msc", size=64)
+    assert [s[k][1] for k in ("x1", "x75", "x50")] == [64, 48, 32]        # the three scales, one network
+    assert [s[k][1] for k in ("c1", "c75", "c50")] == [8, 6, 4] and s["out"] == [6, 64, 64]
+
+
+def test_a_call_that_never_happens_is_named():
+    model = build_model("deeplabv2", 3, depth=18, width=4)
+    with pytest.raises(KeyError, match="never ran.*s3"):
+        diagram.trace(model, {"s3": "aspp#3"}, paddle.randn([1, 3, 32, 32]))    # three scales: calls 0-2
+
+
+def test_blocks_less_than_a_row_apart_are_spread():
+    """Scales 1, 0.75 and 0.5 sit 0.4 and 1 level apart: in one column they keep a row between them."""
+    shapes = {"a": [3, 64, 64], "b": [3, 48, 48], "c": [3, 32, 32]}
+    pos = diagram._layout(shapes, [], 64)
+    ys = sorted((p[1] for p in pos.values()), reverse=True)
+    assert all(hi - lo >= 1.3 - 1e-9 for hi, lo in zip(ys, ys[1:]))

@@ -17,6 +17,7 @@ from common.course import exercises as ex
 from common import ops
 from common.course import student
 from common.data import LABEL_DIVISOR
+from common.course.exercises.day3 import _valid_output
 from common.ops.boxes import box_iou as _box_iou_paddle
 from common.models.panoptic_deeplab import group_pixels as _group_ref
 
@@ -191,13 +192,13 @@ def _crop_concat(skip, x, shift=0, order="skip"):
     return np.concatenate([crop, x] if order == "skip" else [x, crop], 1)
 
 
-def _rf(layers, dilation=True, jump_after=True):
+def _rf(layers, dilation=True, jump_after=True, span_dk=False):
     rf, jump = 1, 1
     for k, s, d in layers:
         d = d if dilation else 1
         if not jump_after:
             jump *= s
-        rf += d * (k - 1) * jump
+        rf += (d * k - 1 if span_dk else d * (k - 1)) * jump
         if jump_after:
             jump *= s
     return rf
@@ -218,6 +219,114 @@ def _atrous(x, w, rate, padding=0, zeros=None):
     wd = np.zeros(w.shape[:2] + ((k - 1) * (z + 1) + 1,) * 2, np.float32)
     wd[..., ::z + 1, ::z + 1] = w
     return ops.conv2d(x, wd, padding=padding)
+
+
+def _tile(out, depth=4, per_level=4, depth_used=None, margin_of_request=False):
+    d = depth if depth_used is None else depth_used
+    n = out
+    while _valid_output(n, d, per_level) is None or _valid_output(n, d, per_level) < out:
+        n += 1
+    return n, (n - (out if margin_of_request else _valid_output(n, d, per_level))) // 2
+
+
+def _interval(layers, lo, hi, forward=False, up_as_conv=False, padding=True, floor_first=False):
+    for kind, k, s, d, p in (layers if forward else layers[::-1]):
+        p = p if padding else 0
+        if kind == "up" and not up_as_conv:
+            first = lo + p - k + 1
+            lo, hi = (first // s if floor_first else -(-first // s)), (hi + p) // s
+        else:
+            lo, hi = lo * s - p, hi * s - p + d * (k - 1)
+    return lo, hi
+
+
+def _aspp_sum(x, ws, bs, rs, bias=True, pad=True):
+    return paddle.add_n([F.conv2d(x, w, b if bias else None, padding=r if pad else 1, dilation=r)
+                         for w, b, r in zip(ws, bs, rs)])
+
+
+def _aspp_concat(x, br, pool, proj, first=False, how="avg", pool_after=False):
+    g = (pool(x).mean(axis=[2, 3], keepdim=True) if pool_after else
+         pool(F.adaptive_avg_pool2d(x, 1) if how == "avg" else F.adaptive_max_pool2d(x, 1)))
+    g = g.expand([-1, -1, x.shape[2], x.shape[3]])
+    outs = [b(x) for b in br]
+    return proj(paddle.concat([g] + outs if first else outs + [g], 1))
+
+
+def _tile_closed_form(out_size, depth=4):
+    """Day 3: the valid U-Net's output is 2^d b - 4 (2^d - 1) for a bottom side b, and the
+    network loses 6 * 2^d - 4 pixels per side, whatever b."""
+    b = -(-(out_size + 4 * (2 ** depth - 1)) // 2 ** depth)
+    while 2 ** depth * b - 4 * (2 ** depth - 1) < 1:
+        b += 1
+    out = 2 ** depth * b - 4 * (2 ** depth - 1)
+    return out + 2 * (6 * 2 ** depth - 4), 6 * 2 ** depth - 4
+
+
+def _interval_by_sets(layers, lo, hi):
+    """Day 3: the explicit set of inputs of every unit, layer by layer from the top."""
+    units = set(range(lo, hi + 1))
+    for kind, k, s, d, p in layers[::-1]:
+        if kind == "up":        # output o = i s + t - p for tap t: the inputs painting o
+            units = {i for o in units for i in range((o + p) // s - k, (o + p) // s + 1) if 0 <= o + p - i * s < k}
+        else:
+            units = {o * s - p + t * d for o in units for t in range(k)}
+    return min(units), max(units)
+
+
+def _atrous_by_shifts(x, w, rate, padding=0):
+    """Day 4: sum of the input shifted by each tap's offset, times that tap."""
+    c_out, _, k, _ = w.shape
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+    h, wd = xp.shape[1] - rate * (k - 1), xp.shape[2] - rate * (k - 1)
+    out = np.zeros((c_out, h, wd), np.float64)
+    for i in range(k):
+        for j in range(k):
+            out += np.einsum("oc,chw->ohw", w[:, :, i, j], xp[:, i * rate:i * rate + h, j * rate:j * rate + wd])
+    return out
+
+
+def _rf_from_the_top(layers):
+    """Day 3: from one unit of the last layer down: a layer below multiplies the field by its
+    stride and adds its span."""
+    rf = 1
+    for k, s, d in layers[::-1]:
+        rf = (rf - 1) * s + d * (k - 1) + 1
+    return rf
+
+
+def _meanfield_potts(q, unary, kernel):
+    """Day 4: the Potts energy as written, u + sum_j k_ij [l != l_j] in expectation."""
+    e = unary + (1 - q) @ kernel.T
+    p = np.exp(-(e - e.min(0, keepdims=True)))
+    return p / p.sum(0, keepdims=True)
+
+
+# Days 3 and 4: correct solutions written another way than the notebooks' must pass.
+ALTERNATIVES_DAYS_3_4 = {
+    "check_crop_concat": lambda skip, x: np.concatenate(
+        (skip[..., (skip.shape[-2] - x.shape[-2]) // 2:, :][..., :x.shape[-2], :]
+         [..., (skip.shape[-1] - x.shape[-1]) // 2:][..., :x.shape[-1]], x), axis=-3),
+    "check_valid_tile": _tile_closed_form,
+    "check_receptive_field": _rf_from_the_top,
+    "check_receptive_interval": _interval_by_sets,
+    "check_psp_module": lambda x, bins, stages: paddle.concat(
+        [x] + [paddle.nn.Upsample(size=x.shape[-2:], mode="bilinear", align_corners=False)(
+            st(paddle.nn.AdaptiveAvgPool2D(b)(x))) for b, st in zip(bins, stages)], axis=1),
+    "check_atrous_conv": _atrous_by_shifts,
+    "check_aspp_sum": lambda x, ws, bs, rs: sum(F.conv2d(x, w, b, padding=r, dilation=r)
+                                                for w, b, r in zip(ws, bs, rs)),
+    "check_aspp_concat": lambda x, br, pool, proj: proj(paddle.concat(
+        [b(x) for b in br] + [F.interpolate(pool(x.mean(axis=[2, 3], keepdim=True)), size=x.shape[-2:],
+                                            mode="bilinear")], axis=1)),
+    "check_meanfield_step": _meanfield_potts,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALTERNATIVES_DAYS_3_4))
+def test_days_3_4_solutions_written_another_way_pass(name):
+    res = getattr(ex, name)(ALTERNATIVES_DAYS_3_4[name], verbose=False)
+    assert res.passed, res.message
 
 
 def _softmax(e, axis=0):
@@ -385,25 +494,52 @@ PLANTED = {
                          (lambda m, x: _fcn_logits(m, x, skips=False), "pool4"),
                          (lambda m, x: m(x), "model's parts")],
     "check_crop_concat": [(lambda s, x: _crop_concat(s, x, shift=1), "off by one"),
-                          (lambda s, x: _crop_concat(s, x, order="x"), None)],
+                          (lambda s, x: _crop_concat(s, x, order="x"), "skip's window first"),
+                          (lambda s, x: np.concatenate([s[:, :, :x.shape[2], :x.shape[3]], x], 1), "not the top-left"),
+                          (lambda s, x: np.concatenate([s[:, :, (s.shape[2] - x.shape[2]) // 2:
+                                                          s.shape[2] - (s.shape[2] - x.shape[2]) // 2,
+                                                          (s.shape[3] - x.shape[3]) // 2:
+                                                          s.shape[3] - (s.shape[3] - x.shape[3]) // 2], x], 1),
+                           "exactly h rows")],
+    "check_valid_tile": [(lambda o, depth=4: _tile(o, depth, per_level=2), "4 pixels"),
+                         (lambda o, depth=4: _tile(o, depth, margin_of_request=True), "what the network loses"),
+                         (lambda o, depth=4: _tile(o, depth, depth_used=4), "use the depth"),
+                         (lambda o, depth=4: (o + 184, 92), None)],
     "check_receptive_field": [(lambda l: _rf(l, jump_after=False), "after"),
-                              (lambda l: _rf(l, dilation=False), "dilated")],
+                              (lambda l: _rf(l, dilation=False), "dilated"),
+                              (lambda l: _rf(l) - 1, "start the field at 1"),
+                              (lambda l: _rf(l, span_dk=True), "not d k")],
+    "check_receptive_interval": [(lambda L, a, b: _interval(L, a, b, forward=True), "walk back"),
+                                 (lambda L, a, b: _interval(L, a, b, up_as_conv=True), "not a conv"),
+                                 (lambda L, a, b: _interval(L, a, b, padding=False), "padding"),
+                                 (lambda L, a, b: _interval(L, a, b, floor_first=True), "rounded up"),
+                                 (lambda L, a, b: (_interval(L, a, b)[0], _interval(L, a, b)[1] + 1), "inclusive")],
     "check_psp_module": [(lambda x, b, s: _psp(x, b, s, ac=True), "align_corners"),
-                         (lambda x, b, s: _psp(x, b, s, mode="nearest"), None)],
+                         (lambda x, b, s: _psp(x, b, s, mode="nearest"), "bilinearly"),
+                         (lambda x, b, s: paddle.concat(list(_psp(x, b, s).split(
+                             [x.shape[1]] + [s_[0]._out_channels for s_ in s], axis=1)[1:]), 1), "C -> 2C"),
+                         (lambda x, b, s: paddle.concat([F.interpolate(st(F.adaptive_avg_pool2d(x, bb)), x.shape[-2:],
+                                                                       mode="bilinear") for bb, st in zip(b, s)]
+                                                        + [x], 1), "input comes first")],
     "check_atrous_conv": [(lambda x, w, r, padding=0: _atrous(x, w, r, padding, zeros=r), "rate - 1"),
-                          (lambda x, w, r, padding=0: ops.conv2d(x, w, padding=padding), None)],
-    "check_aspp_sum": [(lambda x, ws, bs, rs: paddle.add_n([F.conv2d(x, w, b, padding=1)
-                                                            for w, b in zip(ws, bs)]), None),
-                       (lambda x, ws, bs, rs: paddle.add_n([F.conv2d(x, w, b, padding=r, dilation=r)
-                                                            for w, b, r in zip(ws, bs, rs)]) / len(rs), "sums")],
-    "check_aspp_concat": [(lambda x, br, pool, proj: proj(paddle.concat(
-        [pool(F.adaptive_avg_pool2d(x, 1)).expand([-1, -1, x.shape[2], x.shape[3]])] + [b(x) for b in br], 1)), "last"),
-        (lambda x, br, pool, proj: proj(paddle.concat(
-            [b(x) for b in br] + [pool(F.adaptive_max_pool2d(x, 1)).expand([-1, -1, x.shape[2], x.shape[3]])], 1)),
-         "average")],
+                          (lambda x, w, r, padding=0: ops.conv2d(x, w, padding=padding), None),
+                          (lambda x, w, r, padding=0: _atrous(x, w, r, padding=r), "given"),
+                          (lambda x, w, r, padding=0: _atrous(x, w, r), "pass the padding"),
+                          (lambda x, w, r, padding=0: _atrous(x, w[..., ::-1, ::-1], r, padding), "flip")],
+    "check_aspp_sum": [(lambda x, ws, bs, rs: _aspp_sum(x, ws, bs, rs, pad=False), "both dilation and padding"),
+                       (lambda x, ws, bs, rs: _aspp_sum(x, ws, bs, rs) / len(rs), "sums"),
+                       (lambda x, ws, bs, rs: _aspp_sum(x, ws, bs, rs, bias=False), "own bias"),
+                       (lambda x, ws, bs, rs: _aspp_sum(x, ws, bs, rs, bias=False) + bs[0].reshape([1, -1, 1, 1]),
+                        None)],
+    "check_aspp_concat": [(lambda *a: _aspp_concat(*a, first=True), "last"),
+                          (lambda *a: _aspp_concat(*a, how="max"), "average"),
+                          (lambda *a: _aspp_concat(*a, pool_after=True), "commute")],
     "check_meanfield_step": [(lambda q, u, k: _softmax(-u - q @ k.T), "add it"),
                              (lambda q, u, k: _softmax(-u + q @ k.T, axis=1), "labels"),
-                             (lambda q, u, k: _softmax(-u + q @ k), None)],
+                             (lambda q, u, k: _softmax(-u + q @ k), None),
+                             (lambda q, u, k: _softmax(q @ k.T), "keep the unary"),
+                             (lambda q, u, k: np.exp(-u + q @ k.T), "divide by the sum"),
+                             (lambda q, u, k: _softmax(-u + _softmax(-u) @ k.T), "current estimate")],
     "check_gcu_projection": [(lambda x, w, s: _gcu(x, w, s, axis=0), "axis 1"),
                              (lambda x, w, s: _gcu(x, w, s, norm=False), "L2")],
     "check_glore_unit": [(lambda x, u: _glore(x, u, divide=False), "L = H*W"),

@@ -78,3 +78,27 @@ def test_widget_callback():
     widgets.rf_demo("U-Net levels 0-1", n_layers=1, dilation=3, show=True)   # draws, prints
     with pytest.raises(ValueError, match="empty"):
         widgets.rf_demo("none", n_layers=0, show=False)
+
+
+def test_a_whole_unet_is_not_shift_invariant():
+    """The valid U-Net's transposed convs give an even and an odd output one parent: a unit's
+    field depends on its position (188 or 204 pixels at depth 4), and is not centred on it."""
+    u = UNet(1, in_channels=1, width=1, padding="valid")
+
+    class Raw(nn.Layer):                # the valid network without its pad-and-crop
+        def __init__(self):
+            super().__init__()
+            self.u = u
+
+        def forward(self, x):
+            feats = self.u.encode(x)
+            y = feats.pop()
+            for up in self.u.ups:
+                y = up(y, feats.pop())
+            return self.u.head(y)
+
+    net = Raw()
+    widths = {o: rf.empirical_receptive_field(net, 372, index=(90, o))["cols"] for o in (84, 96)}
+    assert widths == {84: (80, 283), 96: (96, 283)}          # 204 and 188 pixels, tile coordinates
+    with pytest.raises(ValueError, match="outside"):
+        rf.empirical_receptive_field(net, 372, index=(0, 500))

@@ -1,8 +1,9 @@
 """Block diagrams drawn from a model's own layers, so a picture cannot drift from the code.
 
 A diagram is a small spec: named blocks, each a sublayer path of the model (its output, or
-its input with a trailing ``<``; ``@i`` picks item ``i`` of a list output), and the data flow
-between them as ``"a>b>c; b>d"``. ``trace`` runs the model once on a random image with
+its input with a trailing ``<``; ``#k`` its k-th call, for a layer that runs more than once,
+such as DeepLab V2's backbone on three scales; ``@i`` picks item ``i`` of a list output), and
+the data flow between them as ``"a>b>c; b>d"``. ``trace`` runs the model once on a random image with
 forward hooks on those sublayers and records the shapes; ``draw`` places each block at its
 depth along the flow (x) and at its resolution level (y = -log2 of its stride, so a U-Net
 looks like a U), with its shape written in. A renamed or removed layer raises a KeyError
@@ -32,7 +33,8 @@ def trace(model, blocks, x, run=None):
         model: a ``paddle.nn.Layer`` (put in eval mode here, restored after).
         blocks: {key: path}; path is ``"input"``, ``"output"``, a sublayer name as in
             ``model.named_sublayers()`` (its output), with ``"<"`` appended for its input,
-            and ``"@i"`` to pick item ``i`` of a list/tuple.
+            ``"#k"`` for its k-th call (0 = the first, the default) and ``"@i"`` to pick item
+            ``i`` of a list/tuple.
         x: the input tensor (N, 3, H, W).
         run: optional ``run(model, x)`` replacing ``model(x)``.
     Returns:
@@ -42,19 +44,25 @@ def trace(model, blocks, x, run=None):
     shapes, hooks, wanted = {}, [], {}
     for key, path in blocks.items():
         base, _, item = path.partition("@")
+        base, _, call = base.partition("#")
         want_input = base.endswith("<")
         base = base.rstrip("<")
         if base not in ("input", "output") and base not in layers:
             raise KeyError(f"diagram block {key!r}: the model has no layer {base!r}")
-        wanted.setdefault(base, []).append((key, want_input, int(item) if item else None))
+        wanted.setdefault(base, []).append((key, want_input, int(item) if item else None, int(call or 0)))
+    calls = {base: 0 for base in wanted}          # calls of each layer so far
 
     def record(base, tensors, is_input):
-        for key, want_input, item in wanted[base]:
-            if want_input == is_input and key not in shapes:
+        for key, want_input, item, call in wanted[base]:
+            if want_input == is_input and call == calls[base] and key not in shapes:
                 t = tensors[item] if item is not None else tensors
                 while isinstance(t, (list, tuple)):          # e.g. the RPN's (objectness, deltas) per level
                     t = t[0]
                 shapes[key] = list(t.shape[1:])
+
+    def after(base, out):
+        record(base, out, False)
+        calls[base] += 1
 
     for base in wanted:
         if base in ("input", "output"):
@@ -63,7 +71,7 @@ def trace(model, blocks, x, run=None):
         hooks.append(layer.register_forward_pre_hook(
             lambda lyr, inp, b=base: record(b, inp if len(inp) > 1 else inp[0], True)))
         hooks.append(layer.register_forward_post_hook(
-            lambda lyr, inp, out, b=base: record(b, out, False)))
+            lambda lyr, inp, out, b=base: after(b, out)))
     was_training = model.training
     model.eval()
     try:
@@ -107,6 +115,29 @@ ARCHITECTURES = {
         "fuse": ("decoder: concat + sep. conv", "decoder.fuse"), "cls": ("1x1 classifier", "decoder.classifier"),
         "out": ("up x4: scores", "output")},
         "x>low>c5>aspp>fuse>cls>out; low>red>fuse"),
+    "deeplabv1": ("deeplabv1", dict(width=8), {
+        "x": ("image", "input"), "p1": ("pool1", "backbone@0"), "p2": ("pool2", "backbone@1"),
+        "p3": ("pool3", "backbone@2"), "p4": ("pool4 (stride 1)", "backbone@3"),
+        "p5": ("block 5 atrous, pool5", "backbone@4"), "fc6": ("FC6 atrous 3x3, rate 12", "fc.0"),
+        "fc7": ("FC7 1x1", "fc.3"), "m0": ("MSc on image", "msc.0"), "m1": ("MSc on pool1", "msc.1"),
+        "m2": ("MSc on pool2", "msc.2"), "m3": ("MSc on pool3", "msc.3"), "m4": ("MSc on pool4", "msc.4"),
+        "cat": ("concat FC7 + 5 MSc", "classifier<"), "fc8": ("FC8 1x1: scores", "classifier"),
+        "out": ("up x8", "output")},
+        "x>p1>p2>p3>p4>p5>fc6>fc7>cat>fc8>out; x>m0>cat; p1>m1>cat; p2>m2>cat; p3>m3>cat; p4>m4>cat"),
+    "deeplabv2": ("deeplabv2", dict(depth=18, width=8, msc_scales=None), {
+        "x": ("image", "input"), "c2": ("ResNet layer1", "backbone.layer1"), "c3": ("layer2", "backbone.layer2"),
+        "c4": ("layer3 (dilated)", "backbone.layer3"), "c5": ("layer4 (dilated)", "backbone.layer4"),
+        "a6": ("3x3 rate 6: scores", "aspp.branches.0"), "a12": ("3x3 rate 12", "aspp.branches.1"),
+        "a18": ("3x3 rate 18", "aspp.branches.2"), "a24": ("3x3 rate 24", "aspp.branches.3"),
+        "sum": ("ASPP: sum", "aspp"), "out": ("up x8", "output")},
+        "x>c2>c3>c4>c5>a6>sum>out; c5>a12>sum; c5>a18>sum; c5>a24>sum"),
+    "deeplabv2_msc": ("deeplabv2", dict(depth=18, width=8), {
+        "x": ("image", "input"), "x1": ("scale 1", "backbone<#0"), "x75": ("scale 0.75", "backbone<#1"),
+        "x50": ("scale 0.5", "backbone<#2"), "c1": ("ResNet layer4", "backbone.layer4#0"),
+        "c75": ("same ResNet", "backbone.layer4#1"), "c50": ("same ResNet", "backbone.layer4#2"),
+        "s1": ("ASPP (sum): scores", "aspp#0"), "s75": ("same ASPP", "aspp#1"), "s50": ("same ASPP", "aspp#2"),
+        "out": ("max over scales, up x8", "output")},
+        "x>x1>c1>s1>out; x>x75>c75>s75>out; x>x50>c50>s50>out"),
     "glore_unit": ("glore", dict(depth=18, width=8, mid=32), {
         "x": ("unit input X", "unit<"), "phi": ("states phi(X)", "unit.state"), "b": ("projection B", "unit.proj"),
         "v": ("nodes V = B phi", "unit.gcn<"), "z": ("graph conv Z", "unit.gcn"),
@@ -153,7 +184,9 @@ def architecture_shapes(name, size=96, num_classes=6):
 
 def _layout(shapes, edges, size):
     """x = longest path from the first block; y = -log2(stride) of 4-D maps, graph/vector
-    blocks (no H, W) one row below the lowest map; blocks sharing a spot move down."""
+    blocks (no H, W) one row below the lowest map; in a column, a block that would sit on
+    another moves down 1.2 rows, one less than a row below another moves down to a row below
+    (the scales 1, 0.75, 0.5 of a multi-scale input are less than a row apart)."""
     keys = list(shapes)
     depth = {k: 0 for k in keys}
     for _ in keys:                                     # longest path in a small DAG
@@ -161,14 +194,17 @@ def _layout(shapes, edges, size):
             depth[b] = max(depth[b], depth[a] + 1)
     level = {k: -math.log2(size / s[1]) for k, s in shapes.items() if len(s) == 3}
     low = min(level.values(), default=0.0) - 1.5
-    pos, taken = {}, set()
-    for k in keys:
-        y = level.get(k, low)
-        while (depth[k], round(y, 2)) in taken:
-            y -= 1.2
-        taken.add((depth[k], round(y, 2)))
+    pos, placed = {}, {}                               # column -> rows taken, top down
+    for k in sorted(keys, key=lambda k: (depth[k], -round(level.get(k, low), 2))):   # stable
+        y, rows = level.get(k, low), placed.setdefault(depth[k], [])
+        for r in sorted(rows, reverse=True):           # top down: y only moves down
+            if abs(y - r) < 1e-2:
+                y = r - 1.2
+            elif abs(y - r) < 1.0:
+                y = r - 1.0
+        rows.append(y)
         pos[k] = (depth[k] * 1.6, y * 1.3)
-    return pos
+    return {k: pos[k] for k in keys}
 
 
 def draw(labels, shapes, edges, size, ax=None, title=None):
@@ -199,14 +235,16 @@ def draw(labels, shapes, edges, size, ax=None, title=None):
         h = 0.35 + 0.07 * math.log2(max(s[0], 1))      # taller box: more channels
         ax.add_patch(FancyBboxPatch((x - 0.65, y - h / 2), 1.3, h, boxstyle="round,pad=0.02",
                                     fc="#dbe9f6" if len(s) == 3 else "#f6e3c7", ec="#335"))
-        ax.text(x, y + h / 2 + 0.08, labels[k], ha="center", va="bottom", fontsize=7)
+        ax.text(x, y + h / 2 + 0.08, labels[k], ha="center", va="bottom", fontsize=7,
+                bbox=dict(fc="white", ec="none", pad=0.3), zorder=2)                # skips pass behind
         ax.text(x, y, " x ".join(str(v) for v in s), ha="center", va="center", fontsize=7, family="monospace")
     for a, b in edges:
         (xa, ya), (xb, yb) = pos[a], pos[b]
         skip = abs(xb - xa) > 1.7
         ax.add_patch(FancyArrowPatch((xa + 0.65, ya), (xb - 0.65, yb), arrowstyle="-|>", mutation_scale=8,
                                      color="#c44" if skip else "#335", lw=0.9,
-                                     connectionstyle="arc3,rad=-0.25" if skip else "arc3"))
+                                     connectionstyle="arc3,rad=-0.25" if skip else "arc3",
+                                     zorder=0.5 if skip else 1))        # a long skip passes behind boxes
     xs = np.array([p[0] for p in pos.values()])
     ys = np.array([p[1] for p in pos.values()])
     ax.set_xlim(xs.min() - 1, xs.max() + 1)
@@ -221,7 +259,8 @@ def draw_architecture(name, size=96, ax=None):
     """Trace and draw one of ``ARCHITECTURES`` on a random image.
 
     Args:
-        name: fcn8s, unet, pspnet, deeplabv3plus, glore_unit, panoptic_deeplab or mask_rcnn.
+        name: a key of ``ARCHITECTURES`` (fcn8s, unet, pspnet, deeplabv1, deeplabv2,
+            deeplabv2_msc, deeplabv3plus, glore_unit, panoptic_deeplab, mask_rcnn).
         size: side of the square input image in pixels.
         ax: matplotlib axes to draw on; a new figure when None.
     Returns:

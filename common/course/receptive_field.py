@@ -241,7 +241,14 @@ def resnet_layers(depth=18, output_stride=32):
 
 
 def build_stack(layers):
-    """A one-channel ``nn.Sequential`` of convs / average pools following ``layers``."""
+    """A one-channel ``nn.Sequential`` of convs (each + ReLU) and average pools.
+
+    Args:
+        layers: layer descriptions (``LayerSpec`` or (kernel, stride, dilation, padding)).
+
+    Returns:
+        ``nn.Sequential`` whose convs have these kernels, strides, dilations and paddings.
+    """
     mods = []
     for i, layer in enumerate(layers):
         s = _as_spec(layer, i)
@@ -282,18 +289,22 @@ def _first_in_channels(model):
     return 1
 
 
-def empirical_receptive_field(model_or_layers, input_size):
-    """Measure the receptive field of the centre output unit by back-propagation.
+def empirical_receptive_field(model_or_layers, input_size, index=None):
+    """Measure the receptive field of one output unit (the centre one by default) by
+    back-propagation.
 
     Args:
         model_or_layers: a Layer (its output, or the last of a list of outputs, is used)
             or a list of layer descriptions (built with ``build_stack``).
         input_size: side of the square input.
+        index: (row, col) of the output unit; None for the centre. A network with
+            transposed convolutions (a U-Net's decoder) is not shift-invariant, so its
+            units' fields differ.
 
     Returns:
         dict: ``rows`` / ``cols`` (lo, hi) inclusive extents of the pixels with a nonzero
         gradient, ``size`` (their height), ``out_size`` and ``index`` (the output side and
-        the centre unit used) and ``grad`` (H, W) float64, the gradient magnitude (its bell
+        the unit used) and ``grad`` (H, W) float64, the gradient magnitude (its bell
         shape is the *effective* receptive field).
     """
     model = model_or_layers if isinstance(model_or_layers, nn.Layer) else build_stack(model_or_layers)
@@ -303,7 +314,9 @@ def empirical_receptive_field(model_or_layers, input_size):
     y = net(x)
     y = y[-1] if isinstance(y, (list, tuple)) else y
     oh, ow = y.shape[-2:]
-    i, j = oh // 2, ow // 2
+    i, j = (oh // 2, ow // 2) if index is None else index
+    if not (0 <= i < oh and 0 <= j < ow):
+        raise ValueError(f"index {index!r} is outside the {oh}x{ow} output")
     y[0, :, i, j].sum().backward()
     grad = x.grad.abs().sum(axis=[0, 1]).numpy()
     rows, cols = np.nonzero(grad.any(1))[0], np.nonzero(grad.any(0))[0]

@@ -284,6 +284,22 @@ for _name, _cls in DEEPLAB_MODELS.items():
 TABLE_COLUMNS = ("network", "backbone", "backbone dilations", "head dilations", "ASPP fusion",
                  "image pooling", "decoder", "MSc", "input scales", "multi-scale (pipeline)",
                  "CRF step", "params (M)", "output stride")
+# One more column, each row's entry of the syllabus's table (course notes, section 4.2) beside
+# what the model and its paper do: every row has it, the table above does not print it.
+NOTES_COLUMN = "notes say / papers say"
+# the notes' row: backbone, atrous conv, multi-scale, fully connected CRF (as written)
+NOTES_TABLE = {"DeepLab V1": ("VGG-16", "Atrous Block", "Training", "Yes"),
+               "DeepLab V2": ("ResNet", "ASPP", "Training", "Yes"),
+               "DeepLab V3": ("MG ResNet", "Upgraded ASPP", "Inference", "No"),
+               "DeepLab V3+": ("Xception", "ASPP+decoder", "Inference", "No")}
+# what each paper does with rescaled images, outside the layers, and where it says so
+PAPERS_MULTI_SCALE = {
+    "DeepLab V1": ("no rescaled images", "V1 Sec. 4.3"),
+    "DeepLab V2": ("random rescaling 0.5-1.5 in training", "V2 Sec. 3.2, 4.1"),
+    "DeepLab V3": ("random rescaling 0.5-2.0 in training, scales + flip at inference", "V3 Sec. 4.1, 4.3"),
+    "DeepLab V3+": ("random rescaling in training (V3's protocol), scales + flip at inference",
+                    "V3+ Sec. 4, Tables 3 and 5"),
+}
 
 
 def _dilations(layer):
@@ -381,6 +397,34 @@ def describe(model, probe=64):
         round(count_parameters(model) / 1e6, 2), side // sizes[-1])))
 
 
+def notes_vs_papers(row):
+    """The ``NOTES_COLUMN`` entry of one table row: the notes' multi-scale cell beside what the
+    model (its MSc branches, the scales its backbone sees) and its paper do; and the notes'
+    backbone or CRF cell where the model says otherwise.
+
+    Args:
+        row: a row of ``describe`` (the ``TABLE_COLUMNS`` keys).
+    Returns:
+        str, e.g. ``MultiScale "Training": inputs at 1, 0.75, 0.5, max-fused, in training and test;
+        random rescaling 0.5-1.5 in training (V2 Sec. 3.2, 4.1)``.
+    """
+    name = row["network"]
+    backbone, _, multi, crf = NOTES_TABLE[name]
+    data, where = PAPERS_MULTI_SCALE[name]
+    papers = []
+    if row["MSc"] != "no":
+        papers.append(f"MSc ({row['MSc']}) in training and test")
+    if row["input scales"] != "1":
+        papers.append(f"inputs at {row['input scales']}, max-fused, in training and test")
+    out = f'MultiScale "{multi}": ' + "; ".join(papers + [data]) + f" ({where})"
+    family = backbone.split()[-1].split("-")[0]          # VGG, ResNet, Xception ("MG": multi-grid)
+    if not row["backbone"].startswith(family) or backbone.startswith("MG ") != ("multi-grid" in row["backbone"]):
+        out += f'; backbone "{backbone}": model {row["backbone"]}'
+    if (crf == "Yes") != (row["CRF step"] != "no"):
+        out += f'; CRF "{crf}": model {row["CRF step"]}'
+    return out
+
+
 def deeplab_table(num_classes=21, kwargs=None):
     """The syllabus's comparison of the four versions, regenerated from the built modules.
 
@@ -388,7 +432,8 @@ def deeplab_table(num_classes=21, kwargs=None):
         num_classes: classes of the models (VOC's 21 by default).
         kwargs: maps a model name to its build kwargs (default: the papers' full sizes).
     Returns:
-        a list of dict rows with the keys ``TABLE_COLUMNS``.
+        a list of dict rows with the keys ``TABLE_COLUMNS`` and ``NOTES_COLUMN``.
     """
     kwargs = kwargs or {}
-    return [describe(cls(num_classes, **kwargs.get(n, {}))) for n, cls in DEEPLAB_MODELS.items()]
+    rows = [describe(cls(num_classes, **kwargs.get(n, {}))) for n, cls in DEEPLAB_MODELS.items()]
+    return [dict(r, **{NOTES_COLUMN: notes_vs_papers(r)}) for r in rows]

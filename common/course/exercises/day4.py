@@ -24,8 +24,10 @@ def check_atrous_conv(fn, verbose=True):
     x = np.arange(49, dtype=np.float32).reshape(1, 7, 7)
     w = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
     cases = [Case("7x7 ramp, 3x3 kernel 1..9, rate 2", (x, w, 2)),
-             Case("7x7 ramp, rate 3, padding 3 ('same')", (x, w, 3), dict(padding=3))]
-    for c, o, hw, k, r, p in [(2, 3, (12, 10), 3, 2, 2), (3, 2, (15, 16), 3, 4, 0), (1, 2, (11, 9), 2, 3, 1)]:
+             Case("7x7 ramp, rate 3, padding 3 ('same')", (x, w, 3), dict(padding=3)),
+             Case("7x7 ramp, rate 1 (an ordinary conv), padding 1", (x, w, 1), dict(padding=1))]
+    for c, o, hw, k, r, p in [(2, 3, (12, 10), 3, 2, 2), (3, 2, (15, 16), 3, 4, 0), (1, 2, (11, 9), 2, 3, 1),
+                              (2, 2, (9, 13), 3, 2, 5), (2, 3, (8, 8), 1, 3, 1)]:
         cases.append(Case(f"random C={c}->{o} {hw} k={k} rate {r} padding {p}",
                           (rng.standard_normal((c,) + hw).astype(np.float32),
                            rng.standard_normal((o, c, k, k)).astype(np.float32), r), dict(padding=p)))
@@ -34,19 +36,31 @@ def check_atrous_conv(fn, verbose=True):
         case.expected = F.conv2d(paddle.to_tensor(xx[None]), paddle.to_tensor(ww), dilation=r,
                                  padding=case.kwargs.get("padding", 0))[0].numpy()
 
-    def rate_zeros(x, w, rate, padding=0):
+    def dilated(w, rate, zeros=None, size=None):
         k = w.shape[-1]
-        wd = np.zeros(w.shape[:2] + ((k - 1) * (rate + 1) + 1,) * 2, np.float32)
-        wd[..., ::rate + 1, ::rate + 1] = w
-        return conv2d(x, wd, padding=padding)
+        step = rate if zeros is None else zeros + 1
+        wd = np.zeros(w.shape[:2] + ((size or (k - 1) * step + 1),) * 2, np.float32)
+        wd[..., :(k - 1) * step + 1:step, :(k - 1) * step + 1:step] = w
+        return wd
 
-    mistakes = [("insert rate - 1 zeros between taps: a k x k kernel becomes (k - 1) * rate + 1 wide",
-                 rate_zeros),
+    mistakes = [("insert rate - 1 zeros between taps: a k x k kernel becomes (k - 1) rate + 1 wide",
+                 lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate, zeros=rate), padding=padding)),
+                ("the dilated kernel ends at its last tap: (k - 1) rate + 1 wide, with no zeros after "
+                 "it (k rate would shift and shrink the output)",
+                 lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate, size=w.shape[-1] * rate),
+                                                      padding=padding)),
                 ("dilate the kernel, not the input", lambda x, w, rate, padding=0: conv2d(
-                    np.pad(dilate_kernel(x, rate), ((0, 0), (padding,) * 2, (padding,) * 2)), w))]
+                    np.pad(dilate_kernel(x, rate), ((0, 0), (padding,) * 2, (padding,) * 2)), w)),
+                ("use the padding you are given: padding = rate is only the size-keeping choice",
+                 lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate), padding=rate)),
+                ("pass the padding on to the convolution (the check's cases use several)",
+                 lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate))),
+                ("a CNN's convolution does not flip the kernel (Paddle's conv2d is a cross-correlation)",
+                 lambda x, w, rate, padding=0: conv2d(x, dilated(w[..., ::-1, ::-1], rate), padding=padding))]
     return run_check("check_atrous_conv", fn, cases,
-                     "wd = zeros((C_out, C, (k-1)*rate+1, ...)); wd[..., ::rate, ::rate] = w; "
-                     "return ops.conv2d(x, wd, padding=padding)", mistakes, verbose=verbose)
+                     "build the dilated kernel (rate - 1 zeros between neighbouring taps, in both "
+                     "directions), then run an ordinary convolution with the given padding",
+                     mistakes, verbose=verbose)
 
 
 @check("day4_deeplab")
@@ -60,27 +74,36 @@ def check_aspp_sum(fn, verbose=True):
     rng = _rng(12)
     cases = []
     for n, c, k, hw, rates in [(1, 2, 3, (9, 9), (1, 2)), (2, 4, 5, (13, 11), (6, 12, 18, 24)),
-                               (1, 3, 2, (7, 16), (2, 3, 5))]:
+                               (1, 3, 2, (7, 16), (2, 3, 5)), (1, 2, 3, (6, 5), (4,))]:
         paddle.seed(int(rng.integers(1000)))
         m = ASPPSum(c, k, rates)
+        for b in m.branches:               # Paddle starts biases at zero: make them count
+            b.bias.set_value(rng.standard_normal(b.bias.shape).astype(np.float32))
         x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
         cases.append(Case(f"N={n}, C={c}, {k} classes, {hw}, rates {rates}",
                           (x, [b.weight for b in m.branches], [b.bias for b in m.branches], list(rates)),
                           expected=m(x).numpy()))
 
-    def variant(x, ws, bs, rates, dil=True, pad=True):
-        return paddle.add_n([F.conv2d(x, w, b, padding=r if pad else 1, dilation=r if dil else 1)
-                             for w, b, r in zip(ws, bs, rates)])
+    def variant(x, ws, bs, rates, dil=True, pad=True, bias=True, fuse=paddle.add_n):
+        return fuse([F.conv2d(x, w, b if bias else None, padding=r if pad else 1, dilation=r if dil else 1)
+                     for w, b, r in zip(ws, bs, rates)])
 
-    mistakes = [("each branch needs dilation=rate (and padding=rate to keep H, W)",
+    mistakes = [("each branch needs dilation = its rate (and padding = rate to keep H, W)",
                  lambda x, w, b, r: variant(x, w, b, r, dil=False)),
                 ("padding must equal the rate so that every branch keeps the size H x W",
                  lambda x, w, b, r: variant(x, w, b, r, pad=False)),
-                ("V2 sums the branches (paddle.add_n), it does not average them",
-                 lambda x, w, b, r: variant(x, w, b, r) / len(r))]
+                ("every branch adds its own bias to its class scores",
+                 lambda x, w, b, r: variant(x, w, b, r, bias=False)),
+                ("V2 sums the branches, it does not average them",
+                 lambda x, w, b, r: variant(x, w, b, r) / len(r)),
+                ("V2 sums the branches: taking the maximum is V2's fusion of scales (MSC), not of rates",
+                 lambda x, w, b, r: variant(x, w, b, r, fuse=lambda t: paddle.max(paddle.stack(t), 0))),
+                ("every branch uses its own weights, bias and rate, together (zip the three lists)",
+                 lambda x, w, b, r: variant(x, w[:1] * len(r), b[:1] * len(r), r))]
     return run_check("check_aspp_sum", fn, cases,
-                     "paddle.add_n([F.conv2d(x, w, b, padding=r, dilation=r) for w, b, r in "
-                     "zip(weights, biases, rates)])", mistakes, verbose=verbose)
+                     "one 3x3 convolution per branch, with that branch's weights, bias and rate as "
+                     "both dilation and padding; the branches' class scores are added",
+                     mistakes, verbose=verbose)
 
 
 @check("day4_deeplab")
@@ -98,29 +121,36 @@ def check_aspp_concat(fn, verbose=True):
         paddle.seed(int(rng.integers(1000)))
         m = ASPPConcat(c, o, rates)
         for layer in m.sublayers():
-            if isinstance(layer, paddle.nn.BatchNorm2D):     # BN statistics that matter
+            if isinstance(layer, paddle.nn.BatchNorm2D):     # BN statistics and shifts that matter
                 layer._mean.set_value(rng.standard_normal(layer._mean.shape).astype(np.float32) * 0.2)
+                layer.bias.set_value(rng.standard_normal(layer.bias.shape).astype(np.float32) * 0.5)
         m.eval()
         x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
         pool = m.branches[-1][1]
         cases.append(Case(f"N={n}, C={c}->{o}, {hw}, rates {rates}",
                           (x, list(m.branches[:-1]), pool, m.project), expected=m(x).numpy()))
 
-    def variant(x, branches, pool, project, order="last", how="avg"):
-        outs = [b(x) for b in branches]
-        g = F.adaptive_avg_pool2d(x, 1) if how == "avg" else F.adaptive_max_pool2d(x, 1)
-        g = pool(g).expand([-1, -1, x.shape[2], x.shape[3]])
+    def variant(x, branches, pool, project, order="last", how="avg", pool_after=False, reverse=False):
+        outs = [b(x) for b in (branches[::-1] if reverse else branches)]
+        if pool_after:                      # the branch on every pixel, then the average
+            g = pool(x).mean(axis=[2, 3], keepdim=True)
+        else:
+            g = pool(F.adaptive_avg_pool2d(x, 1) if how == "avg" else F.adaptive_max_pool2d(x, 1))
+        g = g.expand([-1, -1, x.shape[2], x.shape[3]])
         outs = outs + [g] if order == "last" else [g] + outs
         return project(paddle.concat(outs, 1))
 
     mistakes = [("the image-pooling branch goes last in the concatenation (order matters: the "
                  "projection's weights expect it there)", lambda *a: variant(*a, order="first")),
-                ("image pooling is a global *average* (F.adaptive_avg_pool2d(x, 1))",
-                 lambda *a: variant(*a, how="max"))]
+                ("keep the branches in the order given (1x1 first, then the rates): the projection's "
+                 "weights expect them there", lambda *a: variant(*a, reverse=True)),
+                ("image pooling is a global *average*", lambda *a: variant(*a, how="max")),
+                ("average first, then run pool_branch on the (N, C, 1, 1) mean: its ReLU does not "
+                 "commute with the average", lambda *a: variant(*a, pool_after=True))]
     return run_check("check_aspp_concat", fn, cases,
-                     "outs = [b(x) for b in branches]; g = pool_branch(F.adaptive_avg_pool2d(x, 1)) "
-                     "expanded to (N, C, H, W); project(paddle.concat(outs + [g], axis=1))",
-                     mistakes, verbose=verbose)
+                     "run every branch on x; average x over H and W, run pool_branch on that, repeat "
+                     "it over H x W; concatenate the branches' maps and the pooled one (last) along "
+                     "the channels and project", mistakes, verbose=verbose)
 
 
 def _crf_kernel(image, w_app=10.0, theta_alpha=40.0, theta_beta=13.0, w_smooth=3.0, theta_gamma=3.0):
@@ -156,15 +186,22 @@ def check_meanfield_step(fn, verbose=True):
     cases.append(Case("3 labels, 12 pixels, an asymmetric kernel", (q2, u2, asym),
                       expected=_softmax(-u2 + q2 @ asym.T)))
 
-    mistakes = [("the message pulls towards the neighbours' labels: add it, softmax(-unary + msg); "
-                 "subtracting it pushes away", lambda q, u, k: _softmax(-u - q @ k.T)),
-                ("normalise over the labels (axis 0, one distribution per pixel), not over pixels",
+    mistakes = [("the message pulls towards the neighbours' labels: add it to -unary; subtracting "
+                 "it pushes away", lambda q, u, k: _softmax(-u - q @ k.T)),
+                ("normalise over the labels (one distribution per pixel), not over the pixels",
                  lambda q, u, k: _softmax(-u + q @ k.T, axis=1)),
-                ("the unary is an energy (-log P): use -unary inside the softmax",
+                ("the unary is an energy (-log P): it enters with a minus sign",
                  lambda q, u, k: _softmax(u + q @ k.T)),
-                ("kernel[i, j] is the pull of pixel j on pixel i: the message to i is "
-                 "sum_j kernel[i, j] q[:, j], i.e. q @ kernel.T", lambda q, u, k: _softmax(-u + q @ k))]
+                ("keep the unary: the new q weighs the network's own belief and the neighbours' pull",
+                 lambda q, u, k: _softmax(q @ k.T)),
+                ("kernel[i, j] is the pull of pixel j on pixel i: pixel i's message sums row i of the "
+                 "kernel against the neighbours' probabilities", lambda q, u, k: _softmax(-u + q @ k)),
+                ("the messages come from the q you are given (the current estimate), not from a "
+                 "fresh start at softmax(-unary)", lambda q, u, k: _softmax(-u + _softmax(-u) @ k.T)),
+                ("the result is a probability per pixel: exponentiate and divide by the sum over the "
+                 "labels", lambda q, u, k: np.exp(-u + q @ k.T))]
     return run_check("check_meanfield_step", fn, cases,
-                     "msg = q @ kernel.T (K, N): for each pixel i, sum_j kernel[i, j] q[:, j]; "
-                     "new q = softmax over axis 0 of (-unary + msg), subtract the max for stability",
+                     "each pixel's message is the kernel-weighted sum of the other pixels' current "
+                     "probabilities, label by label; add it to minus the unary and take a softmax "
+                     "over the labels (subtract the largest value first, for stability)",
                      mistakes, verbose=verbose)
