@@ -32,6 +32,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -686,6 +687,124 @@ def glossary_page(lang="zh", path=GLOSSARY):
     return head + "\n".join(r.replace("\n", " ") for r in rows) + "\n"
 
 
+# --- checks of a translation (the tests and `check` use them) ------------------------------------
+# What a translation copies verbatim: code (fenced and inline), formulas, HTML comments, link targets.
+_VERBATIM = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|\]\([^)\s]*\)|https?://\S+", re.S)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# a translator's comment (#) in the .po that exempts a term of one cell: "glossary-ok: recall"
+_EXEMPT = re.compile(r"glossary-ok:\s*(.+)")
+
+
+def prose(text):
+    """``text`` with its verbatim parts (code, formulas, comments, link targets) blanked out."""
+    return _VERBATIM.sub(" ", text)
+
+
+def numbers(text):
+    """The set of numbers written with digits in ``text`` (code and formulas included)."""
+    return set(_NUMBER.findall(text))
+
+
+def _norm_en(text):
+    return " " + re.sub(r"\s+", " ", re.sub(r"[-‐–]", " ", text.lower())) + " "
+
+
+def glossary_terms_used(english, glossary):
+    """The glossary entries (``check`` not false) whose term or one of its forms the prose of
+    ``english`` uses. A longer term claims its words: "batch normalization" is not also "batch".
+
+    Args:
+        english: a markdown cell's English source.
+        glossary: ``load_glossary()``.
+
+    Returns:
+        list[dict]: the entries used, in glossary order.
+    """
+    text = _norm_en(prose(english))
+    forms = sorted(((_norm_en(f).strip(), i) for i, e in enumerate(glossary)
+                    for f in [e["en"], *e.get("also", [])]), key=lambda f: -len(f[0]))
+    claimed, used = [], set()
+    for form, i in forms:
+        for m in re.finditer(r"(?<![\w])" + re.escape(form) + r"(?:s|es)?(?![\w])", text):
+            if any(a < m.end() and m.start() < b for a, b in claimed):
+                continue
+            claimed.append((m.start(), m.end()))
+            used.add(i)
+    return [glossary[i] for i in sorted(used) if glossary[i].get("check", True)]
+
+
+def _norm_zh(text):
+    return re.sub(r"\s+", "", text).lower()
+
+
+def translation_problems(english, chinese, glossary, exempt=()):
+    """What is wrong with ``chinese`` as the translation of the markdown cell ``english``.
+
+    Checks: the same numbers (no number lost, none added), every code span, formula and link
+    target copied verbatim, the worked-answer markers kept, every glossary term of the English
+    rendered by the glossary's Chinese term (unless listed in ``exempt``), and Chinese prose.
+
+    Args:
+        english: the English source of the cell.
+        chinese: its translation.
+        glossary: ``load_glossary()``.
+        exempt: English terms this cell may translate otherwise (a ``glossary-ok:`` comment).
+
+    Returns:
+        list[str]: one sentence per problem (empty when the translation passes).
+    """
+    problems = []
+    en_n, zh_n = numbers(english), numbers(chinese)
+    if en_n - zh_n:
+        problems.append(f"numbers missing: {', '.join(sorted(en_n - zh_n))}")
+    if zh_n - en_n:
+        problems.append(f"numbers not in the English: {', '.join(sorted(zh_n - en_n))}")
+    for span in dict.fromkeys(m.group(0) for m in _VERBATIM.finditer(english)):
+        if span.startswith("<!--") and span not in (ANSWER_MARK, "<!-- END ANSWER -->"):
+            continue
+        if span not in chinese:
+            problems.append(f"not copied verbatim: {span[:60]!r}")
+    zh = _norm_zh(chinese)
+    exempt = {t.lower() for t in exempt}
+    for e in glossary_terms_used(english, glossary):
+        if e["en"].lower() not in exempt and _norm_zh(e["zh"]) not in zh:
+            problems.append(f"glossary: {e['en']!r} should be {e['zh']!r}")
+    if len(prose(english).split()) > 3 and len(_CJK.findall(prose(chinese))) < 2:
+        problems.append("not Chinese")
+    return problems
+
+
+def entry_exemptions(entry):
+    """The terms a catalog entry's translator comments exempt (``glossary-ok: term``)."""
+    found = (_EXEMPT.match(line.strip()) for line in (entry.tcomment or "").splitlines())
+    return [m.group(1).strip() for m in found if m]
+
+
+def check_catalogs(lang="zh", root=ROOT, glossary=None):
+    """``translation_problems`` of every translated cell of every notebook catalog.
+
+    Args:
+        lang: the language.
+        root: the course folder.
+        glossary: the glossary (default: ``locale/glossary.yaml``).
+
+    Returns:
+        dict: {notebook: {cell id: [problems]}} for the cells with problems.
+    """
+    glossary = glossary if glossary is not None else load_glossary(Path(root) / "locale" / "glossary.yaml")
+    found = {}
+    for path in source_notebooks(root):
+        po = _load(catalog_path(path, lang, root))
+        for e in po or []:
+            if e.obsolete or not e.msgstr:
+                continue
+            problems = translation_problems(e.msgid, e.msgstr, glossary, entry_exemptions(e))
+            if problems:
+                found.setdefault(path.relative_to(Path(root)).as_posix(), {})[e.msgctxt] = problems
+    return found
+
+
 # --- command line -------------------------------------------------------------------------------
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -704,6 +823,8 @@ def main(argv=None):
     ls = sub.add_parser("lab-settings", help="a JupyterLab settings folder in the edition's language")
     ls.add_argument("lang")
     ls.add_argument("folder")
+    ck = sub.add_parser("check", help="numbers, code, markers and glossary terms of every translated cell")
+    ck.add_argument("--lang", default="zh")
     gl = sub.add_parser("glossary", help="print the glossary as a Markdown page")
     gl.add_argument("--lang", default="zh")
     args = ap.parse_args(argv)
@@ -728,6 +849,13 @@ def main(argv=None):
         elif args.command == "build":
             paths = build_edition(args.lang, Path(args.out_dir), draft=args.draft, notebooks=args.notebooks or None)
             print(f"edition {normalise(args.lang)}: {len(paths)} notebooks in {args.out_dir}")
+        elif args.command == "check":
+            found = check_catalogs(args.lang)
+            for rel, cells in found.items():
+                for cell_id, problems in cells.items():
+                    print(f"{rel} cell {cell_id}:\n  " + "\n  ".join(problems))
+            print(f"{sum(map(len, found.values()))} translated cell(s) with problems")
+            return 1 if found else 0
         elif args.command == "lab-settings":
             print(f"JupyterLab settings of the {normalise(args.lang)} lab: {lab_settings(args.lang, args.folder)}")
         elif args.command == "glossary":

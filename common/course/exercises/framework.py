@@ -117,6 +117,9 @@ class Case:
     inputs: str = None          # how to describe the inputs, when shapes say nothing
 
 
+_RESULT = N_("result")     # what ``compare`` calls the student's answer (translated when printed)
+
+
 def _numpy(v):
     if hasattr(v, "numpy") and not isinstance(v, np.ndarray):
         v = v.numpy()
@@ -152,7 +155,7 @@ def _fmt(a):
     return np.array2string(a, max_line_width=100)
 
 
-def compare(expected, actual, atol=1e-4, rtol=1e-4, where=N_("result")):
+def compare(expected, actual, atol=1e-4, rtol=1e-4, where=_RESULT):
     """None when ``actual`` matches ``expected`` (arrays, numbers, tuples, dicts), else a
     sentence saying what differs (shape, type, or values with an example)."""
     where = _(where)
