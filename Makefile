@@ -128,7 +128,7 @@ browser-deps:
 NBVAL_ZH := build/nbval-zh
 test-notebooks: setup
 	rm -rf $(NBVAL_ZH)
-	$(BIN)/python -m common.course.i18n build zh $(NBVAL_ZH) --draft $(wildcard day*/exercises.ipynb)
+	$(BIN)/python -m common.course.i18n build --draft zh $(NBVAL_ZH) $(wildcard day*/exercises.ipynb)
 	SEGCOURSE_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --dist loadfile \
 	    --nbval-lax --nbval-current-env $(NOTEBOOKS) $(NBVAL_ZH)/day*/exercises.ipynb
 

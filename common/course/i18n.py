@@ -693,7 +693,7 @@ _VERBATIM = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # a translator's comment (#) in the .po that exempts a term of one cell: "glossary-ok: recall"
-_EXEMPT = re.compile(r"glossary-ok:\s*(.+)")
+_EXEMPT = re.compile(r"glossary-ok:\s*([^(;]+)")
 
 
 def prose(text):
@@ -706,13 +706,17 @@ def numbers(text):
     return set(_NUMBER.findall(text))
 
 
-def _norm_en(text):
-    return " " + re.sub(r"\s+", " ", re.sub(r"[-‐–]", " ", text.lower())) + " "
+def _term_pattern(form):
+    """A term's regex: case-insensitive, a space or hyphen between its words matching either,
+    an optional plural ending, and no letter or hyphen on either side ("scikit-image" is no image)."""
+    words = [re.escape(w) for w in re.split(r"[\s\-‐–]+", form.strip())]
+    return re.compile(r"(?<![\w\-])" + r"[\s\-‐–]+".join(words) + r"(?:s|es)?(?![\w\-])", re.I)
 
 
 def glossary_terms_used(english, glossary):
     """The glossary entries (``check`` not false) whose term or one of its forms the prose of
-    ``english`` uses. A longer term claims its words: "batch normalization" is not also "batch".
+    ``english`` uses. A longer term claims its words: "batch normalization" is not also "batch",
+    and a name kept in English ("Mask R-CNN") is not "mask".
 
     Args:
         english: a markdown cell's English source.
@@ -721,12 +725,12 @@ def glossary_terms_used(english, glossary):
     Returns:
         list[dict]: the entries used, in glossary order.
     """
-    text = _norm_en(prose(english))
-    forms = sorted(((_norm_en(f).strip(), i) for i, e in enumerate(glossary)
-                    for f in [e["en"], *e.get("also", [])]), key=lambda f: -len(f[0]))
+    text = prose(english)
+    forms = sorted(((f, i) for i, e in enumerate(glossary) for f in [e["en"], *e.get("also", [])]),
+                   key=lambda f: -len(f[0]))
     claimed, used = [], set()
     for form, i in forms:
-        for m in re.finditer(r"(?<![\w])" + re.escape(form) + r"(?:s|es)?(?![\w])", text):
+        for m in _term_pattern(form).finditer(text):
             if any(a < m.end() and m.start() < b for a, b in claimed):
                 continue
             claimed.append((m.start(), m.end()))
@@ -827,7 +831,12 @@ def main(argv=None):
     ck.add_argument("--lang", default="zh")
     gl = sub.add_parser("glossary", help="print the glossary as a Markdown page")
     gl.add_argument("--lang", default="zh")
-    args = ap.parse_args(argv)
+    args, extra = ap.parse_known_args(argv)
+    # argparse stops at an option between positionals ("build zh OUT --draft NB ..."): take the rest
+    if extra and hasattr(args, "notebooks") and not any(x.startswith("-") for x in extra):
+        args.notebooks += extra
+    elif extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "update":
             changed = update_notebook_catalogs(args.lang, notebooks=args.notebooks or None)
