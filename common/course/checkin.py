@@ -103,7 +103,8 @@ def format_table(runs, lang=None):
     rows = [(_("day"), _("passed"), _("not yet"))]
     for r in runs:
         passed = [n for n, s in r["checks"].items() if s == "passed"]
-        todo = [f"{n.removeprefix('check_')} ({_(s)})" for n, s in r["checks"].items() if s != "passed"]
+        todo = [_("{check} ({status})").format(check=n.removeprefix("check_"), status=_(s))
+                for n, s in r["checks"].items() if s != "passed"]
         rows.append((r["day"], f"{len(passed)}/{len(r['checks'])}", _(", ").join(todo) or "-"))
     w0, w1 = max(_width(r[0]) for r in rows), max(_width(r[1]) for r in rows)
     lines = [a + " " * (w0 - _width(a) + 2) + " " * (w1 - _width(b)) + b + "  " + c for a, b, c in rows]

@@ -647,7 +647,8 @@ def lab_settings(lang, folder):
 # --- the glossary -------------------------------------------------------------------------------
 def load_glossary(path=GLOSSARY):
     """The glossary: a list of dicts ``en``, ``zh``, ``note_en``, ``note_zh`` (optional: ``also``,
-    other English forms of the term; ``check: false``, a term too common to test mechanically).
+    other English forms of the term; ``avoid``, Chinese variants not to use; ``check: false``, a
+    term too common to test mechanically).
 
     Args:
         path: the YAML file.
@@ -747,7 +748,8 @@ def translation_problems(english, chinese, glossary, exempt=()):
 
     Checks: the same numbers (no number lost, none added), every code span, formula and link
     target copied verbatim, the worked-answer markers kept, every glossary term of the English
-    rendered by the glossary's Chinese term (unless listed in ``exempt``), and Chinese prose.
+    rendered by the glossary's Chinese term (unless listed in ``exempt``), none of the variants
+    the glossary avoids (空洞率, 反卷积 ...), and Chinese prose.
 
     Args:
         english: the English source of the cell.
@@ -774,6 +776,11 @@ def translation_problems(english, chinese, glossary, exempt=()):
     for e in glossary_terms_used(english, glossary):
         if e["en"].lower() not in exempt and _norm_zh(e["zh"]) not in zh:
             problems.append(f"glossary: {e['en']!r} should be {e['zh']!r}")
+    for e in glossary:
+        rest = zh.replace(_norm_zh(e["zh"]), "|")       # 均交并比 inside 平均交并比 is no variant
+        for variant in e.get("avoid", []):
+            if _norm_zh(variant) in rest:
+                problems.append(f"glossary: {variant!r} is not the course's term; write {e['zh']!r}")
     if len(prose(english).split()) > 3 and len(_CJK.findall(prose(chinese))) < 2:
         problems.append("not Chinese")
     return problems
