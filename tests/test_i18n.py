@@ -496,16 +496,30 @@ def test_figures_drawn_in_the_chinese_edition_need_no_cjk_font(zh_edition, capsy
 
 
 # ------------------------------------------------------------------ README and Makefile
+_FENCED = re.compile(r"```(\w*)\n(.*?)```", re.S)
+
+
+def _blocks(text):
+    """The fenced blocks of a README as their code: comments dropped from shell blocks, only the
+    first column (the paths) of a plain block such as the layout."""
+    out = []
+    for kind, body in _FENCED.findall(text):
+        lines = [re.sub(r"\s+#.*$", "", ln).rstrip() for ln in body.splitlines()]
+        out.append([ln.split()[0] if ln.split() and not kind else ln for ln in lines if kind or ln[:1].strip()])
+    return out
+
+
 def test_readme_zh_is_a_faithful_translation():
     en = (ROOT / "README.md").read_text(encoding="utf-8")
     zh = (ROOT / "README.zh.md").read_text(encoding="utf-8")
     assert "README.zh.md" in en.split("\n\n")[1] and "README.md" in zh.split("\n\n")[1], \
         "each README links to the other at its top"
-    problems = [p for p in i18n.translation_problems(en, zh, []) if not p.startswith("not Chinese")]
+    assert _blocks(en) == _blocks(zh)
+    body_en, body_zh = (_FENCED.sub(" ", t.split("\n\n", 2)[2]) for t in (en, zh))     # after the links
+    problems = [p for p in i18n.translation_problems(body_en, body_zh, []) if not p.startswith("not Chinese")]
     assert not problems, problems
     assert len(CJK.findall(zh)) > 3000
-    heads_en = re.findall(r"^#+ ", en, re.M)
-    assert re.findall(r"^#+ ", zh, re.M) == heads_en
+    assert [len(h) for h in re.findall(r"^#+ ", zh, re.M)] == [len(h) for h in re.findall(r"^#+ ", en, re.M)]
 
 
 def _make_dry_run(target, **env):

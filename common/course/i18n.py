@@ -690,7 +690,7 @@ def glossary_page(lang="zh", path=GLOSSARY):
 
 # --- checks of a translation (the tests and `check` use them) ------------------------------------
 # What a translation copies verbatim: code (fenced and inline), formulas, HTML comments, link targets.
-_VERBATIM = re.compile(r"```.*?```|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|\]\([^)\s]*\)|https?://\S+", re.S)
+_VERBATIM = re.compile(r"```.*?```|`[^`]+`|\$\$.*?\$\$|\$[^$\n]+\$|<!--.*?-->|\]\([^)\s]*\)|https?://\S+", re.S)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # a translator's comment (#) in the .po that exempts a term of one cell: "glossary-ok: recall"
@@ -766,10 +766,11 @@ def translation_problems(english, chinese, glossary, exempt=()):
         problems.append(f"numbers missing: {', '.join(sorted(en_n - zh_n))}")
     if zh_n - en_n:
         problems.append(f"numbers not in the English: {', '.join(sorted(zh_n - en_n))}")
-    for span in dict.fromkeys(m.group(0) for m in _VERBATIM.finditer(english)):
+    flat = " ".join(chinese.split())          # a line break inside a code span renders as a space
+    for span in dict.fromkeys(" ".join(m.group(0).split()) for m in _VERBATIM.finditer(english)):
         if span.startswith("<!--") and span not in (ANSWER_MARK, "<!-- END ANSWER -->"):
             continue
-        if span not in chinese:
+        if span not in flat:
             problems.append(f"not copied verbatim: {span[:60]!r}")
     zh = _norm_zh(chinese)
     exempt = {t.lower() for t in exempt}
