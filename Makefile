@@ -81,7 +81,7 @@ LAB_LANG_FLAGS :=
 else
 LAB_ROOT ?= $(abspath $(EDITION_DIR))
 LAB_LANG_FLAGS := --LabApp.app_settings_dir="$(abspath $(LAB_SETTINGS))/settings" \
-    --LabApp.workspaces_dir="$(abspath $(LAB_SETTINGS))/workspaces"
+    $(if $(findstring workspaces_dir,$(LAB_FLAGS)),,--LabApp.workspaces_dir="$(abspath $(LAB_SETTINGS))/workspaces")
 endif
 lab: setup $(if $(filter-out en,$(COURSE_LANG)),edition)
 	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(LAB_ROOT)" \
