@@ -679,7 +679,7 @@ def glossary_page(lang="zh", path=GLOSSARY):
     entries = sorted(load_glossary(path), key=lambda e: e["en"].lower())
     if lang == "zh":
         head = ("# 术语表\n\n本课程中文版统一使用的译名：每个概念只用一个中文术语；"
-                "每本笔记中术语第一次出现时在括号里附上英文原文。\n\n| English | 中文 | 说明 |\n|---|---|---|\n")
+                "每本笔记本中术语第一次出现时在括号里附上英文原文。\n\n| English | 中文 | 说明 |\n|---|---|---|\n")
         rows = [f"| {e['en']} | {e['zh']} | {e.get('note_zh', '')} |" for e in entries]
     else:
         head = ("# Glossary (术语表)\n\nThe one Chinese term the Chinese edition uses for each concept of the "
