@@ -5,6 +5,7 @@
 #   make bench                            data / train / infer throughput of each model
 #   make experiments                      the ablations behind the lessons' claims -> results/*.json (EXPERIMENTS="fcn_strides" picks)
 #   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
+#   make lab COURSE_LANG=zh               the Chinese edition (中文版) in a Chinese JupyterLab
 SHELL := /bin/bash
 PYTHON ?= python3
 SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -20,13 +21,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 NOTEBOOKS := $(sort $(wildcard day*/*.ipynb))
+# The course's language: en (the English source) or zh (中文版, built from locale/ by
+# common.course.i18n). A Chinese system locale picks zh (LC_ALL, then LC_MESSAGES, then LANG, as
+# POSIX orders them). COURSE_LANG, never LANG: that one is the shell's locale.
+COURSE_LANG ?= $(if $(filter zh%,$(firstword $(LC_ALL) $(LC_MESSAGES) $(LANG))),zh,en)
+ifeq ($(filter en zh,$(COURSE_LANG)),)
+$(error COURSE_LANG=$(COURSE_LANG): the course has the editions en and zh)
+endif
+# Where the edition a student works in lives (git-ignored, like student/): zh/ at the top of the
+# course, beside the English day folders, out of build/ (which holds throwaway output).
+EDITION_DIR ?= $(COURSE_LANG)
+# That lab's own JupyterLab settings folder (its interface language) and workspaces.
+LAB_SETTINGS := $(VENV)/lab-$(COURSE_LANG)
 # Paddle on CPU runs one thread unless this is set before it is imported.
 export OMP_NUM_THREADS ?= $(NPROC)
 export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
+.PHONY: setup check-python lab edition test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -59,10 +72,27 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.paddle
 FORCE:
 
 # LAB_ROOT / LAB_FLAGS let the browser test start this very command on a copy of the course.
+# COURSE_LANG=zh: the lab serves the Chinese edition, rebuilt first (a notebook the student changed
+# is kept, its new version written beside it), with JupyterLab's interface in Chinese through a
+# settings folder of its own (overrides.json): the user's own JupyterLab settings are not touched.
+ifeq ($(COURSE_LANG),en)
 LAB_ROOT ?= $(CURDIR)
-lab: setup
+LAB_LANG_FLAGS :=
+else
+LAB_ROOT ?= $(abspath $(EDITION_DIR))
+LAB_LANG_FLAGS := --LabApp.app_settings_dir="$(abspath $(LAB_SETTINGS))/settings" \
+    $(if $(findstring workspaces_dir,$(LAB_FLAGS)),,--LabApp.workspaces_dir="$(abspath $(LAB_SETTINGS))/workspaces")
+endif
+lab: setup $(if $(filter-out en,$(COURSE_LANG)),edition)
 	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(LAB_ROOT)" \
-	    $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
+	    $(LAB_LANG_FLAGS) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
+
+# The edition of COURSE_LANG in EDITION_DIR. --draft: a cell not translated yet (or whose English
+# changed since) shows its English under a notice instead of stopping the lab; the tests hold the
+# translation complete (python -m common.course.i18n status lists what is left).
+edition: setup
+	$(BIN)/python -m common.course.i18n build $(COURSE_LANG) "$(EDITION_DIR)" --draft
+	$(BIN)/python -m common.course.i18n lab-settings $(COURSE_LANG) "$(LAB_SETTINGS)"
 
 test: setup
 	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser
@@ -77,22 +107,30 @@ test-unit: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
-# a slider, a progress bar, no errors. Needs Debian's chromium + chromium-driver: installed
-# here when apt-get can (CI, containers); elsewhere the test says what is missing and skips.
+# a slider, a progress bar, no errors; then `make lab COURSE_LANG=zh` on two Chinese notebooks.
+# Needs Debian's chromium + chromium-driver and a CJK font (fonts-noto-cjk): installed here when
+# apt-get can (CI, containers); elsewhere the test says what is missing and skips.
 test-browser: setup browser-deps
 	$(BIN)/python -m pytest -q tests/browser
 
 browser-deps:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	    && [ -n "$$(fc-list :lang=zh 2>/dev/null)" ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Chromium and ChromeDriver for the browser test (apt-get; log: $(VENV)/apt.log)"; \
+	    echo "installing Chromium, ChromeDriver and a CJK font for the browser test (apt-get; log: $(VENV)/apt.log)"; \
 	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	        chromium chromium-driver; } > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
-	else echo "no chromium/chromedriver and no apt-get as root here: the browser test will skip"; fi
+	        chromium chromium-driver fonts-noto-cjk fontconfig; } > $(VENV)/apt.log 2>&1 \
+	        || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
+	else echo "no chromium/chromedriver/CJK font and no apt-get as root here: the browser test will skip"; fi
 
+# The English notebooks, and the Chinese edition of the exercises notebooks: the same code, but
+# their check lines are compared in Chinese (the lecture notebooks need not run twice).
+NBVAL_ZH := build/nbval-zh
 test-notebooks: setup
+	rm -rf $(NBVAL_ZH)
+	$(BIN)/python -m common.course.i18n build --draft zh $(NBVAL_ZH) $(wildcard day*/exercises.ipynb)
 	SEGCOURSE_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --dist loadfile \
-	    --nbval-lax --nbval-current-env $(NOTEBOOKS)
+	    --nbval-lax --nbval-current-env $(NOTEBOOKS) $(NBVAL_ZH)/day*/exercises.ipynb
 
 notebooks: setup
 	@for nb in $(NOTEBOOKS); do \
@@ -128,10 +166,12 @@ bench-paddleseg: setup
 # Homework: the student release of day*/exercises.ipynb (solutions stubbed, answers removed)
 # into $(RELEASE)/, not committed; `make student DAYS="day1_concepts"` hands out one day.
 # `make checkin` runs a student's notebooks there and writes $(RELEASE)/checkin.json (no upload).
+# COURSE_LANG=zh releases the Chinese homework; the check-in then reports in Chinese (the release
+# folder records its language).
 RELEASE ?= student
 DAYS ?=
 student: setup
-	$(BIN)/python -m common.course.student $(RELEASE) $(DAYS)
+	$(BIN)/python -m common.course.student $(RELEASE) $(DAYS) --lang $(COURSE_LANG)
 
 checkin: setup
 	$(BIN)/python -m common.course.checkin $(RELEASE)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.lang import _
+
 _THREADS_WANTED = os.cpu_count() or 1
 
 
@@ -103,8 +105,8 @@ def setup(seed: int = 0, verbose: bool = True) -> Budget:
     paddle.set_device(device)
     threads = int(os.environ["OMP_NUM_THREADS"])    # set by the user, or by `import common`
     if device == "cpu" and common.PADDLE_LOADED_SINGLE_THREADED:
-        warnings.warn("Paddle was imported before `common` and runs on one CPU thread; "
-                      "switching to all cores now, but importing common first is faster.", stacklevel=2)
+        warnings.warn(_("Paddle was imported before `common` and runs on one CPU thread; "
+                        "switching to all cores now, but importing common first is faster."), stacklevel=2)
         paddle.base.core.set_num_threads(_THREADS_WANTED)
         os.environ["OMP_NUM_THREADS"] = str(_THREADS_WANTED)
         common.PADDLE_LOADED_SINGLE_THREADED = False
@@ -112,9 +114,9 @@ def setup(seed: int = 0, verbose: bool = True) -> Budget:
     seed_everything(seed)
     b = budget()
     if verbose:
-        where = device.upper() if device == "gpu" else f"CPU x{threads} threads"
-        print(f"Paddle {paddle.__version__} | device {where} | budget {b.mode} "
-              f"(image {b.image_size}, {b.iters} iters)")
+        where = "GPU" if device == "gpu" else _("CPU x{threads} threads").format(threads=threads)
+        print(_("Paddle {version} | device {device} | budget {mode} (image {size}, {iters} iters)").format(
+            version=paddle.__version__, device=where, mode=b.mode, size=b.image_size, iters=b.iters))
     return b
 
 

@@ -18,14 +18,18 @@ import json
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import nbformat
 
 from common.course.exercises import DAYS
+from common.lang import N_, language, translation
 
 NOTEBOOK = "exercises.ipynb"
 _MARK = "__SEGCOURSE_CHECKIN__"
+# the statuses of a check as the table shows them (the JSON keeps the English words)
+STATUS_WORDS = (N_("passed"), N_("failed"), N_("not done"), N_("not run"))
 _COLLECT = ("import json as _json\nfrom common.course import exercises as _ex\n"
             f"print({_MARK!r} + _json.dumps(_ex.results()))")
 
@@ -110,15 +114,24 @@ def summary(runs):
                 passed=sum(d["passed"] for d in days.values()), total=total, days=days)
 
 
-def format_table(runs):
-    rows = [("day", "passed", "not yet")]
+def _width(text):
+    """Columns ``text`` takes in a terminal (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def format_table(runs, lang=None):
+    """The per-day table of passed / not yet, in ``lang`` (default: the language of the
+    edition the first notebook belongs to, ``common.lang.language``)."""
+    _ = translation(lang or language(Path(runs[0]["notebook"]).parent if runs else None)).gettext
+    rows = [(_("day"), _("passed"), _("not yet"))]
     for r in runs:
         passed = [n for n, s in r["checks"].items() if s == "passed"]
-        todo = [f"{n.removeprefix('check_')} ({s})" for n, s in r["checks"].items() if s != "passed"]
-        rows.append((r["day"], f"{len(passed)}/{len(r['checks'])}", ", ".join(todo) or "-"))
-    w0, w1 = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    lines = [f"{a:<{w0}}  {b:>{w1}}  {c}" for a, b, c in rows]
-    lines.insert(1, "-" * min(100, max(len(x) for x in lines)))
+        todo = [_("{check} ({status})").format(check=n.removeprefix("check_"), status=_(s))
+                for n, s in r["checks"].items() if s != "passed"]
+        rows.append((r["day"], f"{len(passed)}/{len(r['checks'])}", _(", ").join(todo) or "-"))
+    w0, w1 = max(_width(r[0]) for r in rows), max(_width(r[1]) for r in rows)
+    lines = [a + " " * (w0 - _width(a) + 2) + " " * (w1 - _width(b)) + b + "  " + c for a, b, c in rows]
+    lines.insert(1, "-" * min(100, max(_width(x) for x in lines)))
     for r in runs:
         for name, why in r.get("reasons", {}).items():
             lines.append(f"  {r['day']}: {name.removeprefix('check_')} failed at {why}")
@@ -134,21 +147,24 @@ def main(argv=None):
                     "first folder given)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = ap.parse_args(argv)
+    first = Path(args.paths[0])
+    lang = language(first)      # the student's edition: the release folder's marker
+    _ = translation(lang).gettext
     try:
         notebooks = find_notebooks(args.paths)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {error}").format(error=exc), file=sys.stderr)
         return 2
     runs = []
     for nb in notebooks:
-        print(f"running {nb} ...", flush=True)
+        print(_("running {notebook} ...").format(notebook=nb), flush=True)
         runs.append(run_notebook(nb, args.timeout))
-    print(format_table(runs))
-    first = Path(args.paths[0])
+    print(format_table(runs, lang))
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent) / "checkin.json"
     data = summary(runs)
     out.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    print(f"{data['passed']}/{data['total']} checks passed; summary in {out} (not uploaded)")
+    print(_("{passed}/{total} checks passed; summary in {path} (not uploaded)").format(
+        passed=data["passed"], total=data["total"], path=out))
     return 0
 
 

@@ -29,13 +29,15 @@ from pathlib import Path
 
 import nbformat
 
+from common.lang import N_, normalise, translation
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "exercises.ipynb"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER_BEGIN, ANSWER_END = "<!-- BEGIN ANSWER -->", "<!-- END ANSWER -->"
-ANSWER_STUB = "**Your answer:** *(write it here)*"
+ANSWER_STUB = N_("**Your answer:** *(write it here)*")
 
-README = """# Exercises: student release
+README = N_("""# Exercises: student release
 
 One `exercises.ipynb` per day. In each exercise, replace the line
 `raise NotImplementedError(...)` by your code and run the check cell below it: it says
@@ -44,17 +46,18 @@ One `exercises.ipynb` per day. In each exercise, replace the line
 Check in (打卡) from the course folder: `make checkin` (or `python -m common.course.checkin {out}`)
 runs your notebooks, prints a table of passed / not yet per day and writes `checkin.json`
 for your course platform. Nothing is uploaded.
-"""
+""")
 
 
 def _indent(line):
     return line[:len(line) - len(line.lstrip())]
 
 
-def strip_solutions(source, where="cell"):
+def strip_solutions(source, where="cell", lang="en"):
     """Replace every BEGIN/END SOLUTION region of a code cell by a stub that raises
     ``NotImplementedError`` at the marker's indentation (the ``def`` line, docstring and
-    ``# Hint:`` comments stay). Raises ValueError on unbalanced markers."""
+    ``# Hint:`` comments stay); its message is in ``lang``. Raises ValueError on unbalanced markers."""
+    _ = translation(lang).gettext
     out, inside, func, hint = [], False, None, None
     for n, line in enumerate(source.splitlines(), 1):
         s = line.strip()
@@ -68,7 +71,8 @@ def strip_solutions(source, where="cell"):
             if inside:
                 raise ValueError(f"{where}, line {n}: {BEGIN} inside another solution region")
             inside = True
-            msg = f"{func or 'this exercise'} is not done yet" + (f"; hint: {hint}" if hint else "")
+            msg = (_("{func} is not done yet; hint: {hint}") if hint else _("{func} is not done yet")).format(
+                func=func or _("this exercise"), hint=hint)
             out.append(f"{_indent(line)}raise NotImplementedError({msg!r})")
             continue
         if s == END:
@@ -83,33 +87,34 @@ def strip_solutions(source, where="cell"):
     return "\n".join(out)
 
 
-def strip_answers(source, where="cell"):
+def strip_answers(source, where="cell", lang="en"):
     """Replace every worked answer (between the ANSWER markers) of a markdown cell."""
     pattern = re.compile(re.escape(ANSWER_BEGIN) + r".*?" + re.escape(ANSWER_END), re.S)
-    text = pattern.sub(ANSWER_STUB, source)
+    text = pattern.sub(lambda m: translation(lang).gettext(ANSWER_STUB), source)
     if ANSWER_BEGIN in text or ANSWER_END in text:
         raise ValueError(f"{where}: unbalanced {ANSWER_BEGIN} / {ANSWER_END}")
     return text
 
 
-def student_notebook(nb, name="notebook"):
-    """A copy of the instructor notebook ``nb`` (nbformat) for students."""
+def student_notebook(nb, name="notebook", lang="en"):
+    """A copy of the instructor notebook ``nb`` (nbformat) for students, stubs and answer
+    placeholders in ``lang`` (``nb`` is already that edition's notebook)."""
     nb = nbformat.from_dict(nb)
     for i, cell in enumerate(nb.cells):
         where = f"{name}, cell {i + 1}"
         if cell.cell_type == "code":
             # nbval's marker is for the course's CI, not for students
-            cell.source = "\n".join(ln for ln in strip_solutions(cell.source, where).splitlines()
+            cell.source = "\n".join(ln for ln in strip_solutions(cell.source, where, lang).splitlines()
                                     if ln.strip() != "# NBVAL_CHECK_OUTPUT")
             # the stub must still be Python (IPython magics and shell lines aside)
             ast.parse("\n".join("#" + ln if ln.lstrip().startswith(("%", "!")) else ln
                                  for ln in cell.source.splitlines()), where)
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown":
-            cell.source = strip_answers(cell.source, where)
+            cell.source = strip_answers(cell.source, where, lang)
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
-    nb.metadata["segcourse"] = {"release": "student"}
+    nb.metadata["segcourse"] = {**nb.metadata.get("segcourse", {}), "release": "student"}
     return nb
 
 
@@ -132,21 +137,35 @@ def day_folders(names=(), root=ROOT):
     return out
 
 
-def write_release(out_dir, days=(), root=ROOT):
-    """Write the student notebooks of ``days`` (default all) under ``out_dir``; returns
-    the paths written. The instructor notebooks are never modified."""
+def write_release(out_dir, days=(), root=ROOT, lang="en", log=print):
+    """Write the student notebooks of ``days`` (default all) in language ``lang`` (``'zh'``: from
+    the Chinese edition, ``common.course.i18n``) under ``out_dir``; returns their paths.
+
+    The instructor notebooks are never modified, and neither is a student's notebook: the release
+    folder is where students work, so a notebook changed since the last release is kept and the
+    new one written beside it (``common.course.i18n.write_protected``; ``log`` says which). The
+    folder's marker records ``lang``, the language its kernels and ``make checkin`` speak."""
+    from common.course import i18n
+
+    lang = normalise(lang)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(root).resolve():
         raise ValueError("the release folder must not be the course folder itself")
-    written = []
+    files, paths = {}, []
     for folder in day_folders(days, root):
-        nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-        dest = out_dir / folder.name / NOTEBOOK
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(student_notebook(nb, f"{folder.name}/{NOTEBOOK}"), dest)
-        written.append(dest)
-    (out_dir / "README.md").write_text(README.format(out=out_dir))
-    return written
+        rel = f"{folder.name}/{NOTEBOOK}"
+        nb = (nbformat.read(folder / NOTEBOOK, as_version=4) if lang == "en" else
+              i18n.edition_notebook(folder / NOTEBOOK, lang, draft=True, root=root))
+        files[rel] = i18n.notebook_bytes(student_notebook(nb, rel, lang))
+        paths.append(out_dir / rel)
+    files["README.md"] = translation(lang).gettext(README).format(out=out_dir).encode("utf-8")
+    report = i18n.write_protected(out_dir, files, lang)
+    _ = translation(lang).gettext
+    for rel, beside in report["kept"]:
+        if log is not None:
+            log(_("kept your {path} (changed since the last release); the new version is {new}").format(
+                path=out_dir / rel, new=out_dir / beside if beside else "-"))
+    return paths
 
 
 def main(argv=None):
@@ -154,9 +173,10 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir", help="folder for the release (not committed)")
     ap.add_argument("days", nargs="*", help="day folders, e.g. day1_concepts (default: all)")
+    ap.add_argument("--lang", default="en", help="the release's language: en or zh (default: en)")
     args = ap.parse_args(argv)
     try:
-        written = write_release(args.out_dir, args.days)
+        written = write_release(args.out_dir, args.days, lang=args.lang)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,11 @@ notebook the test runs all cells from the Run menu and checks what is on screen:
 output, every figure rendered as an image, a slider moved with the keyboard redraws its
 picture, a progress bar shows, and the browser console stays free of errors. Screenshots go
 to build/browser/ (kept when a check fails).
+
+The Chinese edition the same way: `make lab COURSE_LANG=zh` builds it into a temporary folder
+and serves it in JupyterLab's Chinese interface; the test clicks the Chinese menus, and checks
+that the prose is Chinese and drawn with a CJK font (not boxes) and that the kernel speaks
+Chinese (the setup line).
 """
 from __future__ import annotations
 
@@ -33,7 +38,19 @@ NOTEBOOKS = {
     "day2_fcn/02_upsampling.ipynb": {},
     "day3_unet_psp/02_receptive_field.ipynb": {"slider": True},
 }
+# Two notebooks of the Chinese edition: one with a slider, one with progress bars.
+NOTEBOOKS_ZH = {
+    "day1_concepts/04_metrics.ipynb": {"slider": True},
+    "day1_concepts/03_training_loop.ipynb": {"progress": True},
+}
 RUN_TIMEOUT = 300
+# The labels the test clicks, in each interface language (the zh_CN language pack's own words).
+LABELS = {
+    "en": dict(edit="Edit", clear="Clear Outputs of All Cells", run="Run", run_all="Run All Cells",
+               file="File", save="Save Notebook", select="Select", no="No"),
+    "zh": dict(edit="编辑", clear="清除所有单元格的输出", run="运行", run_all="运行所有单元格",
+               file="文件", save="保存 Notebook", select="选择", no="否"),
+}
 
 
 def _browser_paths():
@@ -66,14 +83,8 @@ def _expected_figures(path):
     return n
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root)."""
-    _browser_paths()
-    root = tmp_path_factory.mktemp("course")
-    for rel in NOTEBOOKS:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / rel, root / rel)
+def _serve(root, make_args=()):
+    """`make lab` (with ``make_args``) serving ``root``; yields (base_url, token, root)."""
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, SEGCOURSE_FAST="1")
     # Its own workspaces folder: the user's saved layout (~/.jupyter/lab/workspaces) would
@@ -81,7 +92,7 @@ def lab(tmp_path_factory):
     flags = (f"--no-browser --ServerApp.port={port} --ServerApp.port_retries=0 "
              f"--IdentityProvider.token={token} --LabApp.workspaces_dir={root / 'workspaces'}")
     log = open(root / "lab.log", "w")
-    proc = subprocess.Popen(["make", "-s", "--no-print-directory", "lab", f"LAB_ROOT={root}",
+    proc = subprocess.Popen(["make", "-s", "--no-print-directory", "lab", *make_args, f"LAB_ROOT={root}",
                              f"LAB_FLAGS={flags}"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -103,6 +114,31 @@ def lab(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root)."""
+    _browser_paths()
+    root = tmp_path_factory.mktemp("course")
+    for rel in NOTEBOOKS:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, root / rel)
+    yield from _serve(root)
+
+
+@pytest.fixture(scope="module")
+def lab_zh(tmp_path_factory):
+    """`make lab COURSE_LANG=zh`: the Chinese edition built into a temporary folder and served in
+    the Chinese interface; yields (base_url, token, root)."""
+    _browser_paths()
+    if not subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip():
+        message = "no CJK font (Debian: apt-get install fonts-noto-cjk; `make browser-deps` does it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("edition-zh")
+    yield from _serve(root, ["COURSE_LANG=zh", f"EDITION_DIR={root}"])
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +173,7 @@ def _wait(driver, predicate, timeout, what):
 
 
 def _click_menu(driver, menu, item):
+    """Click ``item`` of the main menu ``menu`` (labels as the interface shows them)."""
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.XPATH, f"//li[contains(@class,'lm-MenuBar-item')]"
@@ -167,31 +204,31 @@ def _kernel_idle(base, token, rel):
     return any(s["path"] == rel and s["kernel"]["execution_state"] == "idle" for s in sessions)
 
 
-def _dismiss(driver):
+def _dismiss(driver, labels=LABELS["en"]):
     """Answer what JupyterLab may ask on a first visit: the kernel choice (keep Python 3)
     and the news notification (no)."""
     from selenium.webdriver.common.by import By
 
-    for xpath in ("//dialog[contains(@class,'jp-Dialog')]//button[.//div[normalize-space()='Select']]",
-                  "//div[contains(@class,'Toastify')]//button[normalize-space()='No']"):
+    for xpath in (f"//dialog[contains(@class,'jp-Dialog')]//button[.//div[normalize-space()='{labels['select']}']]",
+                  f"//div[contains(@class,'Toastify')]//button[normalize-space()='{labels['no']}']"):
         for button in driver.find_elements(By.XPATH, xpath):
             if button.is_displayed():
                 button.click()
 
 
-def _run_all(driver, base, token, rel):
+def _run_all(driver, base, token, rel, labels=LABELS["en"]):
     driver.get(f"{base}/lab/tree/{rel}?token={token}")
     _wait(driver, lambda: driver.execute_script(PROMPTS), 60, f"{rel} to open")
     # The kernel must be up before Run All, or the first cells queue behind its start.
-    _wait(driver, lambda: _dismiss(driver) or _kernel_idle(base, token, rel), 120,
+    _wait(driver, lambda: _dismiss(driver, labels) or _kernel_idle(base, token, rel), 120,
           f"{rel}'s kernel to be idle")
-    _dismiss(driver)
+    _dismiss(driver, labels)
     # Clear the committed outputs first, so that every prompt and picture checked below
     # comes from this run.
-    _click_menu(driver, "Edit", "Clear Outputs of All Cells")
+    _click_menu(driver, labels["edit"], labels["clear"])
     _wait(driver, lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
           "the outputs to clear")
-    _click_menu(driver, "Run", "Run All Cells")
+    _click_menu(driver, labels["run"], labels["run_all"])
 
     def done():
         prompts = driver.execute_script(PROMPTS)
@@ -199,7 +236,7 @@ def _run_all(driver, base, token, rel):
 
     _wait(driver, done, RUN_TIMEOUT, f"all cells of {rel} to run")
     _wait(driver, lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
-    _click_menu(driver, "File", "Save Notebook")
+    _click_menu(driver, labels["file"], labels["save"])
     _wait(driver, lambda: not driver.find_elements(
         "css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty, "
                         ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty"), 30, f"{rel} to be saved")
@@ -209,18 +246,19 @@ def _console_errors(driver):
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-@pytest.mark.parametrize("rel", list(NOTEBOOKS))
-def test_notebook_as_a_student_sees_it(lab, browser, rel):
+def _student_sees(browser, lab, rel, options, labels=LABELS["en"], prefix="", extra=None):
+    """Run ``rel`` from the menus and check what is on screen (see the module docstring);
+    ``extra(browser, saved_notebook)`` adds checks of an edition."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     base, token, root = lab
     SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SHOTS / (rel.replace("/", "__").replace(".ipynb", ".png"))
+    shot = SHOTS / (prefix + rel.replace("/", "__").replace(".ipynb", ".png"))
     start = time.time()
     try:
-        _run_all(browser, base, token, rel)
+        _run_all(browser, base, token, rel, labels)
         saved = json.loads((root / rel).read_text(encoding="utf-8"))
         errors = [o for c in saved["cells"] for o in c.get("outputs", [])
                   if o["output_type"] == "error"]
@@ -232,7 +270,7 @@ def test_notebook_as_a_student_sees_it(lab, browser, rel):
             time.sleep(0.5)
         assert shown == expected, f"{rel}: {shown} figures on screen, {expected} committed"
 
-        if NOTEBOOKS[rel].get("slider"):
+        if options.get("slider"):
             handle = browser.find_element(By.CSS_SELECTOR, f"{CURRENT} .widget-interact .widget-slider .noUi-handle")
 
             def picture():
@@ -247,14 +285,62 @@ def test_notebook_as_a_student_sees_it(lab, browser, rel):
             _wait(browser, lambda: (picture() or before) != before, 30,
                   "the widget's picture to change after the slider moved")
 
-        if NOTEBOOKS[rel].get("progress"):
+        if options.get("progress"):
             bars = browser.execute_script(
                 f"return [...document.querySelectorAll('{CURRENT} .widget-hprogress .progress-bar')]"
                 ".map(b => b.style.width);")
             assert bars and all(w == "100%" for w in bars), f"{rel}: tqdm bars {bars}, none full"
 
+        if extra is not None:
+            extra(browser, saved)
         errors = _console_errors(browser)
         assert not errors, f"{rel}: JavaScript console errors: {errors[:3]}"
-        print(f"{rel}: {shown} figures, ran in {time.time() - start:.0f} s")
+        print(f"{prefix}{rel}: {shown} figures, ran in {time.time() - start:.0f} s")
     finally:
+        # the top of the notebook in the picture (the run leaves it scrolled to the end)
+        browser.execute_script(f"const n = document.querySelector('{CURRENT} .jp-WindowedPanel-outer');"
+                               "if (n) n.scrollTop = 0;")
+        time.sleep(0.5)
         browser.save_screenshot(str(shot))
+
+
+@pytest.mark.parametrize("rel", list(NOTEBOOKS))
+def test_notebook_as_a_student_sees_it(lab, browser, rel):
+    _student_sees(browser, lab, rel, NOTEBOOKS[rel])
+
+
+# How a glyph is drawn in the font of the rendered prose: a character the fonts lack is drawn as
+# the same empty box as a code point no font has (U+10FFFD), so its pixels equal that box's.
+GLYPHS = r"""
+const font = getComputedStyle(document.querySelector(arguments[0])).fontFamily;
+const ink = ch => { const c = document.createElement('canvas'); c.width = c.height = 64;
+  const x = c.getContext('2d'); x.font = '48px ' + font; x.fillText(ch, 4, 52);
+  return Array.from(x.getImageData(0, 0, 64, 64).data).join(','); };
+const box = ink('\u{10FFFD}');
+return [font, ...Array.from(arguments[1]).map(ch => ink(ch) !== box && /[^0,]/.test(ink(ch)))];
+"""
+
+
+@pytest.mark.parametrize("rel", list(NOTEBOOKS_ZH))
+def test_chinese_notebook_as_a_student_sees_it(lab_zh, browser, rel):
+    """The Chinese edition in the Chinese interface: menus clicked by their Chinese names, the
+    prose Chinese and drawn with a CJK font, the kernel's own line Chinese."""
+    from selenium.webdriver.common.by import By
+
+    def chinese(browser, saved):
+        menus = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item")]
+        assert menus[:4] == ["文件", "编辑", "查看", "运行"], f"interface not Chinese: {menus}"
+        title = browser.find_element(By.CSS_SELECTOR, f"{CURRENT} .jp-RenderedMarkdown h1").text
+        assert title.startswith("第 1 天 ·"), title
+        assert saved["metadata"]["segcourse"]["edition"] == "zh"
+        banner = "".join(saved["cells"][1]["outputs"][0]["text"])
+        assert "设备 CPU" in banner and "预算 FAST" in banner, banner
+        font, *drawn = browser.execute_script(GLYPHS, f"{CURRENT} .jp-RenderedMarkdown p", "语义分割混淆矩阵")
+        assert all(drawn), f"CJK characters drawn as boxes in {font}: {drawn}"
+        # a second picture, of the widget or the progress bars with the Chinese prose around them
+        part = ".widget-interact" if NOTEBOOKS_ZH[rel].get("slider") else ".widget-hprogress"
+        browser.execute_script(f"document.querySelector('{CURRENT} {part}').scrollIntoView({{block: 'center'}});")
+        time.sleep(1)
+        browser.save_screenshot(str(SHOTS / ("zh__" + rel.replace("/", "__").replace(".ipynb", "__widget.png"))))
+
+    _student_sees(browser, lab_zh, rel, NOTEBOOKS_ZH[rel], LABELS["zh"], "zh__", chinese)

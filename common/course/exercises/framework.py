@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import paddle
 
+from common.lang import N_, _, ngettext
+
 PASSED, FAILED, NOT_DONE = "passed", "failed", "not done"
 
 # day folder -> names of its checks, in the order of its exercises notebook (filled by @check)
@@ -52,8 +54,9 @@ def check(day):
             try:
                 return fn_check(fn, *args, verbose=verbose, **kwargs)
             except Exception as exc:   # a bug of the check, not of the student
-                return _finish(name, FAILED, f"✗ {name}: the check itself failed "
-                               f"({type(exc).__name__}: {exc}); please tell the instructor", verbose=verbose)
+                return _finish(name, FAILED, _("✗ {name}: the check itself failed ({error}); please tell "
+                                               "the instructor").format(name=name, error=_error(exc)),
+                               verbose=verbose)
             finally:
                 paddle.set_rng_state(state)
 
@@ -114,6 +117,9 @@ class Case:
     inputs: str = None          # how to describe the inputs, when shapes say nothing
 
 
+_RESULT = N_("result")     # what ``compare`` calls the student's answer (translated when printed)
+
+
 def _numpy(v):
     if hasattr(v, "numpy") and not isinstance(v, np.ndarray):
         v = v.numpy()
@@ -149,23 +155,27 @@ def _fmt(a):
     return np.array2string(a, max_line_width=100)
 
 
-def compare(expected, actual, atol=1e-4, rtol=1e-4, where="result"):
+def compare(expected, actual, atol=1e-4, rtol=1e-4, where=_RESULT):
     """None when ``actual`` matches ``expected`` (arrays, numbers, tuples, dicts), else a
     sentence saying what differs (shape, type, or values with an example)."""
+    where = _(where)
     actual = _numpy(actual)
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
-            return f"{where}: expected a dict with keys {sorted(expected)}, got {type(actual).__name__}"
+            return _("{where}: expected a dict with keys {keys}, got {type}").format(
+                where=where, keys=sorted(expected), type=type(actual).__name__)
         for k in expected:
             if k not in actual:
-                return f"{where}: key {k!r} is missing (expected keys {sorted(expected)})"
+                return _("{where}: key {key} is missing (expected keys {keys})").format(
+                    where=where, key=repr(k), keys=sorted(expected))
             msg = compare(expected[k], actual[k], atol, rtol, f"{where}[{k!r}]")
             if msg:
                 return msg
         return None
     if isinstance(expected, tuple):
         if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
-            return f"{where}: expected a tuple of {len(expected)}, got {_describe(actual)}"
+            return _("{where}: expected a tuple of {n}, got {got}").format(
+                where=where, n=len(expected), got=_describe(actual))
         for i, (e, a) in enumerate(zip(expected, actual)):
             msg = compare(e, a, atol, rtol, f"{where}[{i}]")
             if msg:
@@ -175,18 +185,17 @@ def compare(expected, actual, atol=1e-4, rtol=1e-4, where="result"):
     try:
         act = np.asarray(actual, dtype=np.float64 if exp.dtype.kind == "f" else None)
     except (TypeError, ValueError):
-        return f"{where}: expected a number or array, got {type(actual).__name__}"
+        return _("{where}: expected a number or array, got {type}").format(where=where, type=type(actual).__name__)
     if act.dtype == object:
-        return f"{where}: expected a number or array, got {type(actual).__name__}"
+        return _("{where}: expected a number or array, got {type}").format(where=where, type=type(actual).__name__)
     if exp.ndim == 0 and act.size == 1:
         act = act.reshape(())
     if act.shape != exp.shape:
-        hint = ""
-        if sorted(act.shape) == sorted(exp.shape):
-            hint = " (the same sizes in another order: axes swapped?)"
-        msg = f"{where}: shape {act.shape}, expected {exp.shape}{hint}"
+        msg = (_("{where}: shape {shape}, expected {expected} (the same sizes in another order: axes swapped?)")
+               if sorted(act.shape) == sorted(exp.shape) else _("{where}: shape {shape}, expected {expected}"))
+        msg = msg.format(where=where, shape=act.shape, expected=exp.shape)
         if 0 < exp.size <= 48 and 0 < act.size <= 48:
-            msg += f"\n  expected:\n{_indent(_fmt(exp))}\n  yours:\n{_indent(_fmt(act))}"
+            msg += _both(exp, act)
         return msg
     e, a = exp.astype(np.float64), act.astype(np.float64)
     bad = ~(np.isclose(a, e, atol=atol, rtol=rtol) | (np.isnan(a) & np.isnan(e)))
@@ -194,14 +203,20 @@ def compare(expected, actual, atol=1e-4, rtol=1e-4, where="result"):
         return None
     n = int(bad.sum())
     if exp.ndim == 0:
-        return f"{where}: expected {float(e):.6g}, yours {float(a):.6g}"
+        return _("{where}: expected {expected}, yours {yours}").format(
+            where=where, expected=f"{float(e):.6g}", yours=f"{float(a):.6g}")
     if exp.size <= 48:
-        return (f"{where}: {n} of {exp.size} values differ\n  expected:\n{_indent(_fmt(exp))}"
-                f"\n  yours:\n{_indent(_fmt(act))}")
+        return _("{where}: {n} of {size} values differ").format(where=where, n=n, size=exp.size) + _both(exp, act)
     idx = tuple(int(i) for i in np.argwhere(bad)[0])
-    return (f"{where}: {n} of {exp.size} values differ; first at index {idx}: expected "
-            f"{e[idx]:.6g}, yours {a[idx]:.6g} (largest difference "
-            f"{np.nanmax(np.abs(np.where(bad, a - e, 0))):.4g})")
+    return _("{where}: {n} of {size} values differ; first at index {index}: expected {expected}, yours {yours} "
+             "(largest difference {largest})").format(
+        where=where, n=n, size=exp.size, index=idx, expected=f"{e[idx]:.6g}", yours=f"{a[idx]:.6g}",
+        largest=f"{np.nanmax(np.abs(np.where(bad, a - e, 0))):.4g}")
+
+
+def _both(exp, act):
+    """The expected and the student's arrays in full, one below the other."""
+    return f"\n  {_('expected:')}\n{_indent(_fmt(exp))}\n  {_('yours:')}\n{_indent(_fmt(act))}"
 
 
 def _indent(s, pad="    "):
@@ -218,21 +233,25 @@ def run_check(name, fn, cases, general_hint, mistakes=(), atol=1e-4, rtol=1e-4, 
     """
     call = call or (lambda f, c: f(*c.args, **c.kwargs))
     if not callable(fn):
-        return _finish(name, FAILED, f"✗ {name}: expected a function, got {type(fn).__name__}",
-                       verbose=verbose)
+        return _finish(name, FAILED, _("✗ {name}: expected a function, got {type}").format(
+            name=name, type=type(fn).__name__), verbose=verbose)
     for i, case in enumerate(cases):
-        head = f"✗ {name}: case {i + 1} of {len(cases)} ({case.desc}) failed"
-        inputs = f"  inputs: {_describe_inputs(case)}"
+        # desc, inputs and hints come from the day modules: marked with N_() there, translated here
+        head = _("✗ {name}: case {i} of {n} ({desc}) failed").format(name=name, i=i + 1, n=len(cases),
+                                                                     desc=_(case.desc))
+        inputs = "  " + _("inputs: {inputs}").format(inputs=_(_describe_inputs(case)))
         try:
             actual = call(fn, case)
         except NotImplementedError:
-            return _finish(name, NOT_DONE, f"… {name}: not done yet (the function still raises "
-                           "NotImplementedError: replace the stub with your code)", verbose=verbose)
+            return _finish(name, NOT_DONE, _("… {name}: not done yet (the function still raises "
+                                             "NotImplementedError: replace the stub with your code)").format(
+                name=name), verbose=verbose)
         except Exception as exc:   # the student's bug, reported, never raised
             frame = traceback.extract_tb(exc.__traceback__)[-1]
-            where = f" (line {frame.lineno}: {frame.line})" if frame.line else ""
-            return _finish(name, FAILED, f"{head}\n{inputs}\n  your function raised "
-                           f"{type(exc).__name__}: {exc}{where}\n  hint: {general_hint}",
+            raised = (_("your function raised {error} (line {lineno}: {line})") if frame.line else
+                      _("your function raised {error}")).format(error=_error(exc), lineno=frame.lineno,
+                                                                 line=frame.line)
+            return _finish(name, FAILED, f"{head}\n{inputs}\n  {raised}\n  {_hint(general_hint)}",
                            verbose=verbose)
         problem = compare(case.expected, actual, atol, rtol)
         if problem is None:
@@ -245,10 +264,18 @@ def run_check(name, fn, cases, general_hint, mistakes=(), atol=1e-4, rtol=1e-4, 
                     break
             except Exception:     # a mistake model that does not apply to this case
                 continue
-        return _finish(name, FAILED, f"{head}\n{inputs}\n  {problem}\n  hint: {hint}",
-                       verbose=verbose)
+        return _finish(name, FAILED, f"{head}\n{inputs}\n  {problem}\n  {_hint(hint)}", verbose=verbose)
     n = len(cases)
-    return _finish(name, PASSED, f"✓ {name}: passed {n} case{'s' if n > 1 else ''}", n, verbose)
+    return _finish(name, PASSED, ngettext("✓ {name}: passed {n} case", "✓ {name}: passed {n} cases", n).format(
+        name=name, n=n), n, verbose)
+
+
+def _hint(hint):
+    return _("hint: {hint}").format(hint=_(hint))
+
+
+def _error(exc):
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _rng(seed=0):
