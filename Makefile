@@ -58,9 +58,18 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.paddle
 
 FORCE:
 
+# Presenting (View > Render as slideshow, jupyterlab-rise): a slide theme without web fonts (the
+# course works offline) and slides that scroll when a cell is taller than the screen. Merged into
+# the environment's JupyterLab defaults (overrides.json); a user's own settings still win.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): common/course/lab_settings.json $(VENV)/.installed
+	@$(BIN)/python -c 'import json, pathlib, sys; out = pathlib.Path(sys.argv[2]); \
+	    old = json.loads(out.read_text()) if out.exists() else {}; out.parent.mkdir(parents=True, exist_ok=True); \
+	    out.write_text(json.dumps({**old, **json.loads(pathlib.Path(sys.argv[1]).read_text())}, indent=2) + "\n")' $< $@
+
 # LAB_ROOT / LAB_FLAGS let the browser test start this very command on a copy of the course.
 LAB_ROOT ?= $(CURDIR)
-lab: setup
+lab: setup $(LAB_OVERRIDES)
 	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(LAB_ROOT)" \
 	    $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
 
@@ -77,17 +86,19 @@ test-unit: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
-# a slider, a progress bar, no errors. Needs Debian's chromium + chromium-driver: installed
-# here when apt-get can (CI, containers); elsewhere the test says what is missing and skips.
-test-browser: setup browser-deps
+# a slider, a progress bar, no errors, a slideshow. Needs Debian's chromium + chromium-driver
+# (and a Chinese font for readable screenshots): installed here when apt-get can (CI, containers);
+# elsewhere the test says what is missing and skips.
+test-browser: setup browser-deps $(LAB_OVERRIDES)
 	$(BIN)/python -m pytest -q tests/browser
 
 browser-deps:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	    && { ! command -v fc-list >/dev/null || fc-list :lang=zh | grep -q .; }; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Chromium and ChromeDriver for the browser test (apt-get; log: $(VENV)/apt.log)"; \
+	    echo "installing Chromium, ChromeDriver and a Chinese font for the browser test (apt-get; log: $(VENV)/apt.log)"; \
 	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	        chromium chromium-driver; } > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
+	        chromium chromium-driver fonts-wqy-microhei; } > $(VENV)/apt.log 2>&1 || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
 	else echo "no chromium/chromedriver and no apt-get as root here: the browser test will skip"; fi
 
 test-notebooks: setup
@@ -99,6 +110,7 @@ notebooks: setup
 	    echo "== $$nb"; start=$$(date +%s); \
 	    SEGCOURSE_FAST=0 env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	        --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	    $(BIN)/python -m common.course.slides "$$nb" || exit 1; \
 	    echo "   $$(( $$(date +%s) - start )) s"; \
 	done
 

@@ -4,8 +4,9 @@ The server is started by `make lab` itself (same environment, token on) on a fre
 its root on a copy of a few notebooks, so autosave never touches the committed files. For each
 notebook the test runs all cells from the Run menu and checks what is on screen: no error
 output, every figure rendered as an image, a slider moved with the keyboard redraws its
-picture, a progress bar shows, and the browser console stays free of errors. Screenshots go
-to build/browser/ (kept when a check fails).
+picture, a progress bar shows, and the browser console stays free of errors. Then an instructor
+presents one notebook with RISE (the slideshow of `make lab`) and moves two slides forward.
+Screenshots go to build/browser/ (kept when a check fails).
 """
 from __future__ import annotations
 
@@ -36,18 +37,6 @@ NOTEBOOKS = {
 RUN_TIMEOUT = 300
 
 
-def _browser_paths():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium and driver:
-        return chromium, driver
-    message = ("no Chromium/ChromeDriver on this machine (Debian/Ubuntu: apt-get install chromium "
-               "chromium-driver); the browser test cannot run here")
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,9 +56,9 @@ def _expected_figures(path):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root)."""
-    _browser_paths()
+def lab(tmp_path_factory, chromium):
+    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root).
+    (Asks for Chromium first: without it the test skips before starting a server.)"""
     root = tmp_path_factory.mktemp("course")
     for rel in NOTEBOOKS:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -106,24 +95,10 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver_path = _browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # The background-networking flags keep Chromium from calling out (no network here).
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+def browser(chromium):
+    driver = chromium(1400, 1000)
     driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
+    return driver
 
 
 def _wait(driver, predicate, timeout, what):
@@ -258,3 +233,42 @@ def test_notebook_as_a_student_sees_it(lab, browser, rel):
         print(f"{rel}: {shown} figures, ran in {time.time() - start:.0f} s")
     finally:
         browser.save_screenshot(str(shot))
+
+
+SLIDESHOW = "day2_fcn/02_upsampling.ipynb"
+
+
+def test_an_instructor_presents_a_notebook_as_slides(lab, browser):
+    """RISE's slideshow (View > Render as slideshow, or its /rise/ page): the slides follow the
+    notebook's headings (metadata.slideshow, common.course.slides), the right arrow moves on, and
+    nothing is fetched from another host (the slide theme is set to one without web fonts)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, token, _ = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    nb = json.loads((ROOT / SLIDESHOW).read_text(encoding="utf-8"))
+    kinds = [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]]
+    headings = ["".join(c["source"]).split("\n", 1)[0].lstrip("# ") for c, k in zip(nb["cells"], kinds) if k == "slide"]
+    try:
+        browser.get(f"{base}/rise/{SLIDESHOW}?token={token}")
+
+        def at():
+            url = browser.current_url
+            return url.split("#/slide-", 1)[1] if "#/slide-" in url else None
+
+        _wait(browser, lambda: at() == "0-0" and browser.find_elements(By.CSS_SELECTOR, ".reveal .slides section"),
+              120, "the slideshow to start")
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".reveal .slides > section")) == kinds.count("slide")
+        for step in (1, 2):
+            ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+            _wait(browser, lambda step=step: at() == f"{step}-0", 20, f"slide {step}")
+        shown = browser.find_element(By.CSS_SELECTOR, ".reveal .slides > section.present").text
+        assert headings[2].split(" (")[0].upper() in shown.upper(), f"slide 2 is not {headings[2]!r}: {shown[:200]!r}"
+        remote = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(arguments[0]))",
+            base)
+        assert not remote, f"the slideshow fetched from another host: {remote[:3]}"
+    finally:
+        browser.save_screenshot(str(SHOTS / "rise-slideshow.png"))
