@@ -5,6 +5,7 @@
 #   make bench                            data / train / infer throughput of each model
 #   make experiments                      the ablations behind the lessons' claims -> results/*.json (EXPERIMENTS="fcn_strides" picks)
 #   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
+#   make book                             the course as a static website in build/book/ (English, Chinese)
 SHELL := /bin/bash
 PYTHON ?= python3
 SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -26,7 +27,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
+.PHONY: setup check-python lab book test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -74,7 +75,13 @@ lab: setup $(LAB_OVERRIDES)
 	    $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
 
 test: setup
-	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser
+	$(MAKE) --no-print-directory lint test-unit test-notebooks book test-browser
+
+# The course as a static website: build/book/en/ (and zh/ once common.course.i18n exists). Sphinx
+# with MyST-NB renders the committed notebooks without running them; any warning, broken link or
+# unrendered formula fails it. About 20 s per edition on 2 cores; serve build/book/ from any host.
+book: setup
+	$(BIN)/python -m common.course.book
 
 # ruff: pyflakes, bugbear and the E7/E9 basics, 120 columns (pyproject.toml [tool.ruff]).
 lint: setup
@@ -86,7 +93,8 @@ test-unit: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
-# a slider, a progress bar, no errors, a slideshow. Needs Debian's chromium + chromium-driver
+# a slider, a progress bar, no errors, a slideshow; then the book of `make book` (pages of every
+# day in each edition, links, formulas, language switch). Needs Debian's chromium + chromium-driver
 # (and a Chinese font for readable screenshots): installed here when apt-get can (CI, containers);
 # elsewhere the test says what is missing and skips.
 test-browser: setup browser-deps $(LAB_OVERRIDES)
