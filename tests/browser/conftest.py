@@ -1,22 +1,8 @@
 """Headless Chromium for the browser tests (Debian's chromium and chromium-driver)."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-
-
-def browser_paths():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium and driver:
-        return chromium, driver
-    message = ("no Chromium/ChromeDriver on this machine (Debian/Ubuntu: apt-get install chromium "
-               "chromium-driver); the browser test cannot run here")
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+from browser_tools import browser_paths
 
 
 @pytest.fixture(scope="session")

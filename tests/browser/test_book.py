@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_tools import wait
 
 from common.course import book
 
@@ -78,16 +79,6 @@ def browser(chromium):
     return chromium(WIDTHS["desktop"], 900)
 
 
-def _wait(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 PAGE_STATE = """
 const article = document.querySelector('article.bd-article');
 const maths = article.querySelectorAll('.math');
@@ -108,9 +99,9 @@ return {
 
 def _open(driver, url):
     driver.get(url)
-    _wait(lambda: driver.execute_script("return document.readyState") == "complete", 30, url)
+    wait(lambda: driver.execute_script("return document.readyState") == "complete", 30, url)
     # MathJax typesets after load; every .math element ends up holding an mjx-container.
-    return _wait(lambda: (s := driver.execute_script(PAGE_STATE)) and s["typeset"] >= s["maths"] and s, 30,
+    return wait(lambda: (s := driver.execute_script(PAGE_STATE)) and s["typeset"] >= s["maths"] and s, 30,
                  f"MathJax to typeset {url}")
 
 
@@ -156,7 +147,7 @@ def test_search_finds_a_lesson(site, editions, serve, browser):
     words = {"en": "receptive", "zh": "感受野"}
     for lang in editions:
         browser.get(f"{base}/{lang}/search.html?q={words[lang]}")
-        hits = _wait(lambda: browser.find_elements("css selector", "#search-results ul.search li"), 30,
+        hits = wait(lambda: browser.find_elements("css selector", "#search-results ul.search li"), 30,
                      f"search results for {words[lang]} in {lang}")
         assert any("receptive_field" in h.find_element("css selector", "a").get_attribute("href") for h in hits)
 
@@ -196,16 +187,16 @@ def test_the_language_switch_leads_to_the_same_page(two_editions, serve, browser
     _open(browser, f"{base}/en/{page}.html")
     title = browser.find_element("css selector", "article h1").text
     browser.find_element("css selector", "a.book-lang-switch[hreflang=zh]").click()
-    state = _wait(lambda: browser.current_url.endswith(f"/zh/{page}.html") and browser.execute_script(PAGE_STATE),
+    state = wait(lambda: browser.current_url.endswith(f"/zh/{page}.html") and browser.execute_script(PAGE_STATE),
                   30, "the Chinese page")
     assert state["lang"] == "zh-CN" and "本课概览" in state["text"], "not the Chinese edition's page"
     assert browser.find_element("css selector", "article h1").text != title
     _shoot(browser, f"zh-{page.replace('/', '__')}" + ("" if site == book.SITE else "-stub"))
     browser.find_element("css selector", "a.book-lang-switch[hreflang=en]").click()
-    _wait(lambda: browser.current_url.endswith(f"/en/{page}.html"), 30, "the English page again")
+    wait(lambda: browser.current_url.endswith(f"/en/{page}.html"), 30, "the English page again")
     # The Chinese edition's search finds Chinese words (jieba splits them; Python 3.10+).
     browser.get(f"{base}/zh/search.html?q=本课")
-    _wait(lambda: browser.find_elements("css selector", "#search-results ul.search li"), 30, "Chinese search results")
+    wait(lambda: browser.find_elements("css selector", "#search-results ul.search li"), 30, "Chinese search results")
     assert not (errors := _console_errors(browser)), f"console errors {errors[:3]}"
     if site != book.SITE:
         shutil.rmtree(site.parent / "src", ignore_errors=True)

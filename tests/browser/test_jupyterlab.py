@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_tools import wait
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "browser"
@@ -101,22 +102,12 @@ def browser(chromium):
     return driver
 
 
-def _wait(driver, predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def _click_menu(driver, menu, item):
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.XPATH, f"//li[contains(@class,'lm-MenuBar-item')]"
                                   f"[.//div[normalize-space()='{menu}']]").click()
-    _wait(driver, lambda: driver.find_elements(
+    wait(lambda: driver.find_elements(
         By.XPATH, f"//li[contains(@class,'lm-Menu-item')][.//div[normalize-space()='{item}']]"),
         10, f"menu item {item}")[0].click()
 
@@ -156,15 +147,15 @@ def _dismiss(driver):
 
 def _run_all(driver, base, token, rel):
     driver.get(f"{base}/lab/tree/{rel}?token={token}")
-    _wait(driver, lambda: driver.execute_script(PROMPTS), 60, f"{rel} to open")
+    wait(lambda: driver.execute_script(PROMPTS), 60, f"{rel} to open")
     # The kernel must be up before Run All, or the first cells queue behind its start.
-    _wait(driver, lambda: _dismiss(driver) or _kernel_idle(base, token, rel), 120,
+    wait(lambda: _dismiss(driver) or _kernel_idle(base, token, rel), 120,
           f"{rel}'s kernel to be idle")
     _dismiss(driver)
     # Clear the committed outputs first, so that every prompt and picture checked below
     # comes from this run.
     _click_menu(driver, "Edit", "Clear Outputs of All Cells")
-    _wait(driver, lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
+    wait(lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
           "the outputs to clear")
     _click_menu(driver, "Run", "Run All Cells")
 
@@ -172,10 +163,10 @@ def _run_all(driver, base, token, rel):
         prompts = driver.execute_script(PROMPTS)
         return prompts and all(x.strip("[]: ").isdigit() for x in prompts)
 
-    _wait(driver, done, RUN_TIMEOUT, f"all cells of {rel} to run")
-    _wait(driver, lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
+    wait(done, RUN_TIMEOUT, f"all cells of {rel} to run")
+    wait(lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
     _click_menu(driver, "File", "Save Notebook")
-    _wait(driver, lambda: not driver.find_elements(
+    wait(lambda: not driver.find_elements(
         "css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty, "
                         ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty"), 30, f"{rel} to be saved")
 
@@ -215,11 +206,11 @@ def test_notebook_as_a_student_sees_it(lab, browser, rel):
                     f"const i = document.querySelector('{CURRENT} .widget-interact .jp-OutputArea-output img');"
                     "return i && i.complete && i.naturalWidth > 0 ? i.src : null;")
 
-            before = _wait(browser, picture, 30, "the widget's picture")
+            before = wait(picture, 30, "the widget's picture")
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
             browser.execute_script("arguments[0].focus();", handle)
             ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
-            _wait(browser, lambda: (picture() or before) != before, 30,
+            wait(lambda: (picture() or before) != before, 30,
                   "the widget's picture to change after the slider moved")
 
         if NOTEBOOKS[rel].get("progress"):
@@ -258,14 +249,19 @@ def test_an_instructor_presents_a_notebook_as_slides(lab, browser):
             url = browser.current_url
             return url.split("#/slide-", 1)[1] if "#/slide-" in url else None
 
-        _wait(browser, lambda: at() == "0-0" and browser.find_elements(By.CSS_SELECTOR, ".reveal .slides section"),
+        wait(lambda: at() == "0-0" and browser.find_elements(By.CSS_SELECTOR, ".reveal .slides section"),
               120, "the slideshow to start")
         assert len(browser.find_elements(By.CSS_SELECTOR, ".reveal .slides > section")) == kinds.count("slide")
         for step in (1, 2):
             ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
-            _wait(browser, lambda step=step: at() == f"{step}-0", 20, f"slide {step}")
-        shown = browser.find_element(By.CSS_SELECTOR, ".reveal .slides > section.present").text
-        assert headings[2].split(" (")[0].upper() in shown.upper(), f"slide 2 is not {headings[2]!r}: {shown[:200]!r}"
+            wait(lambda step=step: at() == f"{step}-0", 20, f"slide {step}")
+        heading = headings[2].split(" (")[0].upper()       # the theme writes headings in capitals
+
+        def showing():
+            present = browser.find_elements(By.CSS_SELECTOR, ".reveal .slides > section.present")
+            return present[0].text.upper() if present else ""
+
+        wait(lambda: heading in showing(), 20, f"slide 2 to show {headings[2]!r}")
         remote = browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(arguments[0]))",
             base)
