@@ -232,3 +232,17 @@ def test_make_book_copies_only_the_mathjax_it_serves(tmp_path):
     assert (static / "mathjax/tex-chtml.js").is_file() and (static / "mathjax/output/chtml/fonts/woff-v2").is_dir()
     assert size < 4 * 2**20, f"{size / 2**20:.1f} MB of MathJax"
     shutil.rmtree(static)
+
+
+def test_a_broken_link_or_missing_image_fails_the_build(tmp_path):
+    nb = _load(ROOT / "day2_fcn/01_fc_to_1x1_conv.ipynb")
+    nb["cells"].append({"cell_type": "markdown", "id": "broken", "metadata": {},
+                        "source": "See [the missing lesson](02_missing.ipynb) and ![a picture](missing.png)."})
+    path = tmp_path / "nb" / "day2_fcn" / "01_fc_to_1x1_conv.ipynb"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    names = ["day2_fcn/01_fc_to_1x1_conv.ipynb"]
+    readme = _readme(tmp_path / "README.md", "Course", "Map", names)
+    en = book.Edition("en", "en", "English", readme, lambda out: [path])
+    with pytest.raises(book.BookError, match="Sphinx failed on the English edition"):
+        book.build([en], site=tmp_path / "site", stage_root=tmp_path / "src")
