@@ -6,6 +6,7 @@
 #   make experiments                      the ablations behind the lessons' claims -> results/*.json (EXPERIMENTS="fcn_strides" picks)
 #   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
 #   make lab COURSE_LANG=zh               the Chinese edition (中文版) in a Chinese JupyterLab
+#   make book                             the course as a static website in build/book/ (English, Chinese)
 SHELL := /bin/bash
 PYTHON ?= python3
 SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -39,7 +40,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab edition test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
+.PHONY: setup check-python lab edition book test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -71,6 +72,15 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.paddle
 
 FORCE:
 
+# Presenting (View > Render as slideshow, jupyterlab-rise): a slide theme without web fonts (the
+# course works offline) and slides that scroll when a cell is taller than the screen. Merged into
+# the environment's JupyterLab defaults (overrides.json); a user's own settings still win.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): common/course/lab_settings.json $(VENV)/.installed
+	@$(BIN)/python -c 'import json, pathlib, sys; out = pathlib.Path(sys.argv[2]); \
+	    old = json.loads(out.read_text()) if out.exists() else {}; out.parent.mkdir(parents=True, exist_ok=True); \
+	    out.write_text(json.dumps({**old, **json.loads(pathlib.Path(sys.argv[1]).read_text())}, indent=2) + "\n")' $< $@
+
 # LAB_ROOT / LAB_FLAGS let the browser test start this very command on a copy of the course.
 # COURSE_LANG=zh: the lab serves the Chinese edition, rebuilt first (a notebook the student changed
 # is kept, its new version written beside it), with JupyterLab's interface in Chinese through a
@@ -83,7 +93,7 @@ LAB_ROOT ?= $(abspath $(EDITION_DIR))
 LAB_LANG_FLAGS := --LabApp.app_settings_dir="$(abspath $(LAB_SETTINGS))/settings" \
     $(if $(findstring workspaces_dir,$(LAB_FLAGS)),,--LabApp.workspaces_dir="$(abspath $(LAB_SETTINGS))/workspaces")
 endif
-lab: setup $(if $(filter-out en,$(COURSE_LANG)),edition)
+lab: setup $(LAB_OVERRIDES) $(if $(filter-out en,$(COURSE_LANG)),edition)
 	env -u MPLBACKEND $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(LAB_ROOT)" \
 	    $(LAB_LANG_FLAGS) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)   # root: containers (AI Studio, Docker)
 
@@ -95,7 +105,13 @@ edition: setup
 	$(BIN)/python -m common.course.i18n lab-settings $(COURSE_LANG) "$(LAB_SETTINGS)"
 
 test: setup
-	$(MAKE) --no-print-directory lint test-unit test-notebooks test-browser
+	$(MAKE) --no-print-directory lint test-unit test-notebooks book test-browser
+
+# The course as a static website: build/book/en/ (and zh/ once common.course.i18n exists). Sphinx
+# with MyST-NB renders the committed notebooks without running them; any warning, broken link or
+# unrendered formula fails it. About 20 s per edition on 2 cores; serve build/book/ from any host.
+book: setup
+	$(BIN)/python -m common.course.book
 
 # ruff: pyflakes, bugbear and the E7/E9 basics, 120 columns (pyproject.toml [tool.ruff]).
 lint: setup
@@ -107,10 +123,12 @@ test-unit: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
-# a slider, a progress bar, no errors; then `make lab COURSE_LANG=zh` on two Chinese notebooks.
-# Needs Debian's chromium + chromium-driver and a CJK font (fonts-noto-cjk): installed here when
-# apt-get can (CI, containers); elsewhere the test says what is missing and skips.
-test-browser: setup browser-deps
+# a slider, a progress bar, no errors, a slideshow; `make lab COURSE_LANG=zh` on two Chinese
+# notebooks; then the book of `make book` (pages of every day in each edition, links, formulas,
+# language switch). Needs Debian's chromium + chromium-driver and a CJK font (WenQuanYi Micro Hei,
+# 4 MB): installed here when apt-get can (CI, containers); elsewhere the test says what is missing
+# and skips.
+test-browser: setup browser-deps $(LAB_OVERRIDES)
 	$(BIN)/python -m pytest -q tests/browser
 
 browser-deps:
@@ -119,7 +137,7 @@ browser-deps:
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Chromium, ChromeDriver and a CJK font for the browser test (apt-get; log: $(VENV)/apt.log)"; \
 	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	        chromium chromium-driver fonts-noto-cjk fontconfig; } > $(VENV)/apt.log 2>&1 \
+	        chromium chromium-driver fonts-wqy-microhei fontconfig; } > $(VENV)/apt.log 2>&1 \
 	        || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
 	else echo "no chromium/chromedriver/CJK font and no apt-get as root here: the browser test will skip"; fi
 
@@ -137,6 +155,7 @@ notebooks: setup
 	    echo "== $$nb"; start=$$(date +%s); \
 	    SEGCOURSE_FAST=0 env -u MPLBACKEND $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	        --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	    $(BIN)/python -m common.course.slides "$$nb" || exit 1; \
 	    echo "   $$(( $$(date +%s) - start )) s"; \
 	done
 

@@ -23,10 +23,20 @@ PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 PADDLE = "paddlepaddle>=3.0"
 
 
-def requirements() -> list[str]:
+def applies(spec: str, python: str) -> bool:
+    """Whether a requirement's environment marker holds on ``python`` (pip's --python-version
+    does not evaluate markers: it would ask for a 3.10-only package on 3.9)."""
+    from packaging.requirements import Requirement
+
+    marker = Requirement(spec).marker
+    return marker is None or marker.evaluate({"python_version": python, "python_full_version": f"{python}.0"})
+
+
+def requirements(python: str = "3.11") -> list[str]:
     project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return project["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
+    specs = project["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
+    return [spec for spec in specs if applies(spec, python)]
 
 
 def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:
@@ -37,7 +47,7 @@ def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:
                "--python-version", python, "--only-binary=:all:", "--report", str(report)]
         if constraints is not None:
             cmd += ["-c", str(constraints)]
-        done = subprocess.run(cmd + requirements(), capture_output=True, text=True)
+        done = subprocess.run(cmd + requirements(python), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"pip could not resolve for Python {python}:\n{done.stderr[-2000:]}")
         items = json.loads(report.read_text())["install"]

@@ -4,8 +4,9 @@ The server is started by `make lab` itself (same environment, token on) on a fre
 its root on a copy of a few notebooks, so autosave never touches the committed files. For each
 notebook the test runs all cells from the Run menu and checks what is on screen: no error
 output, every figure rendered as an image, a slider moved with the keyboard redraws its
-picture, a progress bar shows, and the browser console stays free of errors. Screenshots go
-to build/browser/ (kept when a check fails).
+picture, a progress bar shows, and the browser console stays free of errors. Then an instructor
+presents one notebook with RISE (the slideshow of `make lab`) and moves two slides forward.
+Screenshots go to build/browser/ (kept when a check fails).
 
 The Chinese edition the same way: `make lab COURSE_LANG=zh` builds it into a temporary folder
 and serves it in JupyterLab's Chinese interface; the test clicks the Chinese menus, and checks
@@ -26,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_tools import wait
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "browser"
@@ -51,18 +53,6 @@ LABELS = {
     "zh": dict(edit="编辑", clear="清除所有单元格的输出", run="运行", run_all="运行所有单元格",
                file="文件", save="保存 Notebook", select="选择", no="否"),
 }
-
-
-def _browser_paths():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium and driver:
-        return chromium, driver
-    message = ("no Chromium/ChromeDriver on this machine (Debian/Ubuntu: apt-get install chromium "
-               "chromium-driver); the browser test cannot run here")
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _free_port():
@@ -117,9 +107,9 @@ def _serve(root, make_args=()):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root)."""
-    _browser_paths()
+def lab(tmp_path_factory, chromium):
+    """`make lab` serving a copy of the chosen notebooks; yields (base_url, token, root).
+    (Asks for Chromium first: without it the test skips before starting a server.)"""
     root = tmp_path_factory.mktemp("course")
     for rel in NOTEBOOKS:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -128,10 +118,9 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lab_zh(tmp_path_factory):
+def lab_zh(tmp_path_factory, chromium):
     """`make lab COURSE_LANG=zh`: the Chinese edition built into a temporary folder and served in
     the Chinese interface; yields (base_url, token, root)."""
-    _browser_paths()
     if not subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip():
         message = "no CJK font (Debian: apt-get install fonts-noto-cjk; `make browser-deps` does it)"
         if os.environ.get("CI"):
@@ -142,34 +131,10 @@ def lab_zh(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver_path = _browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # The background-networking flags keep Chromium from calling out (no network here).
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+def browser(chromium):
+    driver = chromium(1400, 1000)
     driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
-
-
-def _wait(driver, predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return driver
 
 
 def _click_menu(driver, menu, item):
@@ -178,7 +143,7 @@ def _click_menu(driver, menu, item):
 
     driver.find_element(By.XPATH, f"//li[contains(@class,'lm-MenuBar-item')]"
                                   f"[.//div[normalize-space()='{menu}']]").click()
-    _wait(driver, lambda: driver.find_elements(
+    wait(lambda: driver.find_elements(
         By.XPATH, f"//li[contains(@class,'lm-Menu-item')][.//div[normalize-space()='{item}']]"),
         10, f"menu item {item}")[0].click()
 
@@ -218,15 +183,15 @@ def _dismiss(driver, labels=LABELS["en"]):
 
 def _run_all(driver, base, token, rel, labels=LABELS["en"]):
     driver.get(f"{base}/lab/tree/{rel}?token={token}")
-    _wait(driver, lambda: driver.execute_script(PROMPTS), 60, f"{rel} to open")
+    wait(lambda: driver.execute_script(PROMPTS), 60, f"{rel} to open")
     # The kernel must be up before Run All, or the first cells queue behind its start.
-    _wait(driver, lambda: _dismiss(driver, labels) or _kernel_idle(base, token, rel), 120,
+    wait(lambda: _dismiss(driver, labels) or _kernel_idle(base, token, rel), 120,
           f"{rel}'s kernel to be idle")
     _dismiss(driver, labels)
     # Clear the committed outputs first, so that every prompt and picture checked below
     # comes from this run.
     _click_menu(driver, labels["edit"], labels["clear"])
-    _wait(driver, lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
+    wait(lambda: not any(p.strip("[]: ") for p in driver.execute_script(PROMPTS)), 20,
           "the outputs to clear")
     _click_menu(driver, labels["run"], labels["run_all"])
 
@@ -234,10 +199,10 @@ def _run_all(driver, base, token, rel, labels=LABELS["en"]):
         prompts = driver.execute_script(PROMPTS)
         return prompts and all(x.strip("[]: ").isdigit() for x in prompts)
 
-    _wait(driver, done, RUN_TIMEOUT, f"all cells of {rel} to run")
-    _wait(driver, lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
+    wait(done, RUN_TIMEOUT, f"all cells of {rel} to run")
+    wait(lambda: _kernel_idle(base, token, rel), 60, f"{rel}'s kernel to finish")
     _click_menu(driver, labels["file"], labels["save"])
-    _wait(driver, lambda: not driver.find_elements(
+    wait(lambda: not driver.find_elements(
         "css selector", ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty, "
                         ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty"), 30, f"{rel} to be saved")
 
@@ -278,11 +243,11 @@ def _student_sees(browser, lab, rel, options, labels=LABELS["en"], prefix="", ex
                     f"const i = document.querySelector('{CURRENT} .widget-interact .jp-OutputArea-output img');"
                     "return i && i.complete && i.naturalWidth > 0 ? i.src : null;")
 
-            before = _wait(browser, picture, 30, "the widget's picture")
+            before = wait(picture, 30, "the widget's picture")
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
             browser.execute_script("arguments[0].focus();", handle)
             ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
-            _wait(browser, lambda: (picture() or before) != before, 30,
+            wait(lambda: (picture() or before) != before, 30,
                   "the widget's picture to change after the slider moved")
 
         if options.get("progress"):
@@ -344,3 +309,47 @@ def test_chinese_notebook_as_a_student_sees_it(lab_zh, browser, rel):
         browser.save_screenshot(str(SHOTS / ("zh__" + rel.replace("/", "__").replace(".ipynb", "__widget.png"))))
 
     _student_sees(browser, lab_zh, rel, NOTEBOOKS_ZH[rel], LABELS["zh"], "zh__", chinese)
+
+
+SLIDESHOW = "day2_fcn/02_upsampling.ipynb"
+
+
+def test_an_instructor_presents_a_notebook_as_slides(lab, browser):
+    """RISE's slideshow (View > Render as slideshow, or its /rise/ page): the slides follow the
+    notebook's headings (metadata.slideshow, common.course.slides), the right arrow moves on, and
+    nothing is fetched from another host (the slide theme is set to one without web fonts)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, token, _ = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    nb = json.loads((ROOT / SLIDESHOW).read_text(encoding="utf-8"))
+    kinds = [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]]
+    headings = ["".join(c["source"]).split("\n", 1)[0].lstrip("# ") for c, k in zip(nb["cells"], kinds) if k == "slide"]
+    try:
+        browser.get(f"{base}/rise/{SLIDESHOW}?token={token}")
+
+        def at():
+            url = browser.current_url
+            return url.split("#/slide-", 1)[1] if "#/slide-" in url else None
+
+        wait(lambda: at() == "0-0" and browser.find_elements(By.CSS_SELECTOR, ".reveal .slides section"),
+              120, "the slideshow to start")
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".reveal .slides > section")) == kinds.count("slide")
+        for step in (1, 2):
+            ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+            wait(lambda step=step: at() == f"{step}-0", 20, f"slide {step}")
+        heading = headings[2].split(" (")[0].upper()       # the theme writes headings in capitals
+
+        def showing():
+            present = browser.find_elements(By.CSS_SELECTOR, ".reveal .slides > section.present")
+            return present[0].text.upper() if present else ""
+
+        wait(lambda: heading in showing(), 20, f"slide 2 to show {headings[2]!r}")
+        remote = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(arguments[0]))",
+            base)
+        assert not remote, f"the slideshow fetched from another host: {remote[:3]}"
+    finally:
+        browser.save_screenshot(str(SHOTS / "rise-slideshow.png"))
