@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
-import types
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -216,17 +214,14 @@ def test_two_editions_with_a_language_switch_on_every_page(tmp_path):
     assert (site / "index.html").read_text().count('href="zh/index.html"') == 1
 
 
-def test_the_chinese_edition_is_built_once_common_course_i18n_exists(monkeypatch, tmp_path):
-    assert [e.lang for e in book.default_editions()] == (
-        ["en", "zh"] if (ROOT / "common/course/i18n.py").exists() or (ROOT / "common/course/i18n").is_dir() else ["en"])
+def test_both_editions_the_chinese_one_built_as_the_lab_builds_it(monkeypatch, tmp_path):
     calls = []
-    fake = types.ModuleType("common.course.i18n")
-    fake.build_edition = lambda lang, out_dir: calls.append((lang, out_dir)) or []
-    monkeypatch.setitem(sys.modules, "common.course.i18n", fake)
+    monkeypatch.setattr(book.i18n, "build_edition", lambda lang, out_dir, **kw: calls.append((lang, out_dir, kw)) or [])
     editions = book.default_editions()
-    assert [(e.lang, e.sphinx_language, e.readme.name) for e in editions][1] == ("zh", "zh_CN", "README.zh.md")
+    assert [(e.lang, e.sphinx_language, e.readme.name) for e in editions] == [
+        ("en", "en", "README.md"), ("zh", "zh_CN", "README.zh.md")]
     editions[1].notebooks(tmp_path)
-    assert calls == [("zh", tmp_path)]
+    assert calls == [("zh", tmp_path, dict(draft=True, log=None))]
 
 
 def test_make_book_copies_only_the_mathjax_it_serves(tmp_path):
