@@ -79,3 +79,19 @@ def test_blocks_less_than_a_row_apart_are_spread():
     pos = diagram._layout(shapes, [], 64)
     ys = sorted((p[1] for p in pos.values()), reverse=True)
     assert all(hi - lo >= 1.3 - 1e-9 for hi, lo in zip(ys, ys[1:]))
+
+
+def test_day5_day6_diagrams_follow_the_models():
+    """GCU's four graphs, GINet's two graphs, SOLO's grid and UPSNet's two heads, as built."""
+    _, s, _, _ = diagram.architecture_shapes("gcu_block", size=64)
+    mid = s["x"][0]
+    assert [s[f"z{v}"][0] for v in (2, 4, 8, 32)] == [2, 4, 8, 32]           # nodes x features
+    assert s["cat"] == [mid + sum(s[f"r{v}"][0] for v in (2, 4, 8, 32))] + s["x"][1:]
+    _, s, _, _ = diagram.architecture_shapes("gi_unit", size=64)
+    classes, visual = s["s"][0], s["z"][0]
+    assert s["pin"] == s["po"] == [visual, s["xw"][0]] and s["so"] == [classes, s["xw"][0]]
+    assert s["sc"] == [classes, 1] and s["y"] == s["x"]
+    _, s, _, _ = diagram.architecture_shapes("solo", size=96)
+    assert s["cate"] == [3, 12, 12] and s["mx"][0] == s["my"][0] == 12 and s["coord"][0] == s["p3"][0] + 2
+    _, s, _, _ = diagram.architecture_shapes("upsnet", size=64)
+    assert s["sem"][1:] == [64, 64] and s["mroi"][1:] == [7, 7] and s["p2"][1] == 16

@@ -274,8 +274,6 @@ def test_constants_have_sources():
     assert set(constants) <= names, f"constants for unknown notebooks: {set(constants) - names}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: the prose is being traced notebook by notebook; "
-                   "remove this mark when it reaches zero")
 def test_every_number_in_the_prose_is_traced():
     missing = untraced()
     report = "\n".join(f"  {nb} cell {i}: {text!r} in “{ctx}”" for nb, i, text, ctx in missing)

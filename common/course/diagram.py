@@ -16,6 +16,8 @@ import paddle
 
 from common.models import build_model
 from common.models.mask_rcnn import small_config as mask_rcnn_small
+from common.models.solo import small_config as solo_small
+from common.models.upsnet import small_config as upsnet_small
 
 
 def _parse(flow):
@@ -157,6 +159,37 @@ ARCHITECTURES = {
         "box": ("box head: K+1 scores", "box_head"), "mroi": ("RoIAlign, per detection", "mask_head<"),
         "mask": ("mask head: K masks", "mask_head")},
         "x>c2>c5>p5>p2>rpn>roi>box>mroi>mask; c2>p2; p2>roi; p2>mroi"),
+    "gcu_block": ("gcu", dict(depth=18, width=8, mid=32), {
+        "x": ("unit input X", "unit<"),
+        **{f"{key}{v}": (text.format(v), f"unit.gcus.{k}{path}")
+           for k, v in enumerate((2, 4, 8, 32))
+           for key, text, path in (("z", "|V|={}: nodes A Z", ".weight<"), ("g", "ReLU(A Z W_g)", ".weight"),
+                                   ("r", "Q Z~ + BN", ""))},
+        "cat": ("concat with X", "unit"), "head": ("head: class scores", "head")},
+        "; ".join(f"x>z{v}>g{v}>r{v}>cat" for v in (2, 4, 8, 32)) + "; x>cat; cat>head"),
+    "gi_unit": ("ginet", dict(depth=18, width=8, mid=32), {
+        "x": ("unit input X", "unit<"), "z": ("projection Z", "unit.proj"), "xw": ("X W", "unit.reduce"),
+        "s": ("semantic graph S", "unit.s2v<"), "pin": ("P + A_sv S W_sv", "unit.gcn_v<"),
+        "po": ("P_o (GCN)", "unit.gcn_v"), "sin": ("S + A_vs P_o W_vs", "unit.gcn_s<"),
+        "so": ("S_o (GCN)", "unit.gcn_s"), "sc": ("class scores", "unit.score"),
+        "out": ("Z^T P_o, W_o", "unit.out"), "y": ("X + BN(...)", "unit")},
+        "x>z>pin; x>xw>pin; s>pin>po>sin>so>sc; s>sin; po>out>y; z>out; x>y"),
+    "solo": ("solo", dict(thing_ids=(3, 4, 5), **solo_small(96, 8)), {
+        "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
+        "p3": ("FPN P3 (level 0)", "fpn@1"), "grid": ("resized to S x S", "cate_tower<"),
+        "cate": ("category: C per cell", "cate_out"),
+        "coord": ("+ x, y (CoordConv)", "mask_tower<"),
+        "mx": ("mask X: S column maps", "mask_out_x.0"),
+        "my": ("mask Y: S row maps", "mask_out_y.0")},
+        "x>c2>c5>p3>grid>cate; c2>p3; p3>coord>mx; coord>my"),
+    "upsnet": ("upsnet", dict(thing_ids=(3, 4, 5), stuff_ids=(0, 1, 2), **upsnet_small(8)), {
+        "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
+        "p5": ("FPN P5", "fpn@3"), "p2": ("FPN P2", "fpn@0"),
+        "rpn": ("RPN: objectness of all anchors", "rpn"), "roi": ("RoIAlign, per RoI", "box_head<"),
+        "box": ("box head: K+1 scores", "box_head"), "mroi": ("RoIAlign, per detection", "mask_head<"),
+        "mask": ("mask head: K masks", "mask_head"), "sub": ("semantic subnet", "semantic_head.subnet"),
+        "sem": ("semantic head: class logits", "semantic_head")},
+        "x>c2>c5>p5>p2>rpn>roi>box>mroi>mask; c2>p2; p2>roi; p2>mroi; p2>sub>sem"),
 }
 
 
@@ -260,7 +293,8 @@ def draw_architecture(name, size=96, ax=None):
 
     Args:
         name: a key of ``ARCHITECTURES`` (fcn8s, unet, pspnet, deeplabv1, deeplabv2,
-            deeplabv2_msc, deeplabv3plus, glore_unit, panoptic_deeplab, mask_rcnn).
+            deeplabv2_msc, deeplabv3plus, glore_unit, gcu_block, gi_unit, panoptic_deeplab,
+            mask_rcnn, solo, upsnet).
         size: side of the square input image in pixels.
         ax: matplotlib axes to draw on; a new figure when None.
     Returns:

@@ -26,7 +26,7 @@ from .day2 import (check_bilinear_resize, check_fc_to_conv, check_fcn_fuse, chec
 from .day3 import check_crop_concat, check_psp_module, check_receptive_field
 from .day3 import check_receptive_interval, check_valid_tile
 from .day4 import check_aspp_concat, check_aspp_sum, check_atrous_conv, check_meanfield_step
-from .day5 import check_gcu_projection, check_glore_unit
-from .day6 import check_box_iou, check_grouping, check_nms, check_pq, check_roi_align
+from .day5 import check_gcu_projection, check_gi_reasoning, check_glore_unit, check_graph_conv
+from .day6 import check_box_iou, check_grouping, check_link, check_nms, check_pq, check_roi_align
 
 ALL_CHECKS = [name for names in DAYS.values() for name in names]

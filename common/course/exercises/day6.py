@@ -1,14 +1,17 @@
-"""Day 6: box IoU, NMS, RoIAlign, panoptic quality, Panoptic-DeepLab's grouping."""
+"""Day 6: box IoU, NMS, RoIAlign, panoptic quality, Panoptic-DeepLab's grouping, VIS linking."""
 from __future__ import annotations
 
 import numpy as np
 import paddle
 from paddle.vision.ops import roi_align
+from scipy.optimize import linear_sum_assignment
 
+from common.data.synthetic import DISC
 from common.labels import LABEL_DIVISOR
-from common.metrics import panoptic_quality
+from common.metrics import mask_iou, panoptic_quality
 from common.models.panoptic_deeplab import group_pixels
 from common.ops.boxes import box_iou, nms_numpy, roi_align_numpy
+from common.video import convoy_clip, link_instances, noisy_instances
 
 from .framework import Case, _rng, check, run_check
 
@@ -55,11 +58,14 @@ def check_box_iou(fn, verbose=True):
                 ("x1, y1 are exclusive here: width = x1 - x0, no + 1 (that is the old VOC convention)",
                  lambda a, b: variant(a, b, plus_one=True)),
                 ("union = area(a) + area(b) - intersection (the overlap is counted once)",
-                 lambda a, b: _box_iou_ref(a, b) / (1 + _box_iou_ref(a, b)))]
+                 lambda a, b: _box_iou_ref(a, b) / (1 + _box_iou_ref(a, b))),
+                ("the result is (n, m): row i for box a[i], column j for box b[j]",
+                 lambda a, b: _box_iou_ref(b, a))]
     return run_check("check_box_iou", fn, cases,
-                     "lt = max of the top-left corners, rb = min of the bottom-right corners (broadcast "
-                     "a[:, None] against b[None]); wh = clip(rb - lt, 0); inter = w * h; "
-                     "IoU = inter / (area_a + area_b - inter)", mistakes, verbose=verbose)
+                     "the overlap of two boxes is itself a box, from the larger top-left corner to the "
+                     "smaller bottom-right one, and it may be empty (clip its width and height at 0); "
+                     "compare every box of a with every box of b at once by broadcasting; "
+                     "union = both areas minus the overlap", mistakes, verbose=verbose)
 
 
 def _nms_ref(boxes, scores, thr):
@@ -82,9 +88,10 @@ def check_nms(fn, verbose=True):
              Case("a chain: A suppresses B, so B cannot suppress C",
                   (np.array([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], np.float32),
                    np.array([0.9, 0.8, 0.7], np.float32), 0.3))]
-    for n, thr in [(30, 0.5), (60, 0.3)]:
+    for n, thr in [(30, 0.5), (60, 0.3), (40, 0.7)]:
         cases.append(Case(f"random {n} boxes, threshold {thr}",
                           (_random_boxes(rng, n, 40), rng.random(n).astype(np.float32), thr)))
+    cases.append(Case("no boxes at all", (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5)))
     for c in cases:
         c.expected = _nms_ref(*c.args).astype(np.int64)
 
@@ -109,10 +116,13 @@ def check_nms(fn, verbose=True):
                 ("drop a box only when IoU > threshold (strictly)",
                  lambda b, s, t: _nms_ref(b, s, t - 1e-6)),
                 ("remove suppressed boxes from the candidates: you kept boxes that overlap a "
-                 "better one", lambda b, s, t: np.argsort(-s, kind="stable"))]
+                 "better one", lambda b, s, t: np.argsort(-s, kind="stable")),
+                ("return the kept indices by descending score (the order you kept them), not sorted "
+                 "by index", lambda b, s, t: np.sort(_nms_ref(b, s, t)))]
     return run_check("check_nms", fn, cases,
-                     "order = argsort(-scores); while order: keep order[0], compute its IoU with the "
-                     "rest, keep only those with IoU <= threshold", mistakes, verbose=verbose)
+                     "visit the boxes from the best score down; a box you keep removes the remaining "
+                     "boxes that overlap it by more than the threshold; a removed box removes nothing; "
+                     "return the kept indices in the order you kept them", mistakes, verbose=verbose)
 
 
 def _roi_ref(feat, box, output_size, sampling_ratio=2):
@@ -161,16 +171,27 @@ def check_roi_align(fn, verbose=True):
         b = np.asarray(box, float) + 1
         return roi_align_numpy(pad, [b], out, sampling_ratio=sampling_ratio)[0]
 
+    def clamp_all(feat, box, out, sampling_ratio=2):
+        """Every sample clamped to the border, however far outside."""
+        c, h, w = feat.shape
+        pad = np.pad(feat, ((0, 0), (8, 8), (8, 8)), mode="edge")
+        return roi_align_numpy(pad, [np.asarray(box, float) + 8], out, sampling_ratio=sampling_ratio)[0]
+
     mistakes = [("aligned=True: shift the box by half a pixel (x - 0.5) so that pixel centres sit "
                  "at i + 0.5", not_aligned),
                 ("do not round the box to the grid (that is RoIPool's flaw): sample at the exact "
                  "fractional positions", rounded),
                 ("a sample up to one pixel outside reads the border pixel (clamp the position to "
-                 "[0, H - 1]), not zero", no_clamp)]
+                 "[0, H - 1]), not zero", no_clamp),
+                ("a sample more than one pixel outside the map (below -1 or above H) reads 0; only "
+                 "the ones just outside are clamped", clamp_all),
+                ("a bin's value is the mean of its sr x sr samples, not their sum",
+                 lambda f, b, o, sampling_ratio=2: _roi_ref(f, b, o, sampling_ratio) * sampling_ratio ** 2)]
     return run_check("check_roi_align", fn, cases,
-                     "shift the box by -0.5; bin size = box size / output size; in bin (i, j) sample "
-                     "at start + (i + (s + 0.5) / sr) * bin for s < sr; bilinear read with the position "
-                     "clamped to [0, H - 1]; average the sr x sr samples", mistakes, verbose=verbose)
+                     "aligned RoIAlign: pixel centres sit at i + 0.5, so the box moves by half a pixel; "
+                     "each of the ph x pw bins averages sr x sr samples placed at the centres of an equal "
+                     "sub-grid; a sample reads its four neighbouring pixels (bilinear), a sample just "
+                     "outside the map reads the border, one farther out reads 0", mistakes, verbose=verbose)
 
 
 def _pq_ref(pred, target, things, stuffs):
@@ -215,6 +236,16 @@ def check_pq(fn, verbose=True):
     q3[:2, :2] = tq3[:2, :2] = 1001
     cases.append(Case("stuff predicted with varying instance ids is still one segment",
                       (q3, tq3, things, stuffs)))
+    q4, tq4 = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
+    tq4[1:3, 1:3] = 1001
+    q4[1:3, 1:3] = 2001          # the same pixels, the wrong category
+    cases.append(Case("a car predicted as a person on the same pixels: no match (FN car, FP person)",
+                      (q4, tq4, things, stuffs)))
+    q5, tq5 = np.zeros((4, 6), np.int64), np.zeros((4, 6), np.int64)
+    tq5[1:3, 1:3] = q5[1:3, 1:3] = 1001
+    q5[0:2, 4:6] = 2004          # a person only in the prediction: category 2 is all FP
+    cases.append(Case("a category found only in the prediction still counts (its PQ is 0)",
+                      (q5, tq5, things, stuffs)))
     for seed in (0, 1):
         r = _rng(100 + seed)
         tgt = np.full((24, 24), 3 * LABEL_DIVISOR, np.int64)
@@ -226,11 +257,13 @@ def check_pq(fn, verbose=True):
             inst = tgt % LABEL_DIVISOR == i
             if inst.any() and r.random() < 0.6:
                 prd[np.roll(inst, int(r.integers(-3, 4)), axis=1)] = tgt[inst][0] + 10
-        cases.append(Case(f"random 24x24 scene {seed}", (prd, tgt, things, stuffs + [3])))
+        cases.append(Case(f"random 24x24 scene {seed} (stuff 0 absent from both maps)",
+                          (prd, tgt, things, stuffs + [3])))
     for c in cases:
         c.expected = _pq_ref(*c.args)
 
-    def pq_variant(pred, target, things, stuffs, thresh=0.5, strict=True, stuff_ids=True):
+    def pq_variant(pred, target, things, stuffs, thresh=0.5, strict=True, stuff_ids=True, category=True,
+                   over="occur", half=0.5, sq_all=False, pooled=False):
         cats = list(things) + list(stuffs)
 
         def segs(m):
@@ -243,7 +276,7 @@ def check_pq(fn, verbose=True):
         for g in np.unique(ts):
             best, bi = None, 0.0
             for p_ in np.unique(ps):
-                if p_ // LABEL_DIVISOR != g // LABEL_DIVISOR or p_ in matched_p:
+                if (category and p_ // LABEL_DIVISOR != g // LABEL_DIVISOR) or p_ in matched_p:
                     continue
                 inter = np.sum((ts == g) & (ps == p_))
                 iou = inter / np.sum((ts == g) | (ps == p_))
@@ -259,26 +292,48 @@ def check_pq(fn, verbose=True):
         for p_ in np.unique(ps):
             if p_ not in matched_p:
                 fp[p_ // LABEL_DIVISOR] += 1
+        if pooled:
+            t, f_p, f_n, i = (sum(d.values()) for d in (tp, fp, fn, ious))
+            sq, rq = (i / t if t else 0.0), t / (t + half * (f_p + f_n))
+            return dict(pq=sq * rq, sq=sq, rq=rq)
+        in_target = set(np.unique(ts) // LABEL_DIVISOR)
         rows = []
         for c in cats:
-            if tp[c] + fp[c] + fn[c]:
-                sq = ious[c] / tp[c] if tp[c] else 0.0
-                rq = tp[c] / (tp[c] + fp[c] / 2 + fn[c] / 2)
+            occurs = tp[c] + fp[c] + fn[c] > 0
+            if over == "all" or (over == "target" and c in in_target) or (over == "occur" and occurs):
+                if not occurs:
+                    rows.append((0.0, 0.0, 0.0))
+                    continue
+                sq = ious[c] / (tp[c] + fp[c] + fn[c] if sq_all else tp[c]) if tp[c] else 0.0
+                rq = tp[c] / (tp[c] + half * (fp[c] + fn[c]))
                 rows.append((sq * rq, sq, rq))
         pq, sq, rq = np.mean(rows, 0)
         return dict(pq=pq, sq=sq, rq=rq)
 
-    mistakes = [("a match needs IoU > 0.5 (that threshold makes matches unique); without it "
+    mistakes = [("a match needs the same category: a car predicted as a person on the same pixels is "
+                 "a false negative for 'car' and a false positive for 'person', not a true positive",
+                 lambda *a: pq_variant(*a, category=False)),
+                ("a match needs IoU > 0.5 (that threshold makes matches unique); without it "
                  "every overlapping pair counts", lambda *a: pq_variant(*a, thresh=0.0)),
                 ("the threshold is strict: IoU exactly 0.5 is not a match",
                  lambda *a: pq_variant(*a, strict=False)),
                 (f"a stuff category is one segment whatever its instance id: use category * {LABEL_DIVISOR}",
-                 lambda *a: pq_variant(*a, stuff_ids=False))]
+                 lambda *a: pq_variant(*a, stuff_ids=False)),
+                ("a category that appears only in the prediction counts too (all its segments are "
+                 "false positives, its PQ is 0)", lambda *a: pq_variant(*a, over="target")),
+                ("average over the categories that occur (any TP, FP or FN); a category absent from "
+                 "both maps is left out, not scored 0", lambda *a: pq_variant(*a, over="all")),
+                ("RQ = TP / (TP + FP/2 + FN/2): each unmatched segment costs a half",
+                 lambda *a: pq_variant(*a, half=1.0)),
+                ("SQ is the mean IoU of the matches only: divide the summed IoU by TP",
+                 lambda *a: pq_variant(*a, sq_all=True)),
+                ("PQ, SQ and RQ are computed per category and then averaged over the categories, "
+                 "not pooled over all segments", lambda *a: pq_variant(*a, pooled=True))]
     return run_check("check_pq", fn, cases,
-                     f"segments = unique values (stuff: category * {LABEL_DIVISOR}); for each pair of the same "
-                     "category IoU > 0.5 is a TP; unmatched targets are FN, unmatched predictions FP; "
-                     "per category SQ = sum IoU / TP, RQ = TP / (TP + FP/2 + FN/2); average over the "
-                     "categories with any TP, FP or FN", mistakes, verbose=verbose)
+                     "per category: a predicted and a target segment match when they share the category "
+                     "and their IoU is above 0.5; count TP, FP, FN, then SQ, RQ and PQ of that category; "
+                     "finally average over the categories that occur. Stuff is one segment per "
+                     "category, whatever its instance ids.", mistakes, verbose=verbose)
 
 
 @check("day6_instance_panoptic")
@@ -314,8 +369,111 @@ def check_grouping(fn, verbose=True):
                 ("ids start at 1 (0 means 'no instance'): 1 + the index of the nearest centre",
                  lambda c, o, m: np.where(m, group_pixels(c, o, m) - 1, 0)),
                 ("only thing pixels get an instance: leave 0 where thing_mask is False",
-                 lambda c, o, m: group_pixels(c, o, np.ones_like(m)))]
+                 lambda c, o, m: group_pixels(c, o, np.ones_like(m))),
+                ("centres are (y, x) like the offsets: compare y with y and x with x",
+                 lambda c, o, m: group_pixels(np.asarray(c)[:, ::-1], o, m))]
     return run_check("check_grouping", fn, cases,
-                     "yy, xx = np.mgrid[0:H, 0:W]; pointed = (yy + dy, xx + dx) at the thing pixels; "
-                     "squared distances to every centre (P, k); ids = argmin + 1", mistakes,
+                     "every thing pixel points to its position plus its offset; it joins the centre "
+                     "nearest to that point (squared distance to every centre at once), numbered from 1; "
+                     "pixels outside thing_mask, and every pixel when there is no centre, stay 0", mistakes,
                      verbose=verbose)
+
+
+def _link_ref(prev_masks, prev_labels, masks, labels, iou_thresh=0.1, method="hungarian"):
+    """``common.video.link_instances`` on two frames, without motion: for each mask of the new
+    frame, the index of the previous frame's mask it continues, or -1 (a new track)."""
+    dets = [dict(masks=np.asarray(prev_masks, bool), labels=np.asarray(prev_labels)),
+            dict(masks=np.asarray(masks, bool), labels=np.asarray(labels))]
+    ids = link_instances(dets, iou_thresh=iou_thresh, motion=False, method=method)[1]
+    return np.where(ids <= len(prev_masks), ids - 1, -1).astype(np.int64)
+
+
+def _rects(shape, *boxes):
+    """Boolean masks (n, H, W) of the boxes (y0, y1, x0, x1)."""
+    out = np.zeros((len(boxes),) + shape, bool)
+    for m, (y0, y1, x0, x1) in zip(out, boxes):
+        m[y0:y1, x0:x1] = True
+    return out
+
+
+@check("day6_instance_panoptic")
+def check_link(fn, verbose=True):
+    """``fn(prev_masks, prev_labels, masks, labels, iou_thresh=0.1)``: the masks (n, H, W) and
+    classes (n,) of the previous frame's tracks and the new frame's masks (m, H, W) and classes
+    (m,) -> int array (m,): for each new mask, the index of the previous mask it continues, or
+    -1 (a new track). The one-to-one assignment with the largest total IoU (Hungarian; IoU is 0
+    between different classes); an assigned pair with IoU below ``iou_thresh`` is not linked.
+    Checked against ``common.video.link_instances`` (without motion) on two frames.
+
+    """
+    from common.data import make_clip
+
+    cases = []
+    convoy = convoy_clip(0, num_frames=2)["instance"]
+    ids = [1, 2, 3, 4]
+    disc = np.full(4, DISC, np.int64)
+    cases.append(Case("a convoy: identical discs, each close behind another (the best single pair is wrong)",
+                      (convoy[0][None] == np.array(ids)[:, None, None], disc,
+                       convoy[1][None] == np.array(ids[::-1])[:, None, None], disc)))
+    clip = make_clip(3, 10, 64, num_things=3)
+    det = noisy_instances(clip["instance"], clip["labels"], seed=3, jitter=1)
+    for t in (4, 7):
+        cases.append(Case(f"a crossing clip, frames {t} -> {t + 1}: shuffled, jittered masks",
+                          (det[t]["masks"], det[t]["labels"], det[t + 1]["masks"], det[t + 1]["labels"])))
+    car, person = 5, 4
+    prev = _rects((8, 16), (2, 6, 2, 6), (2, 6, 10, 14))
+    new = _rects((8, 16), (2, 6, 3, 7), (2, 6, 10, 14), (2, 6, 2, 6))
+    cases.append(Case("classes: a person over the car's pixels does not continue the car",
+                      (prev, np.array([car, person]), new[:2], np.array([person, car]))))
+    cases.append(Case("one object moved, one unchanged, one new",
+                      (prev, np.array([car, person]), np.concatenate([new[[1, 0]], _rects((8, 16), (0, 2, 14, 16))]),
+                       np.array([person, car, car]))))
+    cases.append(Case("iou_thresh=0.3: an assigned pair of IoU 0.2 starts a new track",
+                      (_rects((4, 16), (0, 4, 0, 6), (0, 4, 12, 16)), np.array([car, car]),
+                       _rects((4, 16), (0, 4, 4, 10), (0, 4, 12, 15)), np.array([car, car])),
+                      dict(iou_thresh=0.3)))
+    cases.append(Case("iou_thresh=0.5: IoU exactly 0.5 is linked (at least the threshold)",
+                      (_rects((4, 8), (0, 4, 0, 4)), np.array([car]), _rects((4, 8), (0, 4, 0, 2)),
+                       np.array([car])), dict(iou_thresh=0.5)))
+    cases.append(Case("no previous tracks: every mask is new",
+                      (np.zeros((0, 8, 16), bool), np.zeros(0, np.int64), new, np.array([car, car, person]))))
+    cases.append(Case("no new masks", (prev, np.array([car, person]), np.zeros((0, 8, 16), bool),
+                                       np.zeros(0, np.int64))))
+    for c in cases:
+        c.expected = _link_ref(*c.args, **c.kwargs)
+
+    def worst(pm, pl, m, lab, iou_thresh=0.1):
+        out = np.full(len(m), -1, np.int64)
+        if len(pm) and len(m):
+            iou = mask_iou(pm, m) * (np.asarray(pl)[:, None] == np.asarray(lab)[None])
+            for r, c in zip(*linear_sum_assignment(iou)):
+                out[c] = r if iou[r, c] >= iou_thresh else -1
+        return out
+
+    def per_track(pm, pl, m, lab, iou_thresh=0.1):
+        idx = _link_ref(pm, pl, m, lab, iou_thresh)
+        out = np.full(len(pm), -1, np.int64)
+        out[idx[idx >= 0]] = np.flatnonzero(idx >= 0)
+        return out
+
+    mistakes = [("take the one-to-one assignment with the largest *total* IoU (the Hungarian algorithm, "
+                 "scipy's linear_sum_assignment), not the best pair first: a convoy fools the greedy choice",
+                 lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, iou_thresh, "greedy")),
+                ("linear_sum_assignment *minimises* its cost: give it -IoU (or 1 - IoU), not IoU", worst),
+                ("IoU counts only between masks of the same class (set it to 0 across classes)",
+                 lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, np.zeros(len(pm), np.int64), m,
+                                                                  np.zeros(len(m), np.int64), iou_thresh)),
+                ("after the assignment, drop the pairs whose IoU is below iou_thresh: those masks start "
+                 "new tracks (-1)", lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, 0.0)),
+                ("a pair with IoU equal to iou_thresh is linked (at least the threshold)",
+                 lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, iou_thresh + 1e-9)),
+                ("return one entry per *new* mask (its previous index), not one per previous mask",
+                 per_track),
+                ("indices start at 0; -1 (not 0) marks a new track",
+                 lambda pm, pl, m, lab, iou_thresh=0.1: np.where(_link_ref(pm, pl, m, lab, iou_thresh) >= 0,
+                                                                 _link_ref(pm, pl, m, lab, iou_thresh) + 1, 0))]
+    return run_check("check_link", fn, cases,
+                     "score every (previous, new) pair by mask IoU, 0 across classes; solve the "
+                     "assignment that maximises the total IoU; keep an assigned pair only if its IoU "
+                     "reaches iou_thresh; every other new mask gets -1. Empty inputs give -1s or an "
+                     "empty array.", mistakes, verbose=verbose)
