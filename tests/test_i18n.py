@@ -29,12 +29,29 @@ GLOSSARY = i18n.load_glossary()
 
 # Notebooks whose Chinese is not written yet (the translation's next phase). The list can only
 # shrink: a notebook in it whose translation becomes complete fails (strict xfail) until removed.
-NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS}
+# The days whose notebooks are not translated yet: a translator removes the day's line when its
+# every notebook is done (the currency test is a strict xfail for these, so the list only shrinks).
+DAYS_NOT_YET_TRANSLATED = {
+    "day1_concepts",
+    "day2_fcn",
+    "day3_unet_psp",
+    "day4_deeplab",
+    "day5_context_graphs",
+    "day6_instance_panoptic",
+}
+NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
 # Day 1's English was corrected (issue 23) after its first translation: being brought current.
 DAY1_BEING_UPDATED = pytest.mark.xfail(reason="Day 1's English was corrected after its translation; "
                                        "the translation is being brought current", strict=False)
 # Days whose case descriptions and hints (common/course/exercises/day*.py) are still English.
-HINTS_NOT_YET_TRANSLATED = set(ex.DAYS)
+HINTS_NOT_YET_TRANSLATED = {
+    "day1_concepts",
+    "day2_fcn",
+    "day3_unet_psp",
+    "day4_deeplab",
+    "day5_context_graphs",
+    "day6_instance_panoptic",
+}
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
