@@ -298,7 +298,8 @@ def test_chinese_notebook_as_a_student_sees_it(lab_zh, browser, rel):
         title = browser.find_element(By.CSS_SELECTOR, f"{CURRENT} .jp-RenderedMarkdown h1").text
         assert title.startswith("第 1 天 ·"), title
         assert saved["metadata"]["segcourse"]["edition"] == "zh"
-        banner = "".join(saved["cells"][1]["outputs"][0]["text"])
+        first_code = next(c for c in saved["cells"] if c["cell_type"] == "code")    # setup() prints the banner
+        banner = "".join(first_code["outputs"][0]["text"])
         assert "设备 CPU" in banner and "预算 FAST" in banner, banner
         font, *drawn = browser.execute_script(GLYPHS, f"{CURRENT} .jp-RenderedMarkdown p", "语义分割混淆矩阵")
         assert all(drawn), f"CJK characters drawn as boxes in {font}: {drawn}"
