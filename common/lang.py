@@ -202,7 +202,10 @@ def _output_patterns(lang):
     for e in polib.pofile(str(path)).translated_entries():
         for source in filter(None, (e.msgid, e.msgid_plural)):
             pattern, _names = _pattern(source)
-            if pattern is not None:
+            # a message of fields and punctuation only ("{check} ({status})", a cell of the check-in
+            # table) would match any printed "a (b)", e.g. "shape (5, 4)": it re-renders no line
+            words = re.search(r"[A-Za-z]{2,}", "".join(literal for literal, *_ in _FIELD.parse(source)))
+            if pattern is not None and words:
                 found.append((pattern, e.msgid, e.msgid_plural))
     # the most specific message first: "your function raised {error} (line {lineno}: {line})"
     # before "your function raised {error}"

@@ -36,7 +36,6 @@ DAYS_NOT_YET_TRANSLATED = {
     "day2_fcn",
     "day3_unet_psp",
     "day4_deeplab",
-    "day5_context_graphs",
     "day6_instance_panoptic",
 }
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
@@ -49,7 +48,6 @@ HINTS_NOT_YET_TRANSLATED = {
     "day2_fcn",
     "day3_unet_psp",
     "day4_deeplab",
-    "day5_context_graphs",
     "day6_instance_panoptic",
 }
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -272,6 +270,9 @@ def test_stored_outputs_are_re_rendered_in_chinese():
     assert lang.translate_output("✓ check_miou: passed 5 cases\n", "zh") == "✓ check_miou：通过（5 个用例）\n"
     assert lang.translate_output("✓ check_x: passed 1 case", "zh") == "✓ check_x：通过（1 个用例）"
     assert lang.translate_output("  hint: look again\nloss 1.9\n", "zh") == "  提示：look again\nloss 1.9\n"
+    # a message without a word ("{check} ({status})") leaves other lines of the form "a (b)" alone
+    shapes = "X (35, 4) anchors (4, 3)\nmasks     bool    shape (5, 128, 128)\n"
+    assert lang.translate_output(shapes, "zh") == shapes
     assert lang.translate_output(banner, "en") == banner
 
 

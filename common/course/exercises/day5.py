@@ -6,6 +6,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from common.lang import N_, _
 from common.models.graph import GIUnit, GloReUnit, GraphConvUnit, NodeGCN
 
 from .framework import Case, _rng, check, run_check
@@ -31,9 +32,9 @@ def check_gcu_projection(fn, verbose=True):
         xf = paddle.to_tensor(x[None])
         q = unit.assign(xf)
         z = unit.project(xf, q)
-        desc = f"L={l} pixels, d={d}, V={v} nodes"
+        desc = _("L={l} pixels, d={d}, V={v} nodes").format(l=l, d=d, v=v)
         if log_sigma[1] < 0:
-            desc += ", small sigma: distances of hundreds (exp underflows unless the softmax is stable)"
+            desc += _(", small sigma: distances of hundreds (exp underflows unless the softmax is stable)")
         cases.append(Case(desc, (x, unit.anchors.numpy(), np.exp(unit.log_sigma.numpy())),
                           expected=(q[0].numpy(), z[0].numpy())))
 
@@ -46,25 +47,25 @@ def check_gcu_projection(fn, verbose=True):
         z = ((q.T @ x) / q.sum(0)[:, None] - (w.T if centre else 0)) / s.T ** power
         return q, z if norm_axis is None else z / np.linalg.norm(z, axis=norm_axis, keepdims=True)
 
-    mistakes = [("q is a distribution over the nodes for each pixel: the softmax runs along the node "
-                 "axis (V), not over the pixels", lambda x, w, s: variant(x, w, s, axis=0)),
-                ("the exponent is minus *half* the scaled squared distance (a Gaussian)",
+    mistakes = [(N_("q is a distribution over the nodes for each pixel: the softmax runs along the node "
+                    "axis (V), not over the pixels"), lambda x, w, s: variant(x, w, s, axis=0)),
+                (N_("the exponent is minus *half* the scaled squared distance (a Gaussian)"),
                  lambda x, w, s: variant(x, w, s, half=1.0)),
-                ("sigma is a scale (a standard deviation): divide the residuals by sigma, not by "
-                 "sigma squared", lambda x, w, s: variant(x, w, s, power=2)),
-                ("z_k averages the residuals x_i - w_k (subtract the node's anchor), not the features",
+                (N_("sigma is a scale (a standard deviation): divide the residuals by sigma, not by "
+                    "sigma squared"), lambda x, w, s: variant(x, w, s, power=2)),
+                (N_("z_k averages the residuals x_i - w_k (subtract the node's anchor), not the features"),
                  lambda x, w, s: variant(x, w, s, centre=False)),
-                ("normalise each node's feature z_k (a row of z) to unit length, not each column",
+                (N_("normalise each node's feature z_k (a row of z) to unit length, not each column"),
                  lambda x, w, s: variant(x, w, s, norm_axis=0)),
-                ("last step: divide each node's feature z_k by its L2 norm (GCU's node features have "
-                 "unit length)", lambda x, w, s: variant(x, w, s, norm_axis=None)),
-                ("exp of large negative numbers underflows to 0 and 0/0 is NaN: subtract each row's "
-                 "largest logit before exp (a stable softmax)", lambda x, w, s: variant(x, w, s, stable=False))]
+                (N_("last step: divide each node's feature z_k by its L2 norm (GCU's node features have "
+                    "unit length)"), lambda x, w, s: variant(x, w, s, norm_axis=None)),
+                (N_("exp of large negative numbers underflows to 0 and 0/0 is NaN: subtract each row's "
+                    "largest logit before exp (a stable softmax)"), lambda x, w, s: variant(x, w, s, stable=False))]
     return run_check("check_gcu_projection", fn, cases,
-                     "q is a softmax over the nodes of minus half the squared distance, measured in "
-                     "units of sigma (per dimension and node); z_k is the q-weighted mean of the scaled "
-                     "residuals (x_i - w_k) / sigma_k, then divided by its own length. Check the "
-                     "axis of each sum and of the softmax.", mistakes, atol=1e-4, verbose=verbose)
+                     N_("q is a softmax over the nodes of minus half the squared distance, measured in "
+                        "units of sigma (per dimension and node); z_k is the q-weighted mean of the scaled "
+                        "residuals (x_i - w_k) / sigma_k, then divided by its own length. Check the "
+                        "axis of each sum and of the softmax."), mistakes, atol=1e-4, verbose=verbose)
 
 
 def _graph_conv_ref(v, a_g, w_g, relu=True):
@@ -93,15 +94,16 @@ def check_graph_conv(fn, verbose=True):
     # by hand: two nodes, A_g sends node 1's state to node 0; W_g = I
     v = np.array([[[1.0, -2.0], [3.0, 1.0]]], np.float32)
     a = np.array([[0.0, 1.0], [0.0, 0.0]], np.float32)
-    cases.append(Case("by hand: 2 nodes, A_g[0, 1] = 1, W_g = I (node 0 becomes v0 - v1)",
+    cases.append(Case(N_("by hand: 2 nodes, A_g[0, 1] = 1, W_g = I (node 0 becomes v0 - v1)"),
                       tuple(paddle.to_tensor(t) for t in (v, a, np.eye(2, dtype=np.float32))), dict(relu=False)))
     for n, k, s, s_out, relu in [(1, 3, 4, 4, True), (2, 5, 3, 3, True), (2, 4, 6, 2, True),
                                  (1, 6, 5, 5, False), (3, 2, 4, 3, False)]:
         v = rng.standard_normal((n, k, s)).astype(np.float32)
         a = rng.normal(0, 0.5, (k, k)).astype(np.float32)            # not symmetric
         w = rng.normal(0, 0.5, (s, s_out)).astype(np.float32)
-        cases.append(Case(f"N={n}, K={k} nodes, S={s} -> {s_out} states, relu={relu}",
-                          (paddle.to_tensor(v), paddle.to_tensor(a), paddle.to_tensor(w)), dict(relu=relu)))
+        desc = _("N={n}, K={k} nodes, S={s} -> {s_out} states, relu={relu}").format(
+            n=n, k=k, s=s, s_out=s_out, relu=relu)
+        cases.append(Case(desc, (paddle.to_tensor(v), paddle.to_tensor(a), paddle.to_tensor(w)), dict(relu=relu)))
     for c in cases:
         c.expected = _graph_conv_ref(*c.args, **c.kwargs)
 
@@ -114,24 +116,24 @@ def check_graph_conv(fn, verbose=True):
         z = h @ w
         return np.maximum(z, 0) if relu and relu_last else z
 
-    mistakes = [("the operator is I - A_g: subtract A_g V from V (the paper's sign)",
+    mistakes = [(N_("the operator is I - A_g: subtract A_g V from V (the paper's sign)"),
                  lambda v, a, w, relu=True: variant(v, a, w, relu, sign=1)),
-                ("keep each node's own state: the I in I - A_g (Z starts from V, not from -A_g V)",
+                (N_("keep each node's own state: the I in I - A_g (Z starts from V, not from -A_g V)"),
                  lambda v, a, w, relu=True: variant(v, a, w, relu, identity=False)),
-                ("row k of A_g holds the weights node k gives to every node j: (A_g V)[k] = "
-                 "sum_j A_g[k, j] V[j], not A_g transposed",
+                (N_("row k of A_g holds the weights node k gives to every node j: (A_g V)[k] = "
+                    "sum_j A_g[k, j] V[j], not A_g transposed"),
                  lambda v, a, w, relu=True: variant(v, a, w, relu, transpose=True)),
-                ("the ReLU goes between the two products, on (I - A_g) V, before W_g",
+                (N_("the ReLU goes between the two products, on (I - A_g) V, before W_g"),
                  lambda v, a, w, relu=True: variant(v, a, w, relu, relu_last=True)),
-                ("relu=False is the paper's linear form (no ReLU at all); relu=True puts one ReLU "
-                 "before W_g", lambda v, a, w, relu=True: variant(v, a, w, not relu)),
-                ("A_g mixes the nodes (axis 1 of V) and W_g the states (its last axis): V W_g "
-                 "multiplies V by W_g on the right", lambda v, a, w, relu=True: variant(v, a, np.asarray(
+                (N_("relu=False is the paper's linear form (no ReLU at all); relu=True puts one ReLU "
+                    "before W_g"), lambda v, a, w, relu=True: variant(v, a, w, not relu)),
+                (N_("A_g mixes the nodes (axis 1 of V) and W_g the states (its last axis): V W_g "
+                    "multiplies V by W_g on the right"), lambda v, a, w, relu=True: variant(v, a, np.asarray(
                      w.numpy() if hasattr(w, "numpy") else w).T, relu))]
     return run_check("check_graph_conv", fn, cases,
-                     "two products: A_g acts across the K nodes (each node takes a weighted sum of the "
-                     "others' states, minus from its own), W_g across the S states; with relu=True a "
-                     "ReLU sits between them. The batch axis N comes first and stays.",
+                     N_("two products: A_g acts across the K nodes (each node takes a weighted sum of the "
+                        "others' states, minus from its own), W_g across the S states; with relu=True a "
+                        "ReLU sits between them. The batch axis N comes first and stays."),
                      mistakes, verbose=verbose)
 
 
@@ -157,7 +159,8 @@ def check_glore_unit(fn, verbose=True):
         unit.eval()
         x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
         s, k = unit.gcn.state_conv.weight.shape[0], unit.gcn.node_conv.weight.shape[0]
-        cases.append(Case(f"N={n}, C={c}, {hw}, S={s} states, {k} nodes", (x, unit), expected=unit(x).numpy()))
+        desc = _("N={n}, C={c}, {hw}, S={s} states, {k} nodes").format(n=n, c=c, hw=hw, s=s, k=k)
+        cases.append(Case(desc, (x, unit), expected=unit(x).numpy()))
 
     def variant(x, unit, divide=True, residual=True, bn=True, transpose_y=True, same_b=True):
         n, c, h, w = x.shape
@@ -173,19 +176,19 @@ def check_glore_unit(fn, verbose=True):
         out = unit.bn(out) if bn else out
         return x + out if residual else out
 
-    mistakes = [("divide V = B X^T by the number of pixels L = H*W (the unit accepts any size)",
+    mistakes = [(N_("divide V = B X^T by the number of pixels L = H*W (the unit accepts any size)"),
                  lambda x, u: variant(x, u, divide=False)),
-                ("the unit is residual: return x + BN(W_e(Y))", lambda x, u: variant(x, u, residual=False)),
-                ("BN follows W_e (the 1x1 extend conv); in eval mode it uses its running statistics",
+                (N_("the unit is residual: return x + BN(W_e(Y))"), lambda x, u: variant(x, u, residual=False)),
+                (N_("BN follows W_e (the 1x1 extend conv); in eval mode it uses its running statistics"),
                  lambda x, u: variant(x, u, bn=False)),
-                ("B^T Z is (N, L, S): bring the states to axis 1, (N, S, L), before reshaping to "
-                 "(N, S, H, W); a reshape alone scrambles pixels and states",
+                (N_("B^T Z is (N, L, S): bring the states to axis 1, (N, S, L), before reshaping to "
+                    "(N, S, H, W); a reshape alone scrambles pixels and states"),
                  lambda x, u: variant(x, u, transpose_y=False))]
     return run_check("check_glore_unit", fn, cases,
-                     "project: V is the average over the L pixels of the states, weighted by B (one "
-                     "row per node); reason: Z = unit.gcn(V); re-project with the same B, transposed, "
-                     "so every pixel collects the nodes it voted for; restore the (N, S, H, W) layout "
-                     "before unit.extend, then unit.bn, then the residual sum.", mistakes, verbose=verbose)
+                     N_("project: V is the average over the L pixels of the states, weighted by B (one "
+                        "row per node); reason: Z = unit.gcn(V); re-project with the same B, transposed, "
+                        "so every pixel collects the nodes it voted for; restore the (N, S, H, W) layout "
+                        "before unit.extend, then unit.bn, then the residual sum."), mistakes, verbose=verbose)
 
 
 def _gi_ref(p, s, unit):
@@ -212,7 +215,8 @@ def check_gi_reasoning(fn, verbose=True):
         unit.eval()
         p = paddle.to_tensor(rng.normal(0, 2, (n, k, d)).astype(np.float32))
         s = paddle.to_tensor(rng.normal(0, 2, (n, m, d)).astype(np.float32))
-        cases.append(Case(f"N={n}, K={k} visual nodes, M={m} classes, D={d}", (p, s, unit),
+        desc = _("N={n}, K={k} visual nodes, M={m} classes, D={d}").format(n=n, k=k, m=m, d=d)
+        cases.append(Case(desc, (p, s, unit),
                           expected=_gi_ref(p, s, unit)))
 
     def attend(q, keys, values, axis=-1, scale=True):
@@ -226,20 +230,20 @@ def check_gi_reasoning(fn, verbose=True):
         s_o = u.gcn_s((s if residual else 0) + attend(s, reader, vs(reader), axis, scale))
         return p_o.numpy(), s_o.numpy()
 
-    mistakes = [("each visual node spreads its attention over the classes: the softmax of P S^T runs "
-                 "over the last axis (one distribution per row)",
+    mistakes = [(N_("each visual node spreads its attention over the classes: the softmax of P S^T runs "
+                    "over the last axis (one distribution per row)"),
                  lambda p, s, u: variant(p, s, u, axis=1)),
-                ("divide the dot products by sqrt(D) before the softmax",
+                (N_("divide the dot products by sqrt(D) before the softmax"),
                  lambda p, s, u: variant(p, s, u, scale=False)),
-                ("visual -> semantic reads the *updated* visual nodes P_o, not P",
+                (N_("visual -> semantic reads the *updated* visual nodes P_o, not P"),
                  lambda p, s, u: variant(p, s, u, fresh=False)),
-                ("keep the residual: the graph convolution gets P + (what the classes send), and "
-                 "S + (what the visual nodes send)", lambda p, s, u: variant(p, s, u, residual=False)),
-                ("unit.s2v transforms the semantic nodes sent to the visual graph, unit.v2s the "
-                 "visual nodes sent to the semantic graph", lambda p, s, u: variant(p, s, u, swap=True))]
+                (N_("keep the residual: the graph convolution gets P + (what the classes send), and "
+                    "S + (what the visual nodes send)"), lambda p, s, u: variant(p, s, u, residual=False)),
+                (N_("unit.s2v transforms the semantic nodes sent to the visual graph, unit.v2s the "
+                    "visual nodes sent to the semantic graph"), lambda p, s, u: variant(p, s, u, swap=True))]
     return run_check("check_gi_reasoning", fn, cases,
-                     "two rounds of attention: first every visual node takes a softmax-weighted mix of "
-                     "the class nodes (transformed by s2v) and the visual graph is convolved; then every "
-                     "class node takes a mix of the new visual nodes (transformed by v2s) and the "
-                     "semantic graph is convolved. Dot products are scaled by 1/sqrt(D).",
+                     N_("two rounds of attention: first every visual node takes a softmax-weighted mix of "
+                        "the class nodes (transformed by s2v) and the visual graph is convolved; then every "
+                        "class node takes a mix of the new visual nodes (transformed by v2s) and the "
+                        "semantic graph is convolved. Dot products are scaled by 1/sqrt(D)."),
                      mistakes, verbose=verbose)
