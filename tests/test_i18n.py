@@ -37,7 +37,6 @@ DAYS_NOT_YET_TRANSLATED = {
     "day3_unet_psp",
     "day4_deeplab",
     "day5_context_graphs",
-    "day6_instance_panoptic",
 }
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
 # Day 1's English was corrected (issue 23) after its first translation: being brought current.
