@@ -49,7 +49,6 @@ HINTS_NOT_YET_TRANSLATED = {
     "day3_unet_psp",
     "day4_deeplab",
     "day5_context_graphs",
-    "day6_instance_panoptic",
 }
 CJK = re.compile(r"[\u3400-\u9fff]")
 
