@@ -36,7 +36,6 @@ DAYS_NOT_YET_TRANSLATED = {
     "day2_fcn",
     "day3_unet_psp",
     "day4_deeplab",
-    "day6_instance_panoptic",
 }
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
 # Day 1's English was corrected (issue 23) after its first translation: being brought current.
@@ -48,7 +47,6 @@ HINTS_NOT_YET_TRANSLATED = {
     "day2_fcn",
     "day3_unet_psp",
     "day4_deeplab",
-    "day6_instance_panoptic",
 }
 CJK = re.compile(r"[\u3400-\u9fff]")
 

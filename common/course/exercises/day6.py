@@ -8,6 +8,7 @@ from scipy.optimize import linear_sum_assignment
 
 from common.data.synthetic import DISC
 from common.labels import LABEL_DIVISOR
+from common.lang import N_, _
 from common.metrics import mask_iou, panoptic_quality
 from common.models.panoptic_deeplab import group_pixels
 from common.ops.boxes import box_iou, nms_numpy, roi_align_numpy
@@ -35,10 +36,10 @@ def check_box_iou(fn, verbose=True):
     a = np.array([[0, 0, 2, 2]], np.float32)
     b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [2, 0, 4, 2], [5, 5, 6, 6]], np.float32)
     rng = _rng(17)
-    cases = [Case("a 2x2 box against shifted, equal, touching and far boxes", (a, b)),
-             Case("nested boxes", (np.array([[0, 0, 4, 4]], np.float32), np.array([[1, 1, 3, 3]], np.float32)))]
+    cases = [Case(N_("a 2x2 box against shifted, equal, touching and far boxes"), (a, b)),
+             Case(N_("nested boxes"), (np.array([[0, 0, 4, 4]], np.float32), np.array([[1, 1, 3, 3]], np.float32)))]
     for n, m in [(5, 7), (20, 3)]:
-        cases.append(Case(f"random {n} x {m} boxes", (_random_boxes(rng, n), _random_boxes(rng, m))))
+        cases.append(Case(_("random {n} x {m} boxes").format(n=n, m=m), (_random_boxes(rng, n), _random_boxes(rng, m))))
     for c in cases:
         c.expected = _box_iou_ref(*c.args)
 
@@ -52,20 +53,20 @@ def check_box_iou(fn, verbose=True):
         area = lambda x: (x[:, 2] - x[:, 0] + e) * (x[:, 3] - x[:, 1] + e)  # noqa: E731
         return inter / (area(a)[:, None] + area(b)[None] - inter)
 
-    mistakes = [("clip the overlap's width and height at 0: two disjoint boxes have a negative "
-                 "width *and* height, and their product looks like a positive overlap",
+    mistakes = [(N_("clip the overlap's width and height at 0: two disjoint boxes have a negative "
+                    "width *and* height, and their product looks like a positive overlap"),
                  lambda a, b: variant(a, b, clip=False)),
-                ("x1, y1 are exclusive here: width = x1 - x0, no + 1 (that is the old VOC convention)",
+                (N_("x1, y1 are exclusive here: width = x1 - x0, no + 1 (that is the old VOC convention)"),
                  lambda a, b: variant(a, b, plus_one=True)),
-                ("union = area(a) + area(b) - intersection (the overlap is counted once)",
+                (N_("union = area(a) + area(b) - intersection (the overlap is counted once)"),
                  lambda a, b: _box_iou_ref(a, b) / (1 + _box_iou_ref(a, b))),
-                ("the result is (n, m): row i for box a[i], column j for box b[j]",
+                (N_("the result is (n, m): row i for box a[i], column j for box b[j]"),
                  lambda a, b: _box_iou_ref(b, a))]
     return run_check("check_box_iou", fn, cases,
-                     "the overlap of two boxes is itself a box, from the larger top-left corner to the "
-                     "smaller bottom-right one, and it may be empty (clip its width and height at 0); "
-                     "compare every box of a with every box of b at once by broadcasting; "
-                     "union = both areas minus the overlap", mistakes, verbose=verbose)
+                     N_("the overlap of two boxes is itself a box, from the larger top-left corner to the "
+                        "smaller bottom-right one, and it may be empty (clip its width and height at 0); "
+                        "compare every box of a with every box of b at once by broadcasting; "
+                        "union = both areas minus the overlap"), mistakes, verbose=verbose)
 
 
 def _nms_ref(boxes, scores, thr):
@@ -83,15 +84,15 @@ def check_nms(fn, verbose=True):
     # IoU([0,0,4,2],[0,0,2,2]) ... exactly 0.5: kept, since only IoU > threshold suppresses
     edge = np.array([[0, 0, 4, 2], [0, 0, 2, 2], [2, 0, 4, 2]], np.float32)
     rng = _rng(18)
-    cases = [Case("5 boxes in two clusters", (boxes, scores, 0.5)),
-             Case("IoU exactly at the threshold (0.5) is kept", (edge, np.array([0.9, 0.8, 0.7], np.float32), 0.5)),
-             Case("a chain: A suppresses B, so B cannot suppress C",
+    cases = [Case(N_("5 boxes in two clusters"), (boxes, scores, 0.5)),
+             Case(N_("IoU exactly at the threshold (0.5) is kept"), (edge, np.array([0.9, 0.8, 0.7], np.float32), 0.5)),
+             Case(N_("a chain: A suppresses B, so B cannot suppress C"),
                   (np.array([[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]], np.float32),
                    np.array([0.9, 0.8, 0.7], np.float32), 0.3))]
     for n, thr in [(30, 0.5), (60, 0.3), (40, 0.7)]:
-        cases.append(Case(f"random {n} boxes, threshold {thr}",
+        cases.append(Case(_("random {n} boxes, threshold {thr}").format(n=n, thr=thr),
                           (_random_boxes(rng, n, 40), rng.random(n).astype(np.float32), thr)))
-    cases.append(Case("no boxes at all", (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5)))
+    cases.append(Case(N_("no boxes at all"), (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5)))
     for c in cases:
         c.expected = _nms_ref(*c.args).astype(np.int64)
 
@@ -110,19 +111,19 @@ def check_nms(fn, verbose=True):
                 alive &= iou[i] <= thr
         return np.array(keep, np.int64)
 
-    mistakes = [("a suppressed box must not suppress others: only kept boxes remove their "
-                 "neighbours (loop over what is left, not over all boxes)", suppress_all),
-                ("visit the boxes from the highest score down (np.argsort(-scores))", no_sort),
-                ("drop a box only when IoU > threshold (strictly)",
+    mistakes = [(N_("a suppressed box must not suppress others: only kept boxes remove their "
+                    "neighbours (loop over what is left, not over all boxes)"), suppress_all),
+                (N_("visit the boxes from the highest score down (np.argsort(-scores))"), no_sort),
+                (N_("drop a box only when IoU > threshold (strictly)"),
                  lambda b, s, t: _nms_ref(b, s, t - 1e-6)),
-                ("remove suppressed boxes from the candidates: you kept boxes that overlap a "
-                 "better one", lambda b, s, t: np.argsort(-s, kind="stable")),
-                ("return the kept indices by descending score (the order you kept them), not sorted "
-                 "by index", lambda b, s, t: np.sort(_nms_ref(b, s, t)))]
+                (N_("remove suppressed boxes from the candidates: you kept boxes that overlap a "
+                    "better one"), lambda b, s, t: np.argsort(-s, kind="stable")),
+                (N_("return the kept indices by descending score (the order you kept them), not sorted "
+                    "by index"), lambda b, s, t: np.sort(_nms_ref(b, s, t)))]
     return run_check("check_nms", fn, cases,
-                     "visit the boxes from the best score down; a box you keep removes the remaining "
-                     "boxes that overlap it by more than the threshold; a removed box removes nothing; "
-                     "return the kept indices in the order you kept them", mistakes, verbose=verbose)
+                     N_("visit the boxes from the best score down; a box you keep removes the remaining "
+                        "boxes that overlap it by more than the threshold; a removed box removes nothing; "
+                        "return the kept indices in the order you kept them"), mistakes, verbose=verbose)
 
 
 def _roi_ref(feat, box, output_size, sampling_ratio=2):
@@ -142,17 +143,18 @@ def check_roi_align(fn, verbose=True):
 
     ramp = np.arange(36, dtype=np.float32).reshape(1, 6, 6)
     rng = _rng(19)
-    cases = [Case("6x6 ramp, box (1, 1, 5, 5), 2x2 bins", (ramp, (1, 1, 5, 5), 2)),
-             Case("6x6 ramp, fractional box (0.5, 1.25, 3.5, 4), 3x2 bins",
+    cases = [Case(N_("6x6 ramp, box (1, 1, 5, 5), 2x2 bins"), (ramp, (1, 1, 5, 5), 2)),
+             Case(N_("6x6 ramp, fractional box (0.5, 1.25, 3.5, 4), 3x2 bins"),
                   (ramp, (0.5, 1.25, 3.5, 4.0), (3, 2))),
-             Case("box touching the border (0, 0, 6, 6)", (ramp, (0, 0, 6, 6), 3)),
-             Case("small corner box (0, 0, 2, 2), 4x4 bins: samples just outside, clamped",
+             Case(N_("box touching the border (0, 0, 6, 6)"), (ramp, (0, 0, 6, 6), 3)),
+             Case(N_("small corner box (0, 0, 2, 2), 4x4 bins: samples just outside, clamped"),
                   (ramp, (0, 0, 2, 2), 4)),
-             Case("box hanging over the bottom-right edge", (ramp, (3.2, 4.1, 7.5, 7.9), 3))]
+             Case(N_("box hanging over the bottom-right edge"), (ramp, (3.2, 4.1, 7.5, 7.9), 3))]
     for c, hw, box, out, sr in [(2, (9, 11), (1.3, 2.1, 8.7, 7.9), 4, 2),
                                 (3, (16, 12), (0.0, 3.0, 12.0, 15.5), (5, 3), 3),
                                 (1, (8, 8), (2.2, 2.2, 4.4, 5.1), 7, 1)]:
-        cases.append(Case(f"random C={c} {hw} box {box} -> {out}, {sr} samples",
+        cases.append(Case(_("random C={c} {hw} box {box} -> {out}, {sr} samples").format(
+                              c=c, hw=hw, box=box, out=out, sr=sr),
                           (rng.standard_normal((c,) + hw).astype(np.float32), box, out),
                           dict(sampling_ratio=sr)))
     for case in cases:
@@ -177,21 +179,21 @@ def check_roi_align(fn, verbose=True):
         pad = np.pad(feat, ((0, 0), (8, 8), (8, 8)), mode="edge")
         return roi_align_numpy(pad, [np.asarray(box, float) + 8], out, sampling_ratio=sampling_ratio)[0]
 
-    mistakes = [("aligned=True: shift the box by half a pixel (x - 0.5) so that pixel centres sit "
-                 "at i + 0.5", not_aligned),
-                ("do not round the box to the grid (that is RoIPool's flaw): sample at the exact "
-                 "fractional positions", rounded),
-                ("a sample up to one pixel outside reads the border pixel (clamp the position to "
-                 "[0, H - 1]), not zero", no_clamp),
-                ("a sample more than one pixel outside the map (below -1 or above H) reads 0; only "
-                 "the ones just outside are clamped", clamp_all),
-                ("a bin's value is the mean of its sr x sr samples, not their sum",
+    mistakes = [(N_("aligned=True: shift the box by half a pixel (x - 0.5) so that pixel centres sit "
+                    "at i + 0.5"), not_aligned),
+                (N_("do not round the box to the grid (that is RoIPool's flaw): sample at the exact "
+                    "fractional positions"), rounded),
+                (N_("a sample up to one pixel outside reads the border pixel (clamp the position to "
+                    "[0, H - 1]), not zero"), no_clamp),
+                (N_("a sample more than one pixel outside the map (below -1 or above H) reads 0; only "
+                    "the ones just outside are clamped"), clamp_all),
+                (N_("a bin's value is the mean of its sr x sr samples, not their sum"),
                  lambda f, b, o, sampling_ratio=2: _roi_ref(f, b, o, sampling_ratio) * sampling_ratio ** 2)]
     return run_check("check_roi_align", fn, cases,
-                     "aligned RoIAlign: pixel centres sit at i + 0.5, so the box moves by half a pixel; "
-                     "each of the ph x pw bins averages sr x sr samples placed at the centres of an equal "
-                     "sub-grid; a sample reads its four neighbouring pixels (bilinear), a sample just "
-                     "outside the map reads the border, one farther out reads 0", mistakes, verbose=verbose)
+                     N_("aligned RoIAlign: pixel centres sit at i + 0.5, so the box moves by half a pixel; "
+                        "each of the ph x pw bins averages sr x sr samples placed at the centres of an equal "
+                        "sub-grid; a sample reads its four neighbouring pixels (bilinear), a sample just "
+                        "outside the map reads the border, one farther out reads 0"), mistakes, verbose=verbose)
 
 
 def _pq_ref(pred, target, things, stuffs):
@@ -219,32 +221,32 @@ def check_pq(fn, verbose=True):
     p[1:4, 5:7] = 1005           # car 2 found with IoU 6/9 under another id (ids need not agree)
     p[1:4, 7] = 1007             # the rest of car 2 as a small extra car: a false positive
     p[4:6, 0] = 0                # the person shrinks: IoU 4/6
-    cases = [Case("6x8 scene: 2 cars, a person, background", (p, t, things, stuffs))]
+    cases = [Case(N_("6x8 scene: 2 cars, a person, background"), (p, t, things, stuffs))]
     q, tq = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
     q[:, :2] = 1001
     tq[:, 1:3] = 1001            # IoU 4/12: no match, one FP and one FN
-    cases.append(Case("a car moved by one column: IoU 1/3 is no match", (q, tq, things, stuffs)))
+    cases.append(Case(N_("a car moved by one column: IoU 1/3 is no match"), (q, tq, things, stuffs)))
     q2, tq2 = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
     q2[:2, :] = 1003             # 8 pixels over a 4-pixel car: IoU exactly 0.5
     tq2[:2, :2] = 1001
     tq2[2:, :2] = 1002
     q2[2:, 2:] = 7               # stuff with an instance id: still the one segment of class 0
-    cases.append(Case("IoU exactly 0.5 (4 of 8) is not a match; stuff instance ids ignored",
+    cases.append(Case(N_("IoU exactly 0.5 (4 of 8) is not a match; stuff instance ids ignored"),
                       (q2, tq2, things, stuffs)))
     q3, tq3 = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
     q3[:] = np.arange(4)[None]   # background predicted with instance ids 0..3 (one per column)
     q3[:2, :2] = tq3[:2, :2] = 1001
-    cases.append(Case("stuff predicted with varying instance ids is still one segment",
+    cases.append(Case(N_("stuff predicted with varying instance ids is still one segment"),
                       (q3, tq3, things, stuffs)))
     q4, tq4 = np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64)
     tq4[1:3, 1:3] = 1001
     q4[1:3, 1:3] = 2001          # the same pixels, the wrong category
-    cases.append(Case("a car predicted as a person on the same pixels: no match (FN car, FP person)",
+    cases.append(Case(N_("a car predicted as a person on the same pixels: no match (FN car, FP person)"),
                       (q4, tq4, things, stuffs)))
     q5, tq5 = np.zeros((4, 6), np.int64), np.zeros((4, 6), np.int64)
     tq5[1:3, 1:3] = q5[1:3, 1:3] = 1001
     q5[0:2, 4:6] = 2004          # a person only in the prediction: category 2 is all FP
-    cases.append(Case("a category found only in the prediction still counts (its PQ is 0)",
+    cases.append(Case(N_("a category found only in the prediction still counts (its PQ is 0)"),
                       (q5, tq5, things, stuffs)))
     for seed in (0, 1):
         r = _rng(100 + seed)
@@ -257,7 +259,7 @@ def check_pq(fn, verbose=True):
             inst = tgt % LABEL_DIVISOR == i
             if inst.any() and r.random() < 0.6:
                 prd[np.roll(inst, int(r.integers(-3, 4)), axis=1)] = tgt[inst][0] + 10
-        cases.append(Case(f"random 24x24 scene {seed} (stuff 0 absent from both maps)",
+        cases.append(Case(_("random 24x24 scene {seed} (stuff 0 absent from both maps)").format(seed=seed),
                           (prd, tgt, things, stuffs + [3])))
     for c in cases:
         c.expected = _pq_ref(*c.args)
@@ -310,30 +312,31 @@ def check_pq(fn, verbose=True):
         pq, sq, rq = np.mean(rows, 0)
         return dict(pq=pq, sq=sq, rq=rq)
 
-    mistakes = [("a match needs the same category: a car predicted as a person on the same pixels is "
-                 "a false negative for 'car' and a false positive for 'person', not a true positive",
+    mistakes = [(N_("a match needs the same category: a car predicted as a person on the same pixels is "
+                    "a false negative for 'car' and a false positive for 'person', not a true positive"),
                  lambda *a: pq_variant(*a, category=False)),
-                ("a match needs IoU > 0.5 (that threshold makes matches unique); without it "
-                 "every overlapping pair counts", lambda *a: pq_variant(*a, thresh=0.0)),
-                ("the threshold is strict: IoU exactly 0.5 is not a match",
+                (N_("a match needs IoU > 0.5 (that threshold makes matches unique); without it "
+                    "every overlapping pair counts"), lambda *a: pq_variant(*a, thresh=0.0)),
+                (N_("the threshold is strict: IoU exactly 0.5 is not a match"),
                  lambda *a: pq_variant(*a, strict=False)),
-                (f"a stuff category is one segment whatever its instance id: use category * {LABEL_DIVISOR}",
+                (_("a stuff category is one segment whatever its instance id: use category * {divisor}").format(
+                    divisor=LABEL_DIVISOR),
                  lambda *a: pq_variant(*a, stuff_ids=False)),
-                ("a category that appears only in the prediction counts too (all its segments are "
-                 "false positives, its PQ is 0)", lambda *a: pq_variant(*a, over="target")),
-                ("average over the categories that occur (any TP, FP or FN); a category absent from "
-                 "both maps is left out, not scored 0", lambda *a: pq_variant(*a, over="all")),
-                ("RQ = TP / (TP + FP/2 + FN/2): each unmatched segment costs a half",
+                (N_("a category that appears only in the prediction counts too (all its segments are "
+                    "false positives, its PQ is 0)"), lambda *a: pq_variant(*a, over="target")),
+                (N_("average over the categories that occur (any TP, FP or FN); a category absent from "
+                    "both maps is left out, not scored 0"), lambda *a: pq_variant(*a, over="all")),
+                (N_("RQ = TP / (TP + FP/2 + FN/2): each unmatched segment costs a half"),
                  lambda *a: pq_variant(*a, half=1.0)),
-                ("SQ is the mean IoU of the matches only: divide the summed IoU by TP",
+                (N_("SQ is the mean IoU of the matches only: divide the summed IoU by TP"),
                  lambda *a: pq_variant(*a, sq_all=True)),
-                ("PQ, SQ and RQ are computed per category and then averaged over the categories, "
-                 "not pooled over all segments", lambda *a: pq_variant(*a, pooled=True))]
+                (N_("PQ, SQ and RQ are computed per category and then averaged over the categories, "
+                    "not pooled over all segments"), lambda *a: pq_variant(*a, pooled=True))]
     return run_check("check_pq", fn, cases,
-                     "per category: a predicted and a target segment match when they share the category "
-                     "and their IoU is above 0.5; count TP, FP, FN, then SQ, RQ and PQ of that category; "
-                     "finally average over the categories that occur. Stuff is one segment per "
-                     "category, whatever its instance ids.", mistakes, verbose=verbose)
+                     N_("per category: a predicted and a target segment match when they share the category "
+                        "and their IoU is above 0.5; count TP, FP, FN, then SQ, RQ and PQ of that category; "
+                        "finally average over the categories that occur. Stuff is one segment per "
+                        "category, whatever its instance ids."), mistakes, verbose=verbose)
 
 
 @check("day6_instance_panoptic")
@@ -352,30 +355,30 @@ def check_grouping(fn, verbose=True):
     mask = np.ones((4, 6), bool)
     mask[0, 0] = False
     rng = _rng(21)
-    cases = [Case("4x6, two centres, exact offsets, one stuff pixel", (centers, offset, mask)),
-             Case("no centre at all", (np.zeros((0, 2), np.int64), offset, mask))]
+    cases = [Case(N_("4x6, two centres, exact offsets, one stuff pixel"), (centers, offset, mask)),
+             Case(N_("no centre at all"), (np.zeros((0, 2), np.int64), offset, mask))]
     for (h, w), k in [((9, 13), 3), ((16, 16), 6)]:
         cen = np.stack([rng.integers(0, h, k), rng.integers(0, w, k)], 1)
         off = rng.normal(0, 3, (2, h, w)).astype(np.float32)
-        cases.append(Case(f"random {h}x{w}, {k} centres, noisy offsets",
+        cases.append(Case(_("random {h}x{w}, {k} centres, noisy offsets").format(h=h, w=w, k=k),
                           (cen, off, rng.random((h, w)) < 0.6)))
     for c in cases:
         c.expected = group_pixels(*c.args).astype(np.int64)
 
-    mistakes = [("offsets are (dy, dx): the pixel points to (y + offset[0], x + offset[1])",
+    mistakes = [(N_("offsets are (dy, dx): the pixel points to (y + offset[0], x + offset[1])"),
                  lambda c, o, m: group_pixels(c, o[::-1], m)),
-                ("add the offset (the pixel points *to* its centre): y + dy, not y - dy",
+                (N_("add the offset (the pixel points *to* its centre): y + dy, not y - dy"),
                  lambda c, o, m: group_pixels(c, -o, m)),
-                ("ids start at 1 (0 means 'no instance'): 1 + the index of the nearest centre",
+                (N_("ids start at 1 (0 means 'no instance'): 1 + the index of the nearest centre"),
                  lambda c, o, m: np.where(m, group_pixels(c, o, m) - 1, 0)),
-                ("only thing pixels get an instance: leave 0 where thing_mask is False",
+                (N_("only thing pixels get an instance: leave 0 where thing_mask is False"),
                  lambda c, o, m: group_pixels(c, o, np.ones_like(m))),
-                ("centres are (y, x) like the offsets: compare y with y and x with x",
+                (N_("centres are (y, x) like the offsets: compare y with y and x with x"),
                  lambda c, o, m: group_pixels(np.asarray(c)[:, ::-1], o, m))]
     return run_check("check_grouping", fn, cases,
-                     "every thing pixel points to its position plus its offset; it joins the centre "
-                     "nearest to that point (squared distance to every centre at once), numbered from 1; "
-                     "pixels outside thing_mask, and every pixel when there is no centre, stay 0", mistakes,
+                     N_("every thing pixel points to its position plus its offset; it joins the centre "
+                        "nearest to that point (squared distance to every centre at once), numbered from 1; "
+                        "pixels outside thing_mask, and every pixel when there is no centre, stay 0"), mistakes,
                      verbose=verbose)
 
 
@@ -412,33 +415,33 @@ def check_link(fn, verbose=True):
     convoy = convoy_clip(0, num_frames=2)["instance"]
     ids = [1, 2, 3, 4]
     disc = np.full(4, DISC, np.int64)
-    cases.append(Case("a convoy: identical discs, each close behind another (the best single pair is wrong)",
+    cases.append(Case(N_("a convoy: identical discs, each close behind another (the best single pair is wrong)"),
                       (convoy[0][None] == np.array(ids)[:, None, None], disc,
                        convoy[1][None] == np.array(ids[::-1])[:, None, None], disc)))
     clip = make_clip(3, 10, 64, num_things=3)
     det = noisy_instances(clip["instance"], clip["labels"], seed=3, jitter=1)
     for t in (4, 7):
-        cases.append(Case(f"a crossing clip, frames {t} -> {t + 1}: shuffled, jittered masks",
+        cases.append(Case(_("a crossing clip, frames {t} -> {next}: shuffled, jittered masks").format(t=t, next=t + 1),
                           (det[t]["masks"], det[t]["labels"], det[t + 1]["masks"], det[t + 1]["labels"])))
     car, person = 5, 4
     prev = _rects((8, 16), (2, 6, 2, 6), (2, 6, 10, 14))
     new = _rects((8, 16), (2, 6, 3, 7), (2, 6, 10, 14), (2, 6, 2, 6))
-    cases.append(Case("classes: a person over the car's pixels does not continue the car",
+    cases.append(Case(N_("classes: a person over the car's pixels does not continue the car"),
                       (prev, np.array([car, person]), new[:2], np.array([person, car]))))
-    cases.append(Case("one object moved, one unchanged, one new",
+    cases.append(Case(N_("one object moved, one unchanged, one new"),
                       (prev, np.array([car, person]), np.concatenate([new[[1, 0]], _rects((8, 16), (0, 2, 14, 16))]),
                        np.array([person, car, car]))))
-    cases.append(Case("iou_thresh=0.3: an assigned pair of IoU 0.2 starts a new track",
+    cases.append(Case(N_("iou_thresh=0.3: an assigned pair of IoU 0.2 starts a new track"),
                       (_rects((4, 16), (0, 4, 0, 6), (0, 4, 12, 16)), np.array([car, car]),
                        _rects((4, 16), (0, 4, 4, 10), (0, 4, 12, 15)), np.array([car, car])),
                       dict(iou_thresh=0.3)))
-    cases.append(Case("iou_thresh=0.5: IoU exactly 0.5 is linked (at least the threshold)",
+    cases.append(Case(N_("iou_thresh=0.5: IoU exactly 0.5 is linked (at least the threshold)"),
                       (_rects((4, 8), (0, 4, 0, 4)), np.array([car]), _rects((4, 8), (0, 4, 0, 2)),
                        np.array([car])), dict(iou_thresh=0.5)))
-    cases.append(Case("no previous tracks: every mask is new",
+    cases.append(Case(N_("no previous tracks: every mask is new"),
                       (np.zeros((0, 8, 16), bool), np.zeros(0, np.int64), new, np.array([car, car, person]))))
-    cases.append(Case("no new masks", (prev, np.array([car, person]), np.zeros((0, 8, 16), bool),
-                                       np.zeros(0, np.int64))))
+    cases.append(Case(N_("no new masks"), (prev, np.array([car, person]), np.zeros((0, 8, 16), bool),
+                                           np.zeros(0, np.int64))))
     for c in cases:
         c.expected = _link_ref(*c.args, **c.kwargs)
 
@@ -456,24 +459,24 @@ def check_link(fn, verbose=True):
         out[idx[idx >= 0]] = np.flatnonzero(idx >= 0)
         return out
 
-    mistakes = [("take the one-to-one assignment with the largest *total* IoU (the Hungarian algorithm, "
-                 "scipy's linear_sum_assignment), not the best pair first: a convoy fools the greedy choice",
+    mistakes = [(N_("take the one-to-one assignment with the largest *total* IoU (the Hungarian algorithm, "
+                    "scipy's linear_sum_assignment), not the best pair first: a convoy fools the greedy choice"),
                  lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, iou_thresh, "greedy")),
-                ("linear_sum_assignment *minimises* its cost: give it -IoU (or 1 - IoU), not IoU", worst),
-                ("IoU counts only between masks of the same class (set it to 0 across classes)",
+                (N_("linear_sum_assignment *minimises* its cost: give it -IoU (or 1 - IoU), not IoU"), worst),
+                (N_("IoU counts only between masks of the same class (set it to 0 across classes)"),
                  lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, np.zeros(len(pm), np.int64), m,
                                                                   np.zeros(len(m), np.int64), iou_thresh)),
-                ("after the assignment, drop the pairs whose IoU is below iou_thresh: those masks start "
-                 "new tracks (-1)", lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, 0.0)),
-                ("a pair with IoU equal to iou_thresh is linked (at least the threshold)",
+                (N_("after the assignment, drop the pairs whose IoU is below iou_thresh: those masks start "
+                    "new tracks (-1)"), lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, 0.0)),
+                (N_("a pair with IoU equal to iou_thresh is linked (at least the threshold)"),
                  lambda pm, pl, m, lab, iou_thresh=0.1: _link_ref(pm, pl, m, lab, iou_thresh + 1e-9)),
-                ("return one entry per *new* mask (its previous index), not one per previous mask",
+                (N_("return one entry per *new* mask (its previous index), not one per previous mask"),
                  per_track),
-                ("indices start at 0; -1 (not 0) marks a new track",
+                (N_("indices start at 0; -1 (not 0) marks a new track"),
                  lambda pm, pl, m, lab, iou_thresh=0.1: np.where(_link_ref(pm, pl, m, lab, iou_thresh) >= 0,
                                                                  _link_ref(pm, pl, m, lab, iou_thresh) + 1, 0))]
     return run_check("check_link", fn, cases,
-                     "score every (previous, new) pair by mask IoU, 0 across classes; solve the "
-                     "assignment that maximises the total IoU; keep an assigned pair only if its IoU "
-                     "reaches iou_thresh; every other new mask gets -1. Empty inputs give -1s or an "
-                     "empty array.", mistakes, verbose=verbose)
+                     N_("score every (previous, new) pair by mask IoU, 0 across classes; solve the "
+                        "assignment that maximises the total IoU; keep an assigned pair only if its IoU "
+                        "reaches iou_thresh; every other new mask gets -1. Empty inputs give -1s or an "
+                        "empty array."), mistakes, verbose=verbose)
