@@ -35,7 +35,6 @@ DAYS_NOT_YET_TRANSLATED = {
     "day1_concepts",
     "day2_fcn",
     "day3_unet_psp",
-    "day4_deeplab",
 }
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
 # Day 1's English was corrected (issue 23) after its first translation: being brought current.
@@ -46,7 +45,6 @@ HINTS_NOT_YET_TRANSLATED = {
     "day1_concepts",
     "day2_fcn",
     "day3_unet_psp",
-    "day4_deeplab",
 }
 CJK = re.compile(r"[\u3400-\u9fff]")
 

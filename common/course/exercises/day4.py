@@ -7,6 +7,7 @@ import paddle.nn.functional as F
 
 from common import crf
 from common.crf import dense_crf_exact, _softmax, _unary
+from common.lang import N_, _
 from common.models.deeplab import ASPPConcat, ASPPSum
 from common.ops import conv2d, dilate_kernel
 
@@ -23,12 +24,13 @@ def check_atrous_conv(fn, verbose=True):
     rng = _rng(11)
     x = np.arange(49, dtype=np.float32).reshape(1, 7, 7)
     w = np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)
-    cases = [Case("7x7 ramp, 3x3 kernel 1..9, rate 2", (x, w, 2)),
-             Case("7x7 ramp, rate 3, padding 3 ('same')", (x, w, 3), dict(padding=3)),
-             Case("7x7 ramp, rate 1 (an ordinary conv), padding 1", (x, w, 1), dict(padding=1))]
+    cases = [Case(N_("7x7 ramp, 3x3 kernel 1..9, rate 2"), (x, w, 2)),
+             Case(N_("7x7 ramp, rate 3, padding 3 ('same')"), (x, w, 3), dict(padding=3)),
+             Case(N_("7x7 ramp, rate 1 (an ordinary conv), padding 1"), (x, w, 1), dict(padding=1))]
     for c, o, hw, k, r, p in [(2, 3, (12, 10), 3, 2, 2), (3, 2, (15, 16), 3, 4, 0), (1, 2, (11, 9), 2, 3, 1),
                               (2, 2, (9, 13), 3, 2, 5), (2, 3, (8, 8), 1, 3, 1)]:
-        cases.append(Case(f"random C={c}->{o} {hw} k={k} rate {r} padding {p}",
+        desc = _("random C={c}->{o} {hw} k={k} rate {r} padding {p}").format(c=c, o=o, hw=hw, k=k, r=r, p=p)
+        cases.append(Case(desc,
                           (rng.standard_normal((c,) + hw).astype(np.float32),
                            rng.standard_normal((o, c, k, k)).astype(np.float32), r), dict(padding=p)))
     for case in cases:
@@ -43,23 +45,23 @@ def check_atrous_conv(fn, verbose=True):
         wd[..., :(k - 1) * step + 1:step, :(k - 1) * step + 1:step] = w
         return wd
 
-    mistakes = [("insert rate - 1 zeros between taps: a k x k kernel becomes (k - 1) rate + 1 wide",
+    mistakes = [(N_("insert rate - 1 zeros between taps: a k x k kernel becomes (k - 1) rate + 1 wide"),
                  lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate, zeros=rate), padding=padding)),
-                ("the dilated kernel ends at its last tap: (k - 1) rate + 1 wide, with no zeros after "
-                 "it (k rate would shift and shrink the output)",
+                (N_("the dilated kernel ends at its last tap: (k - 1) rate + 1 wide, with no zeros after "
+                    "it (k rate would shift and shrink the output)"),
                  lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate, size=w.shape[-1] * rate),
                                                       padding=padding)),
-                ("dilate the kernel, not the input", lambda x, w, rate, padding=0: conv2d(
+                (N_("dilate the kernel, not the input"), lambda x, w, rate, padding=0: conv2d(
                     np.pad(dilate_kernel(x, rate), ((0, 0), (padding,) * 2, (padding,) * 2)), w)),
-                ("use the padding you are given: padding = rate is only the size-keeping choice",
+                (N_("use the padding you are given: padding = rate is only the size-keeping choice"),
                  lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate), padding=rate)),
-                ("pass the padding on to the convolution (the check's cases use several)",
+                (N_("pass the padding on to the convolution (the check's cases use several)"),
                  lambda x, w, rate, padding=0: conv2d(x, dilated(w, rate))),
-                ("a CNN's convolution does not flip the kernel (Paddle's conv2d is a cross-correlation)",
+                (N_("a CNN's convolution does not flip the kernel (Paddle's conv2d is a cross-correlation)"),
                  lambda x, w, rate, padding=0: conv2d(x, dilated(w[..., ::-1, ::-1], rate), padding=padding))]
     return run_check("check_atrous_conv", fn, cases,
-                     "build the dilated kernel (rate - 1 zeros between neighbouring taps, in both "
-                     "directions), then run an ordinary convolution with the given padding",
+                     N_("build the dilated kernel (rate - 1 zeros between neighbouring taps, in both "
+                        "directions), then run an ordinary convolution with the given padding"),
                      mistakes, verbose=verbose)
 
 
@@ -80,7 +82,8 @@ def check_aspp_sum(fn, verbose=True):
         for b in m.branches:               # Paddle starts biases at zero: make them count
             b.bias.set_value(rng.standard_normal(b.bias.shape).astype(np.float32))
         x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
-        cases.append(Case(f"N={n}, C={c}, {k} classes, {hw}, rates {rates}",
+        desc = _("N={n}, C={c}, {k} classes, {hw}, rates {rates}").format(n=n, c=c, k=k, hw=hw, rates=rates)
+        cases.append(Case(desc,
                           (x, [b.weight for b in m.branches], [b.bias for b in m.branches], list(rates)),
                           expected=m(x).numpy()))
 
@@ -88,21 +91,21 @@ def check_aspp_sum(fn, verbose=True):
         return fuse([F.conv2d(x, w, b if bias else None, padding=r if pad else 1, dilation=r if dil else 1)
                      for w, b, r in zip(ws, bs, rates)])
 
-    mistakes = [("each branch needs dilation = its rate (and padding = rate to keep H, W)",
+    mistakes = [(N_("each branch needs dilation = its rate (and padding = rate to keep H, W)"),
                  lambda x, w, b, r: variant(x, w, b, r, dil=False)),
-                ("padding must equal the rate so that every branch keeps the size H x W",
+                (N_("padding must equal the rate so that every branch keeps the size H x W"),
                  lambda x, w, b, r: variant(x, w, b, r, pad=False)),
-                ("every branch adds its own bias to its class scores",
+                (N_("every branch adds its own bias to its class scores"),
                  lambda x, w, b, r: variant(x, w, b, r, bias=False)),
-                ("V2 sums the branches, it does not average them",
+                (N_("V2 sums the branches, it does not average them"),
                  lambda x, w, b, r: variant(x, w, b, r) / len(r)),
-                ("V2 sums the branches: taking the maximum is V2's fusion of scales (MSC), not of rates",
+                (N_("V2 sums the branches: taking the maximum is V2's fusion of scales (MSC), not of rates"),
                  lambda x, w, b, r: variant(x, w, b, r, fuse=lambda t: paddle.max(paddle.stack(t), 0))),
-                ("every branch uses its own weights, bias and rate, together (zip the three lists)",
+                (N_("every branch uses its own weights, bias and rate, together (zip the three lists)"),
                  lambda x, w, b, r: variant(x, w[:1] * len(r), b[:1] * len(r), r))]
     return run_check("check_aspp_sum", fn, cases,
-                     "one 3x3 convolution per branch, with that branch's weights, bias and rate as "
-                     "both dilation and padding; the branches' class scores are added",
+                     N_("one 3x3 convolution per branch, with that branch's weights, bias and rate as "
+                        "both dilation and padding; the branches' class scores are added"),
                      mistakes, verbose=verbose)
 
 
@@ -127,7 +130,8 @@ def check_aspp_concat(fn, verbose=True):
         m.eval()
         x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
         pool = m.branches[-1][1]
-        cases.append(Case(f"N={n}, C={c}->{o}, {hw}, rates {rates}",
+        desc = _("N={n}, C={c}->{o}, {hw}, rates {rates}").format(n=n, c=c, o=o, hw=hw, rates=rates)
+        cases.append(Case(desc,
                           (x, list(m.branches[:-1]), pool, m.project), expected=m(x).numpy()))
 
     def variant(x, branches, pool, project, order="last", how="avg", pool_after=False, reverse=False):
@@ -140,17 +144,17 @@ def check_aspp_concat(fn, verbose=True):
         outs = outs + [g] if order == "last" else [g] + outs
         return project(paddle.concat(outs, 1))
 
-    mistakes = [("the image-pooling branch goes last in the concatenation (order matters: the "
-                 "projection's weights expect it there)", lambda *a: variant(*a, order="first")),
-                ("keep the branches in the order given (1x1 first, then the rates): the projection's "
-                 "weights expect them there", lambda *a: variant(*a, reverse=True)),
-                ("image pooling is a global *average*", lambda *a: variant(*a, how="max")),
-                ("average first, then run pool_branch on the (N, C, 1, 1) mean: its ReLU does not "
-                 "commute with the average", lambda *a: variant(*a, pool_after=True))]
+    mistakes = [(N_("the image-pooling branch goes last in the concatenation (order matters: the "
+                    "projection's weights expect it there)"), lambda *a: variant(*a, order="first")),
+                (N_("keep the branches in the order given (1x1 first, then the rates): the projection's "
+                    "weights expect them there"), lambda *a: variant(*a, reverse=True)),
+                (N_("image pooling is a global *average*"), lambda *a: variant(*a, how="max")),
+                (N_("average first, then run pool_branch on the (N, C, 1, 1) mean: its ReLU does not "
+                    "commute with the average"), lambda *a: variant(*a, pool_after=True))]
     return run_check("check_aspp_concat", fn, cases,
-                     "run every branch on x; average x over H and W, run pool_branch on that, repeat "
-                     "it over H x W; concatenate the branches' maps and the pooled one (last) along "
-                     "the channels and project", mistakes, verbose=verbose)
+                     N_("run every branch on x; average x over H and W, run pool_branch on that, repeat "
+                        "it over H x W; concatenate the branches' maps and the pooled one (last) along "
+                        "the channels and project"), mistakes, verbose=verbose)
 
 
 def _crf_kernel(image, w_app=10.0, theta_alpha=40.0, theta_beta=13.0, w_smooth=3.0, theta_gamma=3.0):
@@ -176,32 +180,32 @@ def check_meanfield_step(fn, verbose=True):
         unary = _unary(probs).reshape(k, -1)
         kernel = _crf_kernel(image)
         q0 = _softmax(-unary)
-        cases.append(Case(f"{k} labels, {h}x{w} image, from the unary", (q0, unary, kernel),
+        cases.append(Case(_("{k} labels, {h}x{w} image, from the unary").format(k=k, h=h, w=w), (q0, unary, kernel),
                           expected=dense_crf_exact(probs, image, iters=1).reshape(k, -1)))
         q1 = _softmax(rng.standard_normal((k, h * w)))
-        cases.append(Case(f"{k} labels, {h}x{w} image, from a random q", (q1, unary, kernel),
+        cases.append(Case(_("{k} labels, {h}x{w} image, from a random q").format(k=k, h=h, w=w), (q1, unary, kernel),
                           expected=_softmax(-unary + q1 @ kernel.T)))
     asym = rng.random((12, 12)) * (rng.random((12, 12)) < 0.5)      # j pulls i != i pulls j
     q2, u2 = _softmax(rng.standard_normal((3, 12))), rng.random((3, 12))
-    cases.append(Case("3 labels, 12 pixels, an asymmetric kernel", (q2, u2, asym),
+    cases.append(Case(N_("3 labels, 12 pixels, an asymmetric kernel"), (q2, u2, asym),
                       expected=_softmax(-u2 + q2 @ asym.T)))
 
-    mistakes = [("the message pulls towards the neighbours' labels: add it to -unary; subtracting "
-                 "it pushes away", lambda q, u, k: _softmax(-u - q @ k.T)),
-                ("normalise over the labels (one distribution per pixel), not over the pixels",
+    mistakes = [(N_("the message pulls towards the neighbours' labels: add it to -unary; subtracting "
+                    "it pushes away"), lambda q, u, k: _softmax(-u - q @ k.T)),
+                (N_("normalise over the labels (one distribution per pixel), not over the pixels"),
                  lambda q, u, k: _softmax(-u + q @ k.T, axis=1)),
-                ("the unary is an energy (-log P): it enters with a minus sign",
+                (N_("the unary is an energy (-log P): it enters with a minus sign"),
                  lambda q, u, k: _softmax(u + q @ k.T)),
-                ("keep the unary: the new q weighs the network's own belief and the neighbours' pull",
+                (N_("keep the unary: the new q weighs the network's own belief and the neighbours' pull"),
                  lambda q, u, k: _softmax(q @ k.T)),
-                ("kernel[i, j] is the pull of pixel j on pixel i: pixel i's message sums row i of the "
-                 "kernel against the neighbours' probabilities", lambda q, u, k: _softmax(-u + q @ k)),
-                ("the messages come from the q you are given (the current estimate), not from a "
-                 "fresh start at softmax(-unary)", lambda q, u, k: _softmax(-u + _softmax(-u) @ k.T)),
-                ("the result is a probability per pixel: exponentiate and divide by the sum over the "
-                 "labels", lambda q, u, k: np.exp(-u + q @ k.T))]
+                (N_("kernel[i, j] is the pull of pixel j on pixel i: pixel i's message sums row i of the "
+                    "kernel against the neighbours' probabilities"), lambda q, u, k: _softmax(-u + q @ k)),
+                (N_("the messages come from the q you are given (the current estimate), not from a "
+                    "fresh start at softmax(-unary)"), lambda q, u, k: _softmax(-u + _softmax(-u) @ k.T)),
+                (N_("the result is a probability per pixel: exponentiate and divide by the sum over the "
+                    "labels"), lambda q, u, k: np.exp(-u + q @ k.T))]
     return run_check("check_meanfield_step", fn, cases,
-                     "each pixel's message is the kernel-weighted sum of the other pixels' current "
-                     "probabilities, label by label; add it to minus the unary and take a softmax "
-                     "over the labels (subtract the largest value first, for stability)",
+                     N_("each pixel's message is the kernel-weighted sum of the other pixels' current "
+                        "probabilities, label by label; add it to minus the unary and take a softmax "
+                        "over the labels (subtract the largest value first, for stability)"),
                      mistakes, verbose=verbose)
