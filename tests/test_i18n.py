@@ -41,8 +41,6 @@ DAYS_NOT_YET_TRANSLATED = {
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
 # Days whose case descriptions and hints (common/course/exercises/day*.py) are still English.
 HINTS_NOT_YET_TRANSLATED = {
-    "day1_concepts",
-    "day2_fcn",
     "day3_unet_psp",
     "day4_deeplab",
     "day5_context_graphs",
