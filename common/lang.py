@@ -202,7 +202,10 @@ def _output_patterns(lang):
     for e in polib.pofile(str(path)).translated_entries():
         for source in filter(None, (e.msgid, e.msgid_plural)):
             pattern, _names = _pattern(source)
-            if pattern is not None:
+            # a message with no word of its own ("{check} ({status})") would match any line
+            # ending in parentheses ("score map (2, 5, 6, 9)"): it cannot be recognised in an output
+            words = "".join(literal for literal, _f, _s, _c in _FIELD.parse(source))
+            if pattern is not None and re.search(r"[^\W\d_]", words):
                 found.append((pattern, e.msgid, e.msgid_plural))
     # the most specific message first: "your function raised {error} (line {lineno}: {line})"
     # before "your function raised {error}"

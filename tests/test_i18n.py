@@ -265,6 +265,8 @@ def test_stored_outputs_are_re_rendered_in_chinese():
     assert lang.translate_output("✓ check_miou: passed 5 cases\n", "zh") == "✓ check_miou：通过（5 个用例）\n"
     assert lang.translate_output("✓ check_x: passed 1 case", "zh") == "✓ check_x：通过（1 个用例）"
     assert lang.translate_output("  hint: look again\nloss 1.9\n", "zh") == "  提示：look again\nloss 1.9\n"
+    shapes = "feature map (2, 8, 6, 9) -> score map (2, 5, 6, 9)\n"     # no message: left as printed
+    assert lang.translate_output(shapes, "zh") == shapes
     assert lang.translate_output(banner, "en") == banner
 
 
