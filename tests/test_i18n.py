@@ -32,18 +32,11 @@ GLOSSARY = i18n.load_glossary()
 # The days whose notebooks are not translated yet: a translator removes the day's line when its
 # every notebook is done (the currency test is a strict xfail for these, so the list only shrinks).
 DAYS_NOT_YET_TRANSLATED = {
-    "day1_concepts",
-    "day2_fcn",
     "day3_unet_psp",
 }
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
-# Day 1's English was corrected (issue 23) after its first translation: being brought current.
-DAY1_BEING_UPDATED = pytest.mark.xfail(reason="Day 1's English was corrected after its translation; "
-                                       "the translation is being brought current", strict=False)
 # Days whose case descriptions and hints (common/course/exercises/day*.py) are still English.
 HINTS_NOT_YET_TRANSLATED = {
-    "day1_concepts",
-    "day2_fcn",
     "day3_unet_psp",
 }
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -361,7 +354,6 @@ def test_checkin_table_in_the_students_language(tmp_path):
 
 
 # ------------------------------------------------------------------ the edition
-@DAY1_BEING_UPDATED
 def test_build_the_day1_edition(tmp_path):
     day1 = [p for p in NOTEBOOKS if p.parent.name == "day1_concepts"]
     paths = i18n.build_edition("zh", tmp_path, notebooks=day1)
@@ -449,7 +441,6 @@ def test_a_rebuild_never_overwrites_the_students_notebook(tmp_path):
     assert first != mine
 
 
-@DAY1_BEING_UPDATED
 def test_student_release_in_chinese(tmp_path):
     from common.course import student
 

@@ -5,6 +5,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from common.lang import N_, _
 from common.metrics import confusion_matrix, segmentation_scores
 
 from .framework import Case, _rng, check, run_check
@@ -23,26 +24,27 @@ def check_confusion_matrix(fn, verbose=True):
                       [0, 0, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
     pred = np.array([[0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1], [0, 0, 2, 0, 1, 1],
                      [0, 0, 2, 2, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 2, 0]])
-    cases = [Case("the 6x6 example of Day 1 · 04", (pred, label, 3))]
+    cases = [Case(N_("the 6x6 example of Day 1 · 04"), (pred, label, 3))]
     lab2 = label.copy()
     lab2[0, :3] = 255                                         # a border nobody labelled
-    cases.append(Case("the same with 3 ignored (255) pixels", (pred, lab2, 3)))
-    cases.append(Case("class 3 never occurs", (pred, label, 4)))
+    cases.append(Case(N_("the same with 3 ignored (255) pixels"), (pred, lab2, 3)))
+    cases.append(Case(N_("class 3 never occurs"), (pred, label, 4)))
     one_sided = np.array([[0, 0, 4, 4], [1, 1, 4, 4]]), np.array([[0, 3, 3, 0], [1, 1, 0, 0]])
-    cases.append(Case("class 3 only predicted, class 4 only in the label", (*one_sided, 5)))
+    cases.append(Case(N_("class 3 only predicted, class 4 only in the label"), (*one_sided, 5)))
     lab0 = label.copy()
     lab0[5] = 0
-    cases.append(Case("void marked 0 (ignore_index=0), as some datasets do; class 0 is "
-                      "still predicted", (pred, lab0, 3), dict(ignore_index=0)))
+    cases.append(Case(N_("void marked 0 (ignore_index=0), as some datasets do; class 0 is "
+                         "still predicted"), (pred, lab0, 3), dict(ignore_index=0)))
     rng = _rng(1)
     lab8 = rng.integers(0, 21, (12, 15)).astype(np.uint8)
     lab8[:2] = 255
-    cases.append(Case("uint8 label and prediction (as the course's label maps), K=21",
+    cases.append(Case(N_("uint8 label and prediction (as the course's label maps), K=21"),
                       (rng.integers(0, 21, (12, 15)).astype(np.uint8), lab8, 21)))
     for shape, k in [((2, 17, 23), 5), ((31, 9), 21)]:
         lab = rng.integers(0, k, shape)
         lab[rng.random(shape) < 0.1] = 255
-        cases.append(Case(f"random {shape}, K={k}, 10% ignored", (rng.integers(0, k, shape), lab, k)))
+        cases.append(Case(_("random {shape}, K={k}, 10% ignored").format(shape=shape, k=k),
+                          (rng.integers(0, k, shape), lab, k)))
     for c in cases:
         c.expected = _conf_ref(*c.args, **c.kwargs)
 
@@ -56,21 +58,21 @@ def check_confusion_matrix(fn, verbose=True):
         return np.bincount(code.ravel(), minlength=k * k)[:k * k].reshape(k, k)
 
     mistakes = [
-        ("rows must be the ground truth (label) and columns the prediction: yours is the "
-         "transpose", lambda p, l, k, ignore_index=255: _conf_ref(p, l, k, ignore_index).T),
-        ("use the ignore_index argument: the value that marks void pixels is not always 255",
+        (N_("rows must be the ground truth (label) and columns the prediction: yours is the "
+            "transpose"), lambda p, l, k, ignore_index=255: _conf_ref(p, l, k, ignore_index).T),
+        (N_("use the ignore_index argument: the value that marks void pixels is not always 255"),
          lambda p, l, k, ignore_index=255: _conf_ref(p, l, k)),
-        ("pixels whose label is ignore_index must not be counted at all; drop them "
-         "before counting (the sum of the matrix is the number of labelled pixels)",
+        (N_("pixels whose label is ignore_index must not be counted at all; drop them "
+            "before counting (the sum of the matrix is the number of labelled pixels)"),
          counts_ignored),
-        ("with uint8 maps, label * K + pred wraps around at 256: turn the values into a wide "
-         "integer type (int64) before combining them", uint8_codes),
+        (N_("with uint8 maps, label * K + pred wraps around at 256: turn the values into a wide "
+            "integer type (int64) before combining them"), uint8_codes),
     ]
     return run_check("check_confusion_matrix", fn, cases,
-                     "entry [i, j] counts the pixels with label i and prediction j; leave out the "
-                     "pixels whose label is ignore_index; the table is K x K even when a class never "
-                     "occurs; one pass over all pixels can count every (label, prediction) pair if "
-                     "you code each pair as a single integer", mistakes, verbose=verbose)
+                     N_("entry [i, j] counts the pixels with label i and prediction j; leave out the "
+                        "pixels whose label is ignore_index; the table is K x K even when a class never "
+                        "occurs; one pass over all pixels can count every (label, prediction) pair if "
+                        "you code each pair as a single integer"), mistakes, verbose=verbose)
 
 
 def _miou_ref(conf):
@@ -94,15 +96,15 @@ def check_miou(fn, verbose=True):
     never_pred = np.array([[5, 1, 0], [2, 3, 0], [1, 1, 0]])  # class 2 never predicted
     pred_only = np.array([[5, 1, 2], [2, 3, 1], [0, 0, 0]])   # class 2 predicted, not in the label
     rng = _rng(2)
-    cases = [Case("the 3-class example of Day 1 · 04", (hand,)),
-             Case("class 2 absent from label and prediction", (absent,)),
-             Case("class 2 in the label, never predicted", (never_pred,)),
-             Case("class 2 predicted, absent from the label (IoU 0, accuracy NaN)", (pred_only,))]
+    cases = [Case(N_("the 3-class example of Day 1 · 04"), (hand,)),
+             Case(N_("class 2 absent from label and prediction"), (absent,)),
+             Case(N_("class 2 in the label, never predicted"), (never_pred,)),
+             Case(N_("class 2 predicted, absent from the label (IoU 0, accuracy NaN)"), (pred_only,))]
     for k in (5, 21):
         conf = rng.integers(0, 50, (k, k)) * (rng.random((k, k)) < 0.6)
         conf[k - 1] = 0
         conf[:, k - 1] = 0
-        cases.append(Case(f"random {k} classes, the last absent", (conf,)))
+        cases.append(Case(_("random {k} classes, the last absent").format(k=k), (conf,)))
     for c in cases:
         c.expected = _miou_ref(*c.args)
 
@@ -143,24 +145,24 @@ def check_miou(fn, verbose=True):
         return dict(_miou_ref(conf), acc=acc, macc=float(np.mean(acc)))
 
     mistakes = [
-        ("a class absent from both prediction and label has IoU 0/0: make it NaN and leave it "
-         "out of the mean, do not count it as 0", mean_not_nanmean),
-        ("a class absent from both prediction and label has done nothing: its IoU is NaN "
-         "(undefined), not 1, and the mean skips it", absent_is_perfect),
-        ("per-class accuracy is recall, TP / (TP + FN): divide by the row sum (ground truth), "
-         "not the column sum", precision_not_recall),
-        ("the union counts each pixel once: TP + FP + FN = row sum + column sum - TP (the "
-         "diagonal is in both sums)", union_counts_tp_twice),
-        ("that is the Dice coefficient 2TP / (2TP + FP + FN); IoU is TP / (TP + FP + FN)", dice),
-        ("mIoU is the mean of the per-class IoUs (every class weighs the same), not the "
-         "total TP over the total union of all classes", pooled_iou),
-        ("a class absent from the label has no pixels to find: its accuracy is 0/0 = NaN, "
-         "not 0, and mAcc skips it", zero_accuracy),
+        (N_("a class absent from both prediction and label has IoU 0/0: make it NaN and leave it "
+            "out of the mean, do not count it as 0"), mean_not_nanmean),
+        (N_("a class absent from both prediction and label has done nothing: its IoU is NaN "
+            "(undefined), not 1, and the mean skips it"), absent_is_perfect),
+        (N_("per-class accuracy is recall, TP / (TP + FN): divide by the row sum (ground truth), "
+            "not the column sum"), precision_not_recall),
+        (N_("the union counts each pixel once: TP + FP + FN = row sum + column sum - TP (the "
+            "diagonal is in both sums)"), union_counts_tp_twice),
+        (N_("that is the Dice coefficient 2TP / (2TP + FP + FN); IoU is TP / (TP + FP + FN)"), dice),
+        (N_("mIoU is the mean of the per-class IoUs (every class weighs the same), not the "
+            "total TP over the total union of all classes"), pooled_iou),
+        (N_("a class absent from the label has no pixels to find: its accuracy is 0/0 = NaN, "
+            "not 0, and mAcc skips it"), zero_accuracy),
     ]
     return run_check("check_miou", fn, cases,
-                     "TP = the diagonal, FN = the rest of the row (label), FP = the rest of the "
-                     "column (prediction); IoU = TP / (TP + FP + FN), acc = TP / (TP + FN), each "
-                     "per class; NaN where the denominator is 0; the means skip NaN",
+                     N_("TP = the diagonal, FN = the rest of the row (label), FP = the rest of the "
+                        "column (prediction); IoU = TP / (TP + FP + FN), acc = TP / (TP + FN), each "
+                        "per class; NaN where the denominator is 0; the means skip NaN"),
                      mistakes, verbose=verbose)
 
 
@@ -215,14 +217,14 @@ def check_train_step(fn, verbose=True):
         return dict(losses=np.array([float(v) for v in losses]), weights=weights,
                     train_mode=float(model.training), returns_float=float(is_float))
 
-    shapes = "batches (2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 5, 7) with int64 labels, 20% of them 255"
-    cases = [Case("3 SGD steps on a 2-layer conv net, 20% of labels 255", ("sgd", False),
-                  inputs=f"a conv net left in eval mode, SGD lr 0.5, {shapes}; compared: the 3 losses, "
-                         "the final weights, the mode and the type returned"),
-             Case("3 Adam steps on a conv net with batch norm", ("adam", True),
-                  inputs=f"a conv + batch norm net left in eval mode, Adam lr 0.05, {shapes}; compared: "
-                         "the 3 losses, the final weights (batch norm's statistics differ between "
-                         "train and eval mode), the mode and the type returned")]
+    shapes = _("batches (2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 5, 7) with int64 labels, 20% of them 255")
+    cases = [Case(N_("3 SGD steps on a 2-layer conv net, 20% of labels 255"), ("sgd", False),
+                  inputs=_("a conv net left in eval mode, SGD lr 0.5, {shapes}; compared: the 3 losses, "
+                           "the final weights, the mode and the type returned").format(shapes=shapes)),
+             Case(N_("3 Adam steps on a conv net with batch norm"), ("adam", True),
+                  inputs=_("a conv + batch norm net left in eval mode, Adam lr 0.05, {shapes}; compared: "
+                           "the 3 losses, the final weights (batch norm's statistics differ between "
+                           "train and eval mode), the mode and the type returned").format(shapes=shapes))]
     for c in cases:
         c.expected = run(_train_step_ref, c.args[1], c.args[0])
 
@@ -251,18 +253,18 @@ def check_train_step(fn, verbose=True):
         opt.clear_grad()
         return loss
 
-    mistakes = [("clear the gradients after each step (optimizer.clear_grad()): Paddle adds "
-                 "new gradients to the old ones", no_clear),
-                ("call optimizer.step() after loss.backward(): the weights did not change", no_step),
-                ("switch the model to training mode first (model.train()): dropout and batch norm "
-                 "behave differently in eval mode, and evaluation leaves the model there",
+    mistakes = [(N_("clear the gradients after each step (optimizer.clear_grad()): Paddle adds "
+                    "new gradients to the old ones"), no_clear),
+                (N_("call optimizer.step() after loss.backward(): the weights did not change"), no_step),
+                (N_("switch the model to training mode first (model.train()): dropout and batch norm "
+                    "behave differently in eval mode, and evaluation leaves the model there"),
                  lambda m, o, x, y: _no_train(_train_step_ref, m, o, x, y)),
-                ("pixels labelled 255 are unlabelled: the loss must skip them (the ignore_index "
-                 "of the cross-entropy), not train them as some class", ignored_as_class_0),
-                ("return the loss as a Python float, not the tensor (a tensor keeps its whole "
-                 "graph alive, and the caller wants a number)", returns_tensor)]
+                (N_("pixels labelled 255 are unlabelled: the loss must skip them (the ignore_index "
+                    "of the cross-entropy), not train them as some class"), ignored_as_class_0),
+                (N_("return the loss as a Python float, not the tensor (a tensor keeps its whole "
+                    "graph alive, and the caller wants a number)"), returns_tensor)]
     return run_check("check_train_step", fn, cases,
-                     "one step is: training mode, forward, the pixel-wise cross-entropy over the "
-                     "class axis (axis 1) that skips label 255, backward, one optimiser step, the "
-                     "gradients cleared; return the loss as a Python float, not a tensor",
+                     N_("one step is: training mode, forward, the pixel-wise cross-entropy over the "
+                        "class axis (axis 1) that skips label 255, backward, one optimiser step, the "
+                        "gradients cleared; return the loss as a Python float, not a tensor"),
                      mistakes, atol=1e-5, call=lambda f, c: run(f, c.args[1], c.args[0]), verbose=verbose)
