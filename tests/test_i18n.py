@@ -34,7 +34,6 @@ GLOSSARY = i18n.load_glossary()
 DAYS_NOT_YET_TRANSLATED = {
     "day1_concepts",
     "day2_fcn",
-    "day3_unet_psp",
     "day4_deeplab",
     "day5_context_graphs",
     "day6_instance_panoptic",
