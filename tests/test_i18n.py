@@ -46,7 +46,6 @@ DAY1_BEING_UPDATED = pytest.mark.xfail(reason="Day 1's English was corrected aft
 HINTS_NOT_YET_TRANSLATED = {
     "day1_concepts",
     "day2_fcn",
-    "day3_unet_psp",
     "day4_deeplab",
     "day5_context_graphs",
     "day6_instance_panoptic",
