@@ -32,12 +32,10 @@ GLOSSARY = i18n.load_glossary()
 # The days whose notebooks are not translated yet: a translator removes the day's line when its
 # every notebook is done (the currency test is a strict xfail for these, so the list only shrinks).
 DAYS_NOT_YET_TRANSLATED = {
-    "day3_unet_psp",
 }
 NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
 # Days whose case descriptions and hints (common/course/exercises/day*.py) are still English.
 HINTS_NOT_YET_TRANSLATED = {
-    "day3_unet_psp",
 }
 CJK = re.compile(r"[\u3400-\u9fff]")
 

@@ -7,6 +7,7 @@ import paddle
 import paddle.nn.functional as F
 
 from common.course.receptive_field import receptive_field
+from common.lang import N_, _
 from common.models.pspnet import PSPModule
 from common.models.unet import center_crop, valid_input_size
 
@@ -27,16 +28,16 @@ def check_crop_concat(fn, verbose=True):
 
     rng = _rng(8)
     ramp = lambda h, w: np.arange(h * w, dtype=np.float32).reshape(1, 1, h, w)   # noqa: E731
-    cases = [Case("skip 6x6 (0..35), x 4x4 of -1", (ramp(6, 6), -np.ones((1, 1, 4, 4), np.float32))),
-             Case("skip 7x7, x 4x4 (odd margin)", (ramp(7, 7), -np.ones((1, 1, 4, 4), np.float32))),
-             Case("skip 5x8, x 5x4: no crop in height, odd margin 4 in width",
+    cases = [Case(N_("skip 6x6 (0..35), x 4x4 of -1"), (ramp(6, 6), -np.ones((1, 1, 4, 4), np.float32))),
+             Case(N_("skip 7x7, x 4x4 (odd margin)"), (ramp(7, 7), -np.ones((1, 1, 4, 4), np.float32))),
+             Case(N_("skip 5x8, x 5x4: no crop in height, odd margin 4 in width"),
                   (ramp(5, 8), -np.ones((1, 1, 5, 4), np.float32))),
-             Case("skip 9x6, x 4x6: odd margin in height only", (ramp(9, 6), -np.ones((1, 1, 4, 6), np.float32)))]
+             Case(N_("skip 9x6, x 4x6: odd margin in height only"), (ramp(9, 6), -np.ones((1, 1, 4, 6), np.float32)))]
     for n, c1, c2, big, small in [(2, 3, 2, (64, 64), (56, 56)), (1, 2, 4, (17, 20), (12, 13)),
                                   (3, 4, 1, (136, 104), (104, 100))]:
-        cases.append(Case(f"random N={n}, skip {c1}x{big}, x {c2}x{small}",
-                          (rng.random((n, c1) + big, dtype=np.float32),
-                           rng.random((n, c2) + small, dtype=np.float32))))
+        desc = _("random N={n}, skip {c1}x{big}, x {c2}x{small}").format(n=n, c1=c1, big=big, c2=c2, small=small)
+        cases.append(Case(desc, (rng.random((n, c1) + big, dtype=np.float32),
+                                 rng.random((n, c2) + small, dtype=np.float32))))
     for c in cases:
         s, x = c.args
         crop = center_crop(paddle.to_tensor(s), x.shape[-2:]).numpy()
@@ -53,23 +54,23 @@ def check_crop_concat(fn, verbose=True):
         mh, mw = (skip.shape[-2] - x.shape[-2]) // 2, (skip.shape[-1] - x.shape[-1]) // 2
         return np.concatenate([skip[:, :, mh:skip.shape[-2] - mh, mw:skip.shape[-1] - mw], x], 1)
 
-    mistakes = [("crop the centre, not the top-left corner: the window starts half the surplus "
-                 "in from the top and from the left",
+    mistakes = [(N_("crop the centre, not the top-left corner: the window starts half the surplus "
+                    "in from the top and from the left"),
                  lambda s, x: np.concatenate([_crop(s, *x.shape[-2:], 0, 0), x], 1)),
-                ("off by one: with an odd surplus the extra pixel goes to the bottom/right, so the "
-                 "window's corner is half the surplus rounded down", lambda s, x: window(s, x, shift=1)),
-                ("rows and columns: the top offset comes from the heights (H - h), the left one "
-                 "from the widths (W - w)", lambda s, x: window(s, x, swap=True)),
-                ("cutting the same margin from both ends leaves one row or column too many when "
-                 "the surplus is odd: start at the corner and take exactly h rows and w columns",
+                (N_("off by one: with an odd surplus the extra pixel goes to the bottom/right, so the "
+                    "window's corner is half the surplus rounded down"), lambda s, x: window(s, x, shift=1)),
+                (N_("rows and columns: the top offset comes from the heights (H - h), the left one "
+                    "from the widths (W - w)"), lambda s, x: window(s, x, swap=True)),
+                (N_("cutting the same margin from both ends leaves one row or column too many when "
+                    "the surplus is odd: start at the corner and take exactly h rows and w columns"),
                  symmetric),
-                ("concatenate the skip's window first, then x (the decoder's weights expect the "
-                 "skip's channels first)",
+                (N_("concatenate the skip's window first, then x (the decoder's weights expect the "
+                    "skip's channels first)"),
                  lambda s, x: np.concatenate([x, window(s, x)[:, :s.shape[1]]], 1))]
     return run_check("check_crop_concat", fn, cases,
-                     "cut exactly h rows and w columns out of skip, starting half the surplus in from "
-                     "the top and from the left (rounded down), then stack that window and x along "
-                     "the channel axis",
+                     N_("cut exactly h rows and w columns out of skip, starting half the surplus in from "
+                        "the top and from the left (rounded down), then stack that window and x along "
+                        "the channel axis"),
                      mistakes, verbose=verbose)
 
 
@@ -77,13 +78,13 @@ def _valid_output(n, depth, pixels_per_level=4):
     """Output side of the valid U-Net for input ``n`` (None when a pooled map is odd or
     vanishes); ``pixels_per_level`` lets the check plant the usual mistake."""
     h = n - pixels_per_level
-    for _ in range(depth):
+    for _level in range(depth):
         if h < 2 or h % 2:
             return None
         h = h // 2 - pixels_per_level
     if h < 1:
         return None
-    for _ in range(depth):
+    for _level in range(depth):
         h = 2 * h - pixels_per_level
     return h if h > 0 else None
 
@@ -104,27 +105,27 @@ def check_valid_tile(fn, verbose=True):
     loses on each side, (tile - its output side) / 2.
 
     """
-    cases = [Case("the paper: 388 output pixels, depth 4", (388,)),
-             Case("a 96-pixel scene, depth 4", (96,), dict(depth=4)),
-             Case("100 output pixels, depth 4 (no surplus)", (100,), dict(depth=4)),
-             Case("one output pixel, depth 1", (1,), dict(depth=1)),
-             Case("97 output pixels, depth 2 (odd)", (97,), dict(depth=2)),
-             Case("64 output pixels, depth 3", (64,), dict(depth=3)),
-             Case("200 output pixels, depth 5", (200,), dict(depth=5))]
+    cases = [Case(N_("the paper: 388 output pixels, depth 4"), (388,)),
+             Case(N_("a 96-pixel scene, depth 4"), (96,), dict(depth=4)),
+             Case(N_("100 output pixels, depth 4 (no surplus)"), (100,), dict(depth=4)),
+             Case(N_("one output pixel, depth 1"), (1,), dict(depth=1)),
+             Case(N_("97 output pixels, depth 2 (odd)"), (97,), dict(depth=2)),
+             Case(N_("64 output pixels, depth 3"), (64,), dict(depth=3)),
+             Case(N_("200 output pixels, depth 5"), (200,), dict(depth=5))]
     for c in cases:
         c.expected = tuple(int(v) for v in valid_input_size(c.args[0], c.kwargs.get("depth", 4)))
 
-    mistakes = [("each level has two 3x3 convs: a level loses 4 pixels (2 per conv), on the way "
-                 "down and again on the way up", lambda s, depth=4: _tile(s, depth, pixels_per_level=2)),
-                ("the margin is what the network loses, (tile - its output) / 2, not (tile - the "
-                 "size you asked for) / 2: the output may cover a few pixels more than asked",
+    mistakes = [(N_("each level has two 3x3 convs: a level loses 4 pixels (2 per conv), on the way "
+                    "down and again on the way up"), lambda s, depth=4: _tile(s, depth, pixels_per_level=2)),
+                (N_("the margin is what the network loses, (tile - its output) / 2, not (tile - the "
+                    "size you asked for) / 2: the output may cover a few pixels more than asked"),
                  lambda s, depth=4: _tile(s, depth, margin_of_request=True)),
-                ("use the depth: every level adds its convs and halves the sizes below it",
+                (N_("use the depth: every level adds its convs and halves the sizes below it"),
                  lambda s, depth=4: _tile(s, 4))]
     return run_check("check_valid_tile", fn, cases,
-                     "follow one side through the network: two valid convs cost 4 pixels per level, "
-                     "a pool halves (the side must be even), a transposed conv doubles; then look for "
-                     "the smallest input whose output is at least out_size", mistakes, verbose=verbose)
+                     N_("follow one side through the network: two valid convs cost 4 pixels per level, "
+                        "a pool halves (the side must be even), a transposed conv doubles; then look for "
+                        "the smallest input whose output is at least out_size"), mistakes, verbose=verbose)
 
 
 def _rf_ref(layers):
@@ -137,19 +138,19 @@ def check_receptive_field(fn, verbose=True):
     unit of the last layer, in input pixels.
 
     """
-    cases = [Case("no layer: a pixel sees itself", ([],)),
-             Case("two 3x3 convs", ([(3, 1, 1), (3, 1, 1)],)),
-             Case("3x3 conv, 2x2 pool stride 2, 3x3 conv", ([(3, 1, 1), (2, 2, 1), (3, 1, 1)],)),
-             Case("3x3 convs with dilation 1, 2, 4", ([(3, 1, 1), (3, 1, 2), (3, 1, 4)],)),
-             Case("a 1x1 conv with stride 3, then a 3x3 conv", ([(1, 3, 1), (3, 1, 1)],)),
-             Case("U-Net encoder (4 levels of 2 convs + pool)",
+    cases = [Case(N_("no layer: a pixel sees itself"), ([],)),
+             Case(N_("two 3x3 convs"), ([(3, 1, 1), (3, 1, 1)],)),
+             Case(N_("3x3 conv, 2x2 pool stride 2, 3x3 conv"), ([(3, 1, 1), (2, 2, 1), (3, 1, 1)],)),
+             Case(N_("3x3 convs with dilation 1, 2, 4"), ([(3, 1, 1), (3, 1, 2), (3, 1, 4)],)),
+             Case(N_("a 1x1 conv with stride 3, then a 3x3 conv"), ([(1, 3, 1), (3, 1, 1)],)),
+             Case(N_("U-Net encoder (4 levels of 2 convs + pool)"),
                   ([(3, 1, 1), (3, 1, 1), (2, 2, 1)] * 4 + [(3, 1, 1), (3, 1, 1)],)),
-             Case("ResNet-like stem", ([(7, 2, 1), (3, 2, 1), (3, 1, 1), (3, 1, 1), (3, 2, 1), (3, 1, 2)],))]
+             Case(N_("ResNet-like stem"), ([(7, 2, 1), (3, 2, 1), (3, 1, 1), (3, 1, 1), (3, 2, 1), (3, 1, 2)],))]
     rng = _rng(9)
-    for _ in range(2):
+    for _i in range(2):              # not _: that name is the translation function here
         n = int(rng.integers(3, 9))
-        cases.append(Case(f"random stack of {n}", ([(int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 4)),
-                                                     int(rng.integers(1, 4))) for _ in range(n)],)))
+        layers = [(int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 4)), int(rng.integers(1, 4))) for _k in range(n)]
+        cases.append(Case(_("random stack of {n}").format(n=n), (layers,)))
     for c in cases:
         c.expected = _rf_ref(*c.args)
 
@@ -163,21 +164,21 @@ def check_receptive_field(fn, verbose=True):
                 jump *= s
         return rf
 
-    mistakes = [("multiply the jump by a layer's stride *after* growing the field: a layer's own "
-                 "stride spaces its outputs, it does not widen what one of them sees",
+    mistakes = [(N_("multiply the jump by a layer's stride *after* growing the field: a layer's own "
+                    "stride spaces its outputs, it does not widen what one of them sees"),
                  lambda layers: walk(layers, jump_first=True)),
-                ("a dilated kernel spans d (k - 1) + 1 pixels (rate - 1 holes between taps)",
-                 lambda layers: _rf_ref([(k, s, 1) for k, s, _ in layers])),
-                ("a dilated kernel spans d (k - 1) + 1 pixels, not d k: there are no holes after "
-                 "the last tap", lambda layers: walk(layers, span=lambda k, d: d * k)),
-                ("each layer adds (span - 1) x jump, where the jump is the product of the strides of "
-                 "the layers *before* it", lambda layers: _rf_ref([(k, 1, d) for k, _, d in layers])),
-                ("a unit of the input sees one pixel: start the field at 1, not 0",
+                (N_("a dilated kernel spans d (k - 1) + 1 pixels (rate - 1 holes between taps)"),
+                 lambda layers: _rf_ref([(k, s, 1) for k, s, _d in layers])),
+                (N_("a dilated kernel spans d (k - 1) + 1 pixels, not d k: there are no holes after "
+                    "the last tap"), lambda layers: walk(layers, span=lambda k, d: d * k)),
+                (N_("each layer adds (span - 1) x jump, where the jump is the product of the strides of "
+                    "the layers *before* it"), lambda layers: _rf_ref([(k, 1, d) for k, _s, d in layers])),
+                (N_("a unit of the input sees one pixel: start the field at 1, not 0"),
                  lambda layers: _rf_ref(layers) - 1)]
     return run_check("check_receptive_field", fn, cases,
-                     "walk from the input up, keeping the field and the jump (input pixels between "
-                     "neighbouring units): a layer widens the field by its span minus one, counted in "
-                     "the current jump, and only then multiplies the jump by its stride",
+                     N_("walk from the input up, keeping the field and the jump (input pixels between "
+                        "neighbouring units): a layer widens the field by its span minus one, counted in "
+                        "the current jump, and only then multiplies the jump by its stride"),
                      mistakes, verbose=verbose)
 
 
@@ -201,11 +202,11 @@ def _interval_by_gradient(layers, lo, hi, n=2048):
     x.stop_gradient = False
     y = _chain(layers, x)
     if not 0 <= lo <= hi < y.shape[-1]:
-        raise ValueError(f"units {lo}..{hi} outside the {y.shape[-1]} outputs")
+        raise ValueError(_("units {lo}..{hi} outside the {n} outputs").format(lo=lo, hi=hi, n=y.shape[-1]))
     y[0, 0, lo:hi + 1].sum().backward()
     got = np.nonzero(x.grad.numpy()[0, 0])[0]
     if got.min() == 0 or got.max() == n - 1:
-        raise ValueError("the field touches the input's border: use a longer input")
+        raise ValueError(_("the field touches the input's border: use a longer input"))
     return int(got.min()), int(got.max())
 
 
@@ -237,23 +238,24 @@ def check_receptive_interval(fn, verbose=True):
 
     """
     u2v, u2s = _unet_path(2, 0), _unet_path(2, 1)
-    cases = [Case("one 3x3 conv, unit 5", ([("conv", 3, 1, 1, 0)], 5, 5)),
-             Case("one 3x3 conv with padding 1, units 5..8", ([("conv", 3, 1, 1, 1)], 5, 8)),
-             Case("a 3x3 conv at dilation 2, padding 2, stride 2, unit 6", ([("conv", 3, 2, 2, 2)], 6, 6)),
-             Case("Day 3 · 02's stack, unit 9",
+    cases = [Case(N_("one 3x3 conv, unit 5"), ([("conv", 3, 1, 1, 0)], 5, 5)),
+             Case(N_("one 3x3 conv with padding 1, units 5..8"), ([("conv", 3, 1, 1, 1)], 5, 8)),
+             Case(N_("a 3x3 conv at dilation 2, padding 2, stride 2, unit 6"), ([("conv", 3, 2, 2, 2)], 6, 6)),
+             Case(N_("Day 3 · 02's stack, unit 9"),
                   ([("conv", 3, 1, 1, 1), ("conv", 3, 1, 1, 1), ("pool", 2, 2, 1, 0), ("conv", 3, 1, 1, 1),
                     ("conv", 3, 1, 2, 2), ("conv", 3, 2, 1, 1)], 9, 9)),
-             Case("3x3 conv then a 2x2 transposed conv (stride 2), unit 7",
+             Case(N_("3x3 conv then a 2x2 transposed conv (stride 2), unit 7"),
                   ([("conv", 3, 1, 1, 1), ("up", 2, 2, 1, 0)], 7, 7)),
-             Case("a 3x3 transposed conv, stride 2, padding 1, units 8..9", ([("up", 3, 2, 1, 1)], 8, 9)),
-             Case("valid U-Net of depth 2 (deepest path), unit 20", (u2v, 20, 20)),
-             Case("valid U-Net of depth 2, unit 21", (u2v, 21, 21)),
-             Case("same U-Net of depth 2, units 40..43", (u2s, 40, 43))]
+             Case(N_("a 3x3 transposed conv, stride 2, padding 1, units 8..9"), ([("up", 3, 2, 1, 1)], 8, 9)),
+             Case(N_("valid U-Net of depth 2 (deepest path), unit 20"), (u2v, 20, 20)),
+             Case(N_("valid U-Net of depth 2, unit 21"), (u2v, 21, 21)),
+             Case(N_("same U-Net of depth 2, units 40..43"), (u2s, 40, 43))]
+    hand = len(cases)
     rng = _rng(17)
-    for _ in range(3):
+    for _i in range(3):              # not _: that name is the translation function here
         n = int(rng.integers(3, 7))
         layers = []
-        for _ in range(n):
+        for _k in range(n):
             kind = str(rng.choice(["conv", "conv", "pool", "up"]))
             k = int(rng.integers(2, 5))
             if kind == "up":
@@ -261,35 +263,35 @@ def check_receptive_interval(fn, verbose=True):
             else:
                 d = int(rng.integers(1, 4)) if kind == "conv" else 1
                 layers.append((kind, k, int(rng.integers(1, 3)), d, int(rng.integers(0, (d * (k - 1)) // 2 + 1))))
-        cases.append(Case(f"random chain of {n} layers", (layers, 0, 0)))
-    for c in cases:
+        cases.append(Case(_("random chain of {n} layers").format(n=n), (layers, 0, 0)))
+    for i, c in enumerate(cases):
         layers, lo, hi = c.args
-        if c.desc.startswith("random"):              # a few units in the middle of a long output
+        if i >= hand:                                # random: a few units in the middle of a long output
             with paddle.no_grad():
                 size = _chain(layers, paddle.ones([1, 1, 2048], dtype="float64")).shape[-1]
             lo = size // 2
             c.args = (layers, lo, lo + int(rng.integers(0, 3)))
         c.expected = _interval_by_gradient(*c.args)
 
-    mistakes = [("start from the last layer and walk back to the input: each layer maps an interval "
-                 "of its outputs to the interval of its inputs", lambda L, a, b: _interval(L, a, b, forward=True)),
-                ("a transposed conv is not a conv: output pixel o is painted by the inputs i with "
-                 "i s <= o + p <= i s + k - 1, so going back the interval shrinks (divide by the stride)",
+    mistakes = [(N_("start from the last layer and walk back to the input: each layer maps an interval "
+                    "of its outputs to the interval of its inputs"), lambda L, a, b: _interval(L, a, b, forward=True)),
+                (N_("a transposed conv is not a conv: output pixel o is painted by the inputs i with "
+                    "i s <= o + p <= i s + k - 1, so going back the interval shrinks (divide by the stride)"),
                  lambda L, a, b: _interval(L, a, b, up_as_conv=True)),
-                ("padding shifts the window: unit o of a conv reads input o s - p onwards",
+                (N_("padding shifts the window: unit o of a conv reads input o s - p onwards"),
                  lambda L, a, b: _interval(L, a, b, padding=False)),
-                ("a dilated kernel's last tap is d (k - 1) past its first",
+                (N_("a dilated kernel's last tap is d (k - 1) past its first"),
                  lambda L, a, b: _interval(L, a, b, dilation=False)),
-                ("for the transposed conv, the first input is rounded up (ceil) and the last one down "
-                 "(floor): an input pixel counts only if one of its k painted outputs is in the interval",
+                (N_("for the transposed conv, the first input is rounded up (ceil) and the last one down "
+                    "(floor): an input pixel counts only if one of its k painted outputs is in the interval"),
                  lambda L, a, b: _interval(L, a, b, up_round="floor")),
-                ("return the last input pixel itself (an inclusive interval), not one past it",
+                (N_("return the last input pixel itself (an inclusive interval), not one past it"),
                  lambda L, a, b: (_interval(L, a, b)[0], _interval(L, a, b)[1] + 1))]
     return run_check("check_receptive_interval", fn, cases,
-                     "walk from the last layer back to the input; a conv or pool maps units lo..hi to "
-                     "the inputs from the first window's first tap to the last window's last tap "
-                     "(stride, padding and dilation all matter); a transposed conv maps them to the "
-                     "inputs that paint at least one of them", mistakes, verbose=verbose)
+                     N_("walk from the last layer back to the input; a conv or pool maps units lo..hi to "
+                        "the inputs from the first window's first tap to the last window's last tap "
+                        "(stride, padding and dilation all matter); a transposed conv maps them to the "
+                        "inputs that paint at least one of them"), mistakes, verbose=verbose)
 
 
 @check("day3_unet_psp")
@@ -314,7 +316,7 @@ def check_psp_module(fn, verbose=True):
         m.eval()
         x = paddle.to_tensor(rng.standard_normal((n, c) + hw).astype(np.float32))
         stages = [st[1] for st in m.stages]
-        cases.append(Case(f"N={n}, C={c}, {hw}, bins {bins}", (x, bins, stages),
+        cases.append(Case(_("N={n}, C={c}, {hw}, bins {bins}").format(n=n, c=c, hw=hw, bins=bins), (x, bins, stages),
                           expected=m(x).numpy()))
 
     def variant(x, bins, stages, pool="avg", ac=False, keep_x=True, x_last=False, stage_after=False,
@@ -331,19 +333,19 @@ def check_psp_module(fn, verbose=True):
             outs = outs + [x] if x_last else [x] + outs
         return paddle.concat(outs, 1)
 
-    mistakes = [("upsample with align_corners=False (half-pixel centres, as everywhere in the course)",
+    mistakes = [(N_("upsample with align_corners=False (half-pixel centres, as everywhere in the course)"),
                  lambda x, b, s: variant(x, b, s, ac=True)),
-                ("upsample bilinearly: nearest neighbour repeats each bin as a block",
+                (N_("upsample bilinearly: nearest neighbour repeats each bin as a block"),
                  lambda x, b, s: variant(x, b, s, mode="nearest")),
-                ("pool with the *average* of each bin, not the max",
+                (N_("pool with the *average* of each bin, not the max"),
                  lambda x, b, s: variant(x, b, s, pool="max")),
-                ("keep the input itself as the first part of the concatenation (C -> 2C channels)",
+                (N_("keep the input itself as the first part of the concatenation (C -> 2C channels)"),
                  lambda x, b, s: variant(x, b, s, keep_x=False)),
-                ("the input comes first in the concatenation, then the branches in the order of the bins",
+                (N_("the input comes first in the concatenation, then the branches in the order of the bins"),
                  lambda x, b, s: variant(x, b, s, x_last=True)),
-                ("run each stage on the b x b pooled map, then upsample: the stage's ReLU does not "
-                 "commute with the interpolation", lambda x, b, s: variant(x, b, s, stage_after=True))]
+                (N_("run each stage on the b x b pooled map, then upsample: the stage's ReLU does not "
+                    "commute with the interpolation"), lambda x, b, s: variant(x, b, s, stage_after=True))]
     return run_check("check_psp_module", fn, cases,
-                     "for each bin count: average-pool x to b x b bins, run that bin's stage, resize "
-                     "bilinearly (half-pixel) back to x's size; then concatenate x and the branches "
-                     "along the channels", mistakes, verbose=verbose)
+                     N_("for each bin count: average-pool x to b x b bins, run that bin's stage, resize "
+                        "bilinearly (half-pixel) back to x's size; then concatenate x and the branches "
+                        "along the channels"), mistakes, verbose=verbose)
