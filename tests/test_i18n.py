@@ -27,16 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = i18n.source_notebooks(ROOT)
 GLOSSARY = i18n.load_glossary()
 
-# Notebooks whose Chinese is not written yet (the translation's next phase). The list can only
-# shrink: a notebook in it whose translation becomes complete fails (strict xfail) until removed.
-# The days whose notebooks are not translated yet: a translator removes the day's line when its
-# every notebook is done (the currency test is a strict xfail for these, so the list only shrinks).
-DAYS_NOT_YET_TRANSLATED = {
-}
-NOT_YET_TRANSLATED = {p.relative_to(ROOT).as_posix() for p in NOTEBOOKS if p.parent.name in DAYS_NOT_YET_TRANSLATED}
-# Days whose case descriptions and hints (common/course/exercises/day*.py) are still English.
-HINTS_NOT_YET_TRANSLATED = {
-}
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -63,19 +53,13 @@ def en_outside(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ the translation itself
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="not translated yet (next phase)"))
-    if _rel(p) in NOT_YET_TRANSLATED else p for p in NOTEBOOKS], ids=_rel)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_rel)
 def test_every_markdown_cell_has_a_current_translation(path):
     """A cell whose English changed after its translation (fuzzy), or that has none, fails here,
     named with its notebook and cell id: run `python -m common.course.i18n update` and translate."""
     states = i18n.cell_states(nbformat.read(path, as_version=4), i18n._load(i18n.catalog_path(path)))
     stale = {cell: state for cell, state in states.items() if state != "translated"}
     assert not stale, f"{_rel(path)}: cells without a current translation: {stale}"
-
-
-def test_the_not_yet_list_names_real_notebooks():
-    assert NOT_YET_TRANSLATED <= {_rel(p) for p in NOTEBOOKS}
 
 
 def test_translated_cells_keep_numbers_code_markers_and_glossary_terms():
@@ -320,9 +304,7 @@ def _chinese_only(message):
     return re.findall(r"[A-Za-z]{3,}(?: [A-Za-z]{3,}){2,}", text)
 
 
-@pytest.mark.parametrize("day", [
-    pytest.param(d, marks=pytest.mark.xfail(strict=True, reason="hints of day*.py not translated yet"))
-    if d in HINTS_NOT_YET_TRANSLATED else d for d in sorted(ex.DAYS)])
+@pytest.mark.parametrize("day", sorted(ex.DAYS))
 def test_check_hints_are_chinese(zh_edition, day):
     """The day's case descriptions and hints too (wrapped in N_() or _() in day*.py, translated in
     the package catalog): no English sentence left in a failure message."""
