@@ -15,18 +15,26 @@ import json
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib                   # Python 3.11+
+except ModuleNotFoundError:          # 3.9, 3.10: the same parser as vendored by pip, which this script runs
+    from pip._vendor import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 PADDLE = "paddlepaddle>=3.0"
 
 
+def project() -> dict:
+    """The ``[project]`` table of pyproject.toml."""
+    return tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
+
+
 def requirements() -> list[str]:
-    project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    return project["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
+    extras = project()["optional-dependencies"]
+    return project()["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
 
 
 def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:

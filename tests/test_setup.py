@@ -3,13 +3,14 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "constraints"))
+import lock  # noqa: E402  (constraints/lock.py: the pins and the pyproject reader of 3.9+)
 
 
 def _name(spec):
@@ -18,7 +19,7 @@ def _name(spec):
 
 
 def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = lock.project()
     wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["test"]) \
         | set(project["optional-dependencies"]["gpu"]) | set(project["optional-dependencies"]["book"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
@@ -34,13 +35,10 @@ SUPPORTED = ("3.9", "3.10", "3.11", "3.12", "3.13")
 
 def test_supported_pythons_agree():
     """README, Makefile, pyproject and the lock script name the same Pythons."""
-    sys.path.insert(0, str(ROOT / "constraints"))
-    import lock
-
     assert lock.PYTHONS == SUPPORTED
     makefile = (ROOT / "Makefile").read_text()
     assert f"SUPPORTED_PYTHONS := {' '.join(SUPPORTED)}" in makefile
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = lock.project()
     assert project["requires-python"] == ">=3.9,<3.14"
     assert "Python 3.9 to 3.13" in (ROOT / "README.md").read_text()
 
@@ -49,7 +47,7 @@ def test_supported_pythons_agree():
 def test_constraints_pin_every_dependency(python):
     path = ROOT / "constraints" / f"py{python.replace('.', '')}.txt"
     pins = {_name(l): l for l in path.read_text().splitlines() if l and not l.startswith("#")}
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = lock.project()
     extras = project["optional-dependencies"]
     for spec in project["dependencies"] + extras["test"] + extras["book"] + ["paddlepaddle"]:
         assert "==" in pins.get(_name(spec), ""), f"{_name(spec)} is not pinned in {path.name}"
@@ -61,9 +59,6 @@ def test_constraints_pin_every_dependency(python):
 def test_constraints_resolve_for_each_python(python):
     """pip resolves each pinned set for its Python from wheels alone, to exactly the pins
     (needs only the package index, not that interpreter)."""
-    sys.path.insert(0, str(ROOT / "constraints"))
-    import lock
-
     path = lock.path_for(python)
     pins = {_name(l): l.split("==")[1] for l in path.read_text().splitlines()
             if l and not l.startswith("#")}
