@@ -5,6 +5,7 @@
 #   make bench                            data / train / infer throughput of each model
 #   make experiments                      the ablations behind the lessons' claims -> results/*.json (EXPERIMENTS="fcn_strides" picks)
 #   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
+#   python -m common.course.bench engines the fast inference engines against each other (see README)
 SHELL := /bin/bash
 PYTHON ?= python3
 SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -103,7 +104,7 @@ notebooks: setup
 	done
 
 gpu-check: setup
-	$(BIN)/python -m common.course.gpu_check
+	$(BIN)/python -m common.course.bench gpu
 
 bench: setup
 	$(BIN)/python -m common.course.bench
@@ -123,7 +124,7 @@ weights: setup
 bench-paddleseg: setup
 	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
 	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
-	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench --paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
+	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
 
 # Homework: the student release of day*/exercises.ipynb (solutions stubbed, answers removed)
 # into $(RELEASE)/, not committed; `make student DAYS="day1_concepts"` hands out one day.

@@ -1,11 +1,26 @@
-"""`common.course.bench`: the multiply-accumulate counter against counts worked out by hand, the
-training presets of the instance/panoptic models, and the PaddleSeg aux-head switch."""
-import common  # noqa: F401  (threads before Paddle)
+"""`common.course.bench`: the models it times, the multiply-accumulate counter against counts
+worked out by hand, the stand-in losses of the instance/panoptic models, the PaddleSeg aux-head
+switch, the engine benchmarks and the command line."""
+import numpy as np
 import paddle
 import paddle.nn as nn
 import pytest
 
-from common.course.bench import BENCH_MODELS, count_macs, paddleseg_aux, training_loss
+from common.course.bench import __main__ as cli
+from common.course.bench.engines import bench_cli, bench_engines
+from common.course.bench.paddleseg import count_macs, paddleseg_aux
+from common.course.bench.steps import training_loss
+from common.course.bench.throughput import BENCH_MODELS
+from common.models import PRESETS, build_model
+from common.models.mask_rcnn import MaskRCNN
+from common.models.panoptic_deeplab import PanopticDeepLab
+from common.models.solo import SOLO
+from common.models.upsnet import UPSNet
+
+
+def test_every_model_is_timed_at_the_cpu_preset():
+    assert [name for name, _ in BENCH_MODELS] == list(PRESETS)
+    assert all(kwargs["preset"] == "cpu" for _, kwargs in BENCH_MODELS)
 
 
 class _Net(nn.Layer):
@@ -26,21 +41,10 @@ def test_count_macs_by_hand():
     assert macs == 800 * 27 + 800 * 18 + 800 * 16 + 4 * 20 * 6 * 20
 
 
-PRESET_MODELS = ("mask_rcnn", "upsnet", "solo", "panoptic_deeplab")
-
-
-@pytest.mark.parametrize("name", PRESET_MODELS)
-def test_training_presets_live_in_bench(name):
-    """The instance/panoptic presets live in the bench: no model class carries a method made
-    for it, and each preset gives a finite scalar loss whose gradient reaches the backbone."""
-    import numpy as np
-
-    from common.models import build_model
-    from common.models.mask_rcnn import MaskRCNN
-    from common.models.panoptic_deeplab import PanopticDeepLab
-    from common.models.solo import SOLO
-    from common.models.upsnet import UPSNet
-
+@pytest.mark.parametrize("name", ("mask_rcnn", "upsnet", "solo", "panoptic_deeplab"))
+def test_stand_in_losses_live_in_bench(name):
+    """The instance/panoptic stand-in losses live in the bench: no model class carries a method
+    made for it, and each gives a finite scalar loss whose gradient reaches the backbone."""
     for cls in (MaskRCNN, UPSNet, SOLO, PanopticDeepLab):
         assert not hasattr(cls, "bench_loss"), cls
     kwargs = dict(BENCH_MODELS)[name]
@@ -74,3 +78,29 @@ def test_paddleseg_aux_switches_only_paddleseg_flags():
     assert isinstance(ours.aux, nn.Identity)
     paddleseg_aux(gi, True)
     assert gi.aux is True
+
+
+def test_bench_engines_rows():
+    lines = []
+    rows = bench_engines([("tiny", dict(preset="tiny"))], sizes=(24,), batches=(2,), repeats=2,
+                         steps=1, engines=("dynamic", "inference"), out=lines.append, clock="cpu")
+    (row,) = rows
+    assert (row["model"], row["size"], row["batch"]) == ("tiny", 24, 2) and row["max_rel_diff"] < 1e-5
+    assert all(0 < row[e][0] <= row[e][1] for e in ("dynamic", "inference"))
+    assert len(lines) == 1 and "inference" in lines[0]
+
+
+def test_bench_cli_times_whole_runs():
+    lines = []
+    (runs,) = bench_cli(("tiny",), repeats=1, num_classes=3, out=lines.append).values()
+    assert sorted(runs) == ["dynamic", "inference first run", "inference later runs"]
+    assert all(len(v) == 1 and v[0] > 0 for v in runs.values())
+    assert len(lines) == 1 and lines[0].startswith("tiny")
+
+
+def test_command_line_rejects_unknown_names(capsys):
+    for argv in (["engines", "--models", "nope"], ["engines", "--engines", "onnx"], ["nope"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+    assert "unknown engines ['onnx']" in capsys.readouterr().err
+    assert cli.parse_args(["--size", "64"])[1].command == "models"        # the default command

@@ -61,13 +61,23 @@ def test_table_lists_mean_std_and_every_seed(tmp_path):
         experiments.table(res, metrics=["nope"])
 
 
-def test_fast_mode_never_writes_the_committed_results(monkeypatch, tmp_path):
-    monkeypatch.setattr(experiments, "FAST_RESULTS_DIR", tmp_path / "fast")
-    assert experiments.default_out_dir(True) == tmp_path / "fast"
-    assert experiments.default_out_dir(False) == experiments.RESULTS_DIR
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A stand-in course checkout (``SEGCOURSE_ROOT``) with an empty ``results/``."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    monkeypatch.setenv("SEGCOURSE_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_fast_mode_never_writes_the_committed_results(checkout):
+    fast_dir = checkout / "build" / "experiments-fast"
+    assert experiments.default_out_dir(True) == fast_dir
+    assert experiments.default_out_dir(False) == checkout / "results"
     experiments.run("toy", {"a": lambda s: {"m": 1.0}}, seeds=(0,), fast=True)
-    assert (tmp_path / "fast" / "toy.json").is_file()
-    assert not (experiments.RESULTS_DIR / "toy.json").exists()
+    assert (fast_dir / "toy.json").is_file()
+    assert not (checkout / "results" / "toy.json").exists()
 
 
 def test_load_missing_names_file_and_command(tmp_path):
@@ -109,14 +119,14 @@ def test_cli_lists_and_rejects_unknown(capsys):
 
 
 @pytest.mark.parametrize("name", experiments.available())
-def test_every_experiment_runs_fast(name, monkeypatch, tmp_path):
-    """Each experiment module runs its FAST sizes into a temporary dir and writes a valid file."""
-    monkeypatch.setattr(experiments, "FAST_RESULTS_DIR", tmp_path)
+def test_every_experiment_runs_fast(name, checkout):
+    """Each experiment module runs its FAST sizes into a temporary checkout and writes a valid file."""
     mod = experiments.get(name)
     res = mod.main(fast=True)
     assert res["name"] == name and res["fast"] is True
     # compared as JSON text: NaN (a class absent from FAST's few scenes) is never == NaN
-    assert json.dumps(experiments.load(name, tmp_path), sort_keys=True) == json.dumps(res, sort_keys=True)
+    loaded = experiments.load(name, checkout / "build" / "experiments-fast")
+    assert json.dumps(loaded, sort_keys=True) == json.dumps(res, sort_keys=True)
     assert len(res["variants"]) >= 2 and len(res["seeds"]) >= 1
     for v in res["variants"].values():
         # per-class scores may be NaN on FAST's few scenes (a class absent from them), not all

@@ -1,22 +1,23 @@
-"""`make gpu-check`: the CPU branch, and the mixed-precision step it times on a GPU."""
+"""`make gpu-check` (``common.course.bench.gpu``): the CPU branch, and the mixed-precision step it
+times on a GPU."""
 import numpy as np
 import paddle
 import pytest
 
-from common.course import gpu_check
+from common.course.bench import gpu as gpu_check
 from common.engine import optimizer_step
 
 
 def test_without_gpu_it_says_so_and_exits_cleanly(capsys, monkeypatch):
     monkeypatch.setattr("common.runtime.has_gpu", lambda: False)
-    assert gpu_check.main([]) == 0
+    assert gpu_check.check_all() == 0
     out = capsys.readouterr().out
     assert out.startswith("No GPU:") and "CPU mode" in out
 
 
 @pytest.mark.parametrize("amp", [False, True])
 def test_check_model_trains_predicts_and_reports(amp):
-    r = gpu_check.check_model("tiny", dict(width=4), size=33, batch=2, steps=1, amp=amp)
+    r = gpu_check.check_model("tiny", dict(preset="tiny"), size=33, batch=2, steps=1, amp=amp)
     assert r["name"] == "tiny" and r["train_img_s"] > 0 and r["infer_img_s"] > 0
     assert np.isfinite(r["loss"])
 
@@ -46,5 +47,5 @@ def test_a_failing_model_is_reported_and_fails_the_run(capsys, monkeypatch):
     def boom(*a, **k):
         raise FloatingPointError("tiny: loss nan")
     monkeypatch.setattr(gpu_check, "check_model", boom)
-    assert gpu_check.main(["--models", "tiny"]) == 1
+    assert gpu_check.check_all(models=["tiny"]) == 1
     assert "tiny             | FAILED: FloatingPointError" in capsys.readouterr().out

@@ -35,11 +35,9 @@ def test_conv_gn_relu_any_size():
 @pytest.mark.parametrize("sem_channels", [2, 200])
 def test_upsnet_builds_with_any_semantic_width(deformable, sem_channels):
     """min(32, c // 4) gave 0 groups for 2 channels and 32 (not a divisor) for 200."""
-    from common.models.upsnet import small_config
-
     scenes = VARIANTS["scenes"]
     model = build_model("upsnet", 7, thing_ids=scenes.thing_ids, stuff_ids=scenes.stuff_ids,
-                        **dict(small_config(4), sem_channels=sem_channels, deformable=deformable))
+                        preset="tiny", sem_channels=sem_channels, deformable=deformable)
     model.eval()
     with paddle.no_grad():
         out = model(paddle.randn([1, 3, 41, 57]))
@@ -48,9 +46,7 @@ def test_upsnet_builds_with_any_semantic_width(deformable, sem_channels):
 
 def test_solo_builds_with_any_head_width():
     """max(1, min(32, c // 4)) gave 32 groups, not a divisor, for 132 channels."""
-    from common.models.solo import small_config
-
-    model = build_model("solo", 3, **dict(small_config(48, width=4), head_channels=132))
+    model = build_model("solo", 3, preset="tiny", image_size=48, head_channels=132)
     x = paddle.randn([1, 3, 45, 53])
     m = np.zeros((1, 45, 53), bool)
     m[0, 10:30, 12:33] = True

@@ -7,13 +7,12 @@ from common.data import VARIANTS
 from common.data.instances import SceneInstances, collate_instances, targets_to_tensors
 from common.engine import Trainer
 from common.models import build_model
-from common.models.mask_rcnn import small_config
 
 THINGS = VARIANTS["scenes"].thing_ids
 
 
 def test_rpn_outputs_line_up_with_anchors():
-    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(4))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, preset="tiny")
     feats = model.features(paddle.rand([1, 3, 45, 61]))
     objs, deltas = model.rpn(feats)
     for anc, o, d in zip(model.anchors(feats), objs, deltas):
@@ -27,7 +26,7 @@ def _batch(n, size, seed=0):
 
 
 def test_mask_rcnn_forward_backward_odd_size_and_predict():
-    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(4))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, preset="tiny")
     x, t = _batch(2, (61, 75))
     model.train()
     losses = model(x, t)
@@ -53,7 +52,7 @@ def test_mask_rcnn_forward_backward_odd_size_and_predict():
 
 def test_mask_rcnn_learns_tiny_set():
     ds = SceneInstances(4, 64, seed=3)
-    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(8))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, preset="cpu", width=8)
     hist = Trainer(model, ds, SceneInstances(2, 64, seed=9), iters=30, batch_size=4, lr=3e-3,
                    optimizer="adam", warmup=3, clip_norm=10.0, progress=False).fit()
     # evaluation of an instance model: mask AP (pycocotools) once at the end
@@ -63,18 +62,8 @@ def test_mask_rcnn_learns_tiny_set():
     assert np.mean(hist["loss_mask"][-3:]) < np.mean(hist["loss_mask"][:3])
 
 
-def test_bench_entries_are_the_small_configs():
-    from common.course import bench
-    from common.models import upsnet
-
-    entries = dict(bench.BENCH_MODELS)
-    assert entries["mask_rcnn"] == dict(thing_ids=THINGS, **small_config(16))
-    assert entries["upsnet"] == dict(thing_ids=THINGS, stuff_ids=VARIANTS["scenes"].stuff_ids,
-                                     **upsnet.small_config(16))
-
-
 def test_images_without_objects():
-    model = build_model("mask_rcnn", 7, thing_ids=THINGS, **dict(small_config(4), score_thresh=1.1))
+    model = build_model("mask_rcnn", 7, thing_ids=THINGS, preset="tiny", score_thresh=1.1)
     empty = dict(boxes=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int64),
                  masks=np.zeros((0, 40, 50), bool))
     losses = model(paddle.rand([2, 3, 40, 50]), targets_to_tensors([empty, empty]))
@@ -110,8 +99,7 @@ def test_fpn_options_and_odd_sizes(p6, norm):
 
 def test_mask_rcnn_and_solo_share_the_fpn():
     from common.models.layers import FPN
-    from common.models.solo import small_config as solo_config
 
-    mrcnn = build_model("mask_rcnn", 7, thing_ids=THINGS, **small_config(4))
-    solo = build_model("solo", 7, thing_ids=THINGS, **solo_config(64, 4))
+    mrcnn = build_model("mask_rcnn", 7, thing_ids=THINGS, preset="tiny")
+    solo = build_model("solo", 7, thing_ids=THINGS, preset="tiny")
     assert type(mrcnn.fpn) is FPN and type(solo.fpn) is FPN and solo.fpn.p6 and not mrcnn.fpn.p6

@@ -3,7 +3,7 @@
 Every name of ``list_models()`` is built small and run once in eval and once in train mode
 on an odd-sized batch (67 x 53): the types, shapes and dtypes of what comes back are the
 ones the docstring states. A new model fails ``test_every_model_is_covered`` until it is
-given a small configuration and a family here.
+given presets (``common.models.presets``) and a family here.
 """
 import numpy as np
 import paddle
@@ -13,7 +13,7 @@ from common.data import get_variant
 from common.data.instances import SceneInstances, targets_to_tensors
 from common.engine import total_loss
 from common.labels import LABEL_DIVISOR, PANOPTIC_VOID
-from common.models import build_model, list_models, mask_rcnn, panoptic_deeplab, solo, upsnet
+from common.models import PRESETS, build_model, list_models, panoptic_deeplab
 
 K = 7                                   # the 'scenes' variant: 4 stuff + 3 thing classes
 VAR = get_variant("scenes")
@@ -21,19 +21,20 @@ THINGS, STUFF = VAR.thing_ids, VAR.stuff_ids
 H, W = 67, 53                           # odd, and not a multiple of any output stride
 N = 2
 
-SMALL = dict(
-    tiny=dict(width=4, depth=2), fcn8s=dict(width=4), fcn16s=dict(width=4), fcn32s=dict(width=4),
-    unet=dict(width=4, depth=3), pspnet=dict(depth=18, width=4),
-    deeplabv1=dict(width=4), deeplabv2=dict(depth=18, width=4), deeplabv3=dict(depth=18, width=4),
-    deeplabv3plus=dict(width=4, middle_blocks=1),
-    context_baseline=dict(depth=18, width=4), gcu=dict(depth=18, width=4),
-    glore=dict(depth=18, width=4), ginet=dict(depth=18, width=4),
-    panoptic_deeplab=panoptic_deeplab.small_config(64, 4),
-    # score_thresh 0: untrained heads still return detections whose labels can be checked
-    mask_rcnn=dict(thing_ids=THINGS, **dict(mask_rcnn.small_config(4), score_thresh=0.0)),
-    upsnet=dict(thing_ids=THINGS, stuff_ids=STUFF, **dict(upsnet.small_config(4), score_thresh=0.0)),
-    solo=dict(thing_ids=THINGS, **dict(solo.small_config(64, 4), score_thresh=0.0, update_thresh=0.0)),
-)
+# The dataset's facts (the scenes' things and stuff, the class names of GINet's word vectors)
+# beside the tests' size, the "tiny" preset; score_thresh 0: untrained heads still return
+# detections whose labels can be checked.
+_DATASET = dict(panoptic_deeplab=dict(thing_ids=THINGS), ginet=dict(classes=VAR.classes),
+                mask_rcnn=dict(thing_ids=THINGS, score_thresh=0.0),
+                upsnet=dict(thing_ids=THINGS, stuff_ids=STUFF, score_thresh=0.0),
+                solo=dict(thing_ids=THINGS, score_thresh=0.0, update_thresh=0.0))
+
+
+def tiny(name):
+    """``build_model`` keywords of ``name`` at the tests' size, for the scenes' 7 classes."""
+    return dict(preset="tiny", **_DATASET.get(name, {}))
+
+
 # Train-mode outputs as the docstring states them: a list [main, aux, ...] for these, with
 # its length; the other semantic models return the logits tensor alone.
 TRAIN_LIST = dict(pspnet=2, context_baseline=2, gcu=2, glore=2, ginet=2, deeplabv2=4)
@@ -53,13 +54,13 @@ def _logits(t, name):
 
 
 def test_every_model_is_covered():
-    assert sorted(SMALL) == list_models(), "give a new model a small config and a family here"
+    assert sorted(PRESETS) == list_models(), "give a new model presets and a family here"
     assert sorted(SEMANTIC + INSTANCE + ["panoptic_deeplab"]) == list_models()
 
 
 @pytest.mark.parametrize("name", SEMANTIC)
 def test_semantic_model_contract(name):
-    model = build_model(name, K, **SMALL[name])
+    model = build_model(name, K, **tiny(name))
     x = _images()
     model.eval()
     with paddle.no_grad():
@@ -77,7 +78,7 @@ def test_semantic_model_contract(name):
 
 def test_sc_loss_appends_class_logits():
     """GINet with sc_loss: [main, aux, class-node logits (N, M)], M = one node per class."""
-    model = build_model("ginet", K, depth=18, width=4, sc_loss=True)
+    model = build_model("ginet", K, sc_loss=True, **tiny("ginet"))
     model.train()
     out = model(_images())
     assert isinstance(out, list) and len(out) == 3
@@ -87,7 +88,7 @@ def test_sc_loss_appends_class_logits():
 
 
 def test_panoptic_deeplab_contract():
-    model = build_model("panoptic_deeplab", K, **SMALL["panoptic_deeplab"])
+    model = build_model("panoptic_deeplab", K, **tiny("panoptic_deeplab"))
     x = _images()
     want = dict(semantic=(N, K, H, W), center=(N, 1, H, W), offset=(N, 2, H, W))
     for train in (False, True):
@@ -115,7 +116,7 @@ def _instance_batch():
 
 @pytest.mark.parametrize("name", INSTANCE)
 def test_instance_model_contract(name):
-    model = build_model(name, K, **SMALL[name])
+    model = build_model(name, K, **tiny(name))
     x, targets = _instance_batch()
     assert tuple(x.shape) == (N, 3, H, W)
     model.train()

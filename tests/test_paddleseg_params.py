@@ -1,4 +1,4 @@
-"""Like for like with PaddleSeg 2.8: every pair of ``common.course.bench.PADDLESEG_PAIRS`` (our model
+"""Like for like with PaddleSeg 2.8: every pair of ``common.course.bench.paddleseg.PADDLESEG_PAIRS`` (our model
 built by named options in PaddleSeg's configuration) has PaddleSeg's parameter count (7
 classes), up to differences this test accounts for exactly, so `make bench-paddleseg`
 compares equal work. PaddleSeg is not needed here: its counts were measured once with
@@ -6,7 +6,7 @@ compares equal work. PaddleSeg is not needed here: its counts were measured once
     .venv/bin/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \\
         scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
     PYTHONPATH=.bench-paddleseg .venv/bin/python -c "
-    import common, paddle.nn as nn; from common.course.bench import PADDLESEG_PAIRS, build_paddleseg
+    import common, paddle.nn as nn; from common.course.bench.paddleseg import PADDLESEG_PAIRS, build_paddleseg
     def biases(m): return sum(int(l.bias.size) for l in m.sublayers()
                               if isinstance(l, (nn.Conv1D, nn.Conv2D)) and l.bias is not None)
     for name, kw, ctor in PADDLESEG_PAIRS:
@@ -21,8 +21,7 @@ Paddle counts BatchNorm's running mean and variance among the parameters, on bot
 import paddle.nn as nn
 import pytest
 
-import common  # noqa: F401  (threads before Paddle)
-from common.course.bench import PADDLESEG_PAIRS
+from common.course.bench.paddleseg import PADDLESEG_PAIRS
 from common.models import build_model
 
 # name: PaddleSeg 2.8's parameter count, and the conv biases outside its backbone

@@ -4,10 +4,11 @@ import numpy as np
 import paddle
 import pytest
 
-from common.models import build_model, export_inference, load_pretrained, save_pretrained
+from common.deploy import export_inference
+from common.models import build_model, list_models, load_pretrained, save_pretrained
 from common.models.pretrained import resnet_key_map
 from common.models.backbones.vgg import vgg_key_map
-from test_model_contract import K, SMALL
+from test_model_contract import K, tiny
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +118,12 @@ def test_save_and_load_pretrained(tmp_path):
         save_pretrained(paddle.nn.Conv2D(3, 2, 1), tmp_path / "x")
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", list_models())
 def test_every_model_round_trips_through_the_lazy_build(tmp_path, name):
     """load_pretrained builds without random initialisation (paddle.LazyGuard) and then sets
     every weight: the rebuilt model computes exactly what the saved one did."""
     paddle.seed(3)
-    model = build_model(name, K, **SMALL[name])
+    model = build_model(name, K, **tiny(name))
     model.eval()
     save_pretrained(model, tmp_path / name)
     again = load_pretrained(tmp_path / name)

@@ -48,7 +48,7 @@ net.eval()
 x = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 48, 48)).astype("float32"))
 with paddle.no_grad():
     np.save(sys.argv[1], (net(x) @ paddle.ones([48, 48]) / 48).numpy())
-print(json.dumps({"info": common.runtime.cpu_info(), "set": common.MKL_CPU_TYPE_SET}))
+print(json.dumps({"info": common.runtime.cpu_info(), "set": common.runtime.MKL_CPU_TYPE_SET}))
 """
 
 

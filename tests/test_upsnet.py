@@ -8,7 +8,7 @@ from common.data.instances import (PanopticHeadTargets, SceneInstances, collate_
                                    panoptic_head_target, targets_to_tensors)
 from common.engine import Trainer
 from common.models import build_model
-from common.models.upsnet import panoptic_from_logits, panoptic_logits, small_config
+from common.models.upsnet import panoptic_from_logits, panoptic_logits
 
 
 def _hand_case():
@@ -42,7 +42,7 @@ def test_panoptic_head_without_instances():
 
 def _model(width=4, **kw):
     return build_model("upsnet", 7, thing_ids=VARIANTS["scenes"].thing_ids, stuff_ids=VARIANTS["scenes"].stuff_ids,
-                       **dict(small_config(width), **kw))
+                       preset="cpu", width=width, **kw)
 
 
 def test_panoptic_target_hides_instances_as_unknown():

@@ -14,7 +14,6 @@ import numpy as np
 import paddle
 
 from common.models import build_model
-from common.models.mask_rcnn import small_config as mask_rcnn_small
 
 
 def _parse(flow):
@@ -119,7 +118,7 @@ ARCHITECTURES = {
         "seg": ("semantic head", "semantic_head"), "ctr": ("centre head", "center_head"),
         "off": ("offset head", "offset_head")},
         "x>c2>c3>c5>sem>seg; c5>ins>ctr; ins>off; c2>sem; c3>sem; c2>ins; c3>ins"),
-    "mask_rcnn": ("mask_rcnn", dict(thing_ids=(3, 4, 5), **mask_rcnn_small(8)), {
+    "mask_rcnn": ("mask_rcnn", dict(thing_ids=(3, 4, 5), preset="cpu", width=8), {
         "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
         "p5": ("FPN P5", "fpn@3"), "p2": ("FPN P2 (top-down sum)", "fpn@0"),
         "rpn": ("RPN: objectness of all anchors", "rpn"), "roi": ("RoIAlign, per RoI", "box_head<"),

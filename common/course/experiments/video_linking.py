@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.data import make_clip
+from common.video import convoy_clip, id_switches, link_instances, noisy_instances
+
 from . import run
 
 NAME = "video_linking"
@@ -40,9 +43,6 @@ def clip_switches(method, seed, clips=20, num_frames=10):
         dict ``convoy``, ``convoy_motion``, ``crossing``, ``crossing_motion``: mean ID switches
         per clip (``_motion``: the linker's motion model on).
     """
-    from common.data import make_clip
-    from common.video import convoy_clip, id_switches, link_instances, noisy_instances
-
     out = {k: [] for k in ("convoy", "convoy_motion", "crossing", "crossing_motion")}
     for i in range(clips):
         for kind, clip in (("convoy", convoy_clip([seed, i], num_frames)),
