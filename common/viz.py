@@ -3,27 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import LABEL_DIVISOR
+from .labels import LABEL_DIVISOR, voc_palette
 
 IGNORE_COLOR = (255, 255, 255)
-
-
-def voc_palette(n=256):
-    """The PASCAL VOC colour map (n, 3) uint8, the palette of VOC's label PNGs: bits
-    0, 1, 2 of the class id give the top bit of R, G, B, bits 3, 4, 5 the next, and so on.
-
-    Args:
-        n: number of entries.
-
-    Returns:
-        uint8 array (n, 3).
-    """
-    idx = np.arange(n)
-    voc = np.zeros((n, 3), np.int64)
-    for bit in range(8):
-        for ch in range(3):
-            voc[:, ch] |= ((idx >> (3 * bit + ch)) & 1) << (7 - bit)
-    return voc.astype(np.uint8)
 
 
 def palette(n=256):

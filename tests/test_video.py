@@ -76,7 +76,7 @@ def test_convoy_clip_makes_greedy_and_hungarian_differ():
     than its own new mask, while its own plus the follower's own beat that pair. Greedy then
     switches ids, the Hungarian assignment does not (here without the motion model)."""
     from common.metrics import mask_iou
-    from common.video import convoy_clip
+    from common.data import convoy_clip
     clip = convoy_clip(0, num_frames=6, pairs=1)
     inst = clip["instance"]
     assert sorted(np.unique(inst).tolist()) == [0, 1, 2] and clip["frames"].shape == (6, 96, 96, 3)
