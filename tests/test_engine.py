@@ -89,6 +89,8 @@ class DictNet(nn.Layer):
     returns named losses. Dropout and a target drawn by the dataset's target_transform make
     resuming reproduce both the step noise and the pipeline's randomness."""
 
+    task = "instance"
+
     def __init__(self, num_classes=7):
         super().__init__()
         self.net = TinySegNet(num_classes, width=8, depth=2)
@@ -223,15 +225,48 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.pdckpt"]
 
 
+class _CollatedScenes(SyntheticScenes):
+    """A semantic dataset with a collate of its own (stacked images and label maps)."""
+
+    def collate(self, items):
+        return np.stack([i for i, _ in items]), np.stack([lab for _, lab in items]).astype(np.int64)
+
+
+def test_the_task_decides_training_and_scores_not_the_collate():
+    """One decision, read from the model (or given): a semantic dataset with its own collate is
+    trained through loss_fn and scored by mIoU; the instance task needs a collate; a panoptic
+    model is scored outside the Trainer."""
+    from common.data.instances import SceneInstances
+
+    data = _CollatedScenes(4, 32, seed=0)
+    t = Trainer(build_model("tiny", 7, preset="tiny"), data, data, iters=2, batch_size=2, progress=False)
+    assert t.task == "semantic" and t.collate is not None
+    hist = t.fit()
+    assert {"miou", "macc"} <= set(hist) and "ap" not in hist and len(hist["loss"]) == 2
+    scenes = SceneInstances(2, 32, seed=0)
+    assert Trainer(DictNet(), scenes, iters=1, batch_size=2).task == "instance"
+    mislabelled = DictNet()
+    mislabelled.task = "semantic"                                # the caller's word wins
+    assert Trainer(mislabelled, scenes, iters=1, batch_size=2, task="instance").task == "instance"
+    with pytest.raises(ValueError, match="has no .collate"):
+        Trainer(DictNet(), SyntheticScenes(2, 32, seed=0), iters=1, batch_size=2)
+    with pytest.raises(ValueError, match="task must be one of"):
+        Trainer(DropNet(7), data, iters=1, batch_size=2, task="detection")
+    pdl = build_model("panoptic_deeplab", 7, preset="tiny", thing_ids=(4, 5, 6))
+    assert Trainer(pdl, data, iters=1, batch_size=2).task == "panoptic"
+    with pytest.raises(ValueError, match="scored by PQ"):
+        Trainer(pdl, data, data, iters=1, batch_size=2)
+
+
 def test_predict_window_scales_flip_shapes():
     data = SyntheticScenes(2, 40, seed=0)
     t = Trainer(build_model("tiny", 7, width=8), data, iters=1, batch_size=2, progress=False)
     x = np.stack([data[i][0] for i in range(2)])
-    plain = t.logits(x)
+    plain = t.predict_probs(x)
     assert tuple(plain.shape) == (2, 7, 40, 40)
     # a window covering the whole image equals the plain forward pass
-    np.testing.assert_allclose(t.logits(x, window=(40, 40)).numpy(), plain.numpy(), atol=1e-6)
-    tiled = t.logits(x, window=(24, 16))
+    np.testing.assert_allclose(t.predict_probs(x, window=(40, 40)).numpy(), plain.numpy(), atol=1e-6)
+    tiled = t.predict_probs(x, window=(24, 16))
     np.testing.assert_allclose(tiled.sum(1).numpy(), 1.0, atol=1e-5)
     assert t.predict(x, scales=(0.75, 1.0, 1.25), flip=True).shape == (2, 40, 40)
 

@@ -137,5 +137,3 @@ def test_evaluate_equals_trainer_and_a_hand_loop():
         np.testing.assert_allclose(s["iou"], ref["iou"])
     xs = np.stack([val[i][0] for i in range(3)])
     assert (t.predict(xs) == predict(model, xs)).all()
-    # the old name returns the same probabilities (kept for the Day 4 notebooks)
-    np.testing.assert_array_equal(t.logits(xs).numpy(), t.predict_probs(xs).numpy())
