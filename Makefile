@@ -73,9 +73,11 @@ lint: setup
 	$(BIN)/python -m ruff check common tests
 
 # Two pytest workers with one Paddle thread each use both cores better than one worker
-# with two threads on these small tensors.
+# with two threads on these small tensors. tests/lib/ mirrors the library, tests/course/ the course's
+# tools; the 25 slowest tests are listed at the end (`-m "not slow"` skips the few marked slow: runs of
+# whole command lines and of two processes).
 test-unit: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --durations=25 --ignore=tests/browser tests
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
 # a slider, a progress bar, no errors. Needs Debian's chromium + chromium-driver: installed

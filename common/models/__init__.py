@@ -10,7 +10,7 @@ One module per family (``tiny``, ``fcn``, ``unet``, ``pspnet``, ``deeplab``, ``g
 "cpu", "tiny" of every model, in one table), ``pretrained`` (ImageNet backbone weights) and
 ``saving`` (``save_pretrained`` / ``load_pretrained``: a model rebuilt by name).
 
-Output contract (checked for every registered model by tests/test_model_contract.py).
+Output contract (checked for every registered model by tests/lib/models/test_model_contract.py).
 Inputs are normalised float32 images (N, 3, H, W) of any H, W (odd sizes too).
 
 - Semantic models (``tiny``, ``fcn8s/16s/32s``, ``unet``, ``pspnet``, ``deeplabv1/v2/v3/v3plus``,

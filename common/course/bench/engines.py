@@ -33,7 +33,7 @@ def bench_engines(models=None, sizes=(96, 128, 256), batches=(1, 4), repeats=7, 
 
     Each repeat times ``steps`` forwards of every engine in turn, so machine load hits them
     alike; the first call of every engine (export, predictor creation) is warm-up and not
-    timed. Outputs are checked equal to the dynamic model (see ``tests/test_deploy.py``).
+    timed. Outputs are checked equal to the dynamic model (see ``tests/lib/test_deploy.py``).
 
     Args:
         models: ``[(name, kwargs)]``; default the semantic models of ``BENCH_MODELS``

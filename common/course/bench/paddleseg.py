@@ -19,7 +19,7 @@ from .throughput import SCENES, params_m
 
 # Same architecture in PaddleSeg 2.8 (ResNet50_vd: ResNet-50 with a deep stem and avg-pool
 # shortcuts) and ours at the papers' full size, ours built in PaddleSeg's configuration by
-# named options. tests/test_paddleseg_params.py checks the parameter counts: equal, up to
+# named options. tests/course/test_paddleseg_params.py checks the parameter counts: equal, up to
 # differences it accounts for exactly (ResNet-vd's deep stem: 19,360; conv biases before BN
 # that ours drop as redundant; GINet's node-level graph internals). Those biases are DeepLabV3+'s
 # inference lead: PaddleSeg's has 14 biased convs (ours 1), most in its stride-4 decoder, and

@@ -90,6 +90,7 @@ def test_bench_engines_rows():
     assert len(lines) == 1 and "inference" in lines[0]
 
 
+@pytest.mark.slow          # six whole `python -m common.predict` runs
 def test_bench_cli_times_whole_runs():
     lines = []
     (runs,) = bench_cli(("tiny",), repeats=1, num_classes=3, out=lines.append).values()

@@ -7,7 +7,7 @@ import pytest
 
 from common.course import experiments, paths, weights
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_checkout_is_the_folder_holding_common():

@@ -1,5 +1,5 @@
 """common.distributed: BatchNorm synchronised across data-parallel processes (the two-process
-runs themselves are in tests/test_engine.py)."""
+runs themselves are in tests/lib/test_engine.py)."""
 import copy
 
 import numpy as np

@@ -272,7 +272,7 @@ def test_predict_window_scales_flip_shapes():
 
 
 def _one_and_two_processes(tmp_path, *args):
-    """tests/dp_worker.py alone and as two gloo processes (half the batch each)."""
+    """tests/lib/dp_worker.py alone and as two gloo processes (half the batch each)."""
     worker = Path(__file__).with_name("dp_worker.py")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, str(worker), str(tmp_path / "one.npz"), *args], check=True,
@@ -286,6 +286,7 @@ def _one_and_two_processes(tmp_path, *args):
     return one, two
 
 
+@pytest.mark.slow          # three Paddle processes, two of them under paddle.distributed.launch
 def test_two_process_data_parallel_equals_one_process(tmp_path):
     one, two = _one_and_two_processes(tmp_path)
     keys = [k for k in one if k not in ("world", "sync")]
@@ -294,6 +295,7 @@ def test_two_process_data_parallel_equals_one_process(tmp_path):
     assert moved > 0
 
 
+@pytest.mark.slow          # three Paddle processes, two of them under paddle.distributed.launch
 def test_two_process_batchnorm_equals_one_process(tmp_path):
     """BatchNorm under data parallel: the Trainer synchronises it, so two processes with
     two images each train what one process trains on the four (weights and running

@@ -1,4 +1,4 @@
-"""Mask R-CNN (its box operations are tested in tests/test_ops.py)."""
+"""Mask R-CNN (its box operations are tested in tests/lib/ops/test_ops.py)."""
 import numpy as np
 import paddle
 import pytest

@@ -1,4 +1,4 @@
-"""Run by tests/test_engine.py under `paddle.distributed.launch` (and alone): train the
+"""Run by tests/lib/test_engine.py under `paddle.distributed.launch` (and alone): train the
 batch-norm-free tiny model (or, with argv[2] == "bn", a Conv-BN-ReLU model) for a few
 steps and save rank 0's weights and running statistics to argv[1]."""
 import sys

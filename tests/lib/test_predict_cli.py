@@ -14,7 +14,7 @@ from common.inference import predict, sliding_window
 from common.models import build_model, save_pretrained
 from common.predict import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -70,6 +70,7 @@ def test_predict_cli_weights_override_and_errors(saved):
         main(["--model", str(tmp), "--out", str(tmp / "o"), str(images[0])])
 
 
+@pytest.mark.slow          # Python and Paddle started twice
 def test_python_dash_m_entry_point(saved):
     _, images, tmp = saved
     env = dict(os.environ, OMP_NUM_THREADS="1")
