@@ -29,7 +29,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
+from common.course.paths import checkout
+
+ROOT = checkout()
 NOTEBOOK = "exercises.ipynb"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER_BEGIN, ANSWER_END = "<!-- BEGIN ANSWER -->", "<!-- END ANSWER -->"
