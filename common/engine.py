@@ -156,7 +156,7 @@ def make_optimizer(name, lr, parameters, weight_decay=1e-4, grad_clip=None):
 
     Adam uses Paddle's multi-tensor kernel: the per-parameter Adam/AdamW kernels leave
     the CPU's OpenMP threads fighting, so that with 2 threads a U-Net step took 3.2x
-    longer than with this one (measured in common/bench.py's thread benchmark).
+    longer than with this one (measured by the course's thread benchmark, ``make bench``).
     """
     if name == "sgd":
         return paddle.optimizer.Momentum(lr, momentum=0.9, parameters=parameters,

@@ -35,6 +35,10 @@ Inputs are normalised float32 images (N, 3, H, W) of any H, W (odd sizes too).
   and ``boxes`` (n, 4) float32 ``x0, y0, x1, y1`` (Mask R-CNN, UPSNet); UPSNet adds
   ``semantic`` (H, W) int64 and ``panoptic`` (H, W) int64.
 
+Each model class says how ``common.engine.Trainer`` trains and scores it: ``task`` is
+``"instance"`` on Mask R-CNN, UPSNet and SOLO, ``"panoptic"`` on Panoptic-DeepLab, and absent
+(``"semantic"``) on the others.
+
 ``num_classes`` always counts every class of the dataset, K (stuff and things; the
 semantic logits' channels). Instance models detect the subset ``thing_ids`` (dataset class
 ids, default all) and their ``labels`` are those dataset ids, not 0-based thing indices.
