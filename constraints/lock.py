@@ -5,13 +5,18 @@
     python constraints/lock.py --upgrade  # newest versions everywhere (then run make test)
 
 For each Python version, pip resolves pyproject.toml's dependencies, the test extra and
-CPU Paddle from wheels only (`--dry-run --python-version X --only-binary=:all:`: no
-interpreter of that version is needed) and the report's versions become the pins.
-tests/test_setup.py checks that each file still resolves and pins every dependency.
+CPU Paddle from wheels only (`--dry-run --only-binary=:all:`) and the report's versions
+become the pins. pip evaluates environment markers (`tomli; python_version
+< "3.11"`) with the interpreter it runs on, whatever --python-version says (pip issue 11664),
+so each version is resolved by an interpreter of that version and its own pip: python3.X on
+PATH, else pyenv's. tests/test_setup.py checks that each file still resolves and pins every dependency.
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,12 +42,33 @@ def requirements() -> list[str]:
     return project()["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
 
 
-def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:
-    """{name: version} pip would install for ``python`` (wheels only, nothing installed)."""
+def interpreter(python: str) -> str:
+    """A Python ``python`` (e.g. "3.9") to evaluate its environment markers: this one, else
+    python3.X on PATH, else pyenv's; RuntimeError naming the version when there is none."""
+    if python == "%d.%d" % sys.version_info[:2]:
+        return sys.executable
+    pyenv = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{python}.*/bin/python{python}")))
+    for candidate in [shutil.which(f"python{python}")] + pyenv[::-1]:      # a pyenv shim may refuse to run
+        if candidate and subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                        capture_output=True, text=True).stdout.strip() == python:
+            return candidate
+    raise RuntimeError(f"no Python {python} interpreter (python{python} on PATH or in pyenv): pip needs one "
+                       f"to evaluate that version's environment markers")
+
+
+def pip_resolve(python: str, constraints: Path | None = None, markers_of: str | None = None) -> dict[str, str]:
+    """{name: version} pip would install for ``python`` (wheels only, nothing installed).
+
+    ``markers_of``: the interpreter whose pip resolves and whose environment markers it
+    evaluates (default one of ``python``, see ``interpreter``; ``sys.executable`` checks wheels
+    and pins only). Its pip must write reports (pip 22.2 or newer)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-               "--python-version", python, "--only-binary=:all:", "--report", str(report)]
+        exe = markers_of or interpreter(python)
+        cmd = [exe, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--only-binary=:all:",
+               "--report", str(report)]
+        if exe == sys.executable and python != "%d.%d" % sys.version_info[:2]:
+            cmd += ["--python-version", python]     # another Python's wheels; markers stay this one's
         if constraints is not None:
             cmd += ["-c", str(constraints)]
         done = subprocess.run(cmd + requirements(), capture_output=True, text=True)
