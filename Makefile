@@ -7,6 +7,7 @@
 #   make gpu-check                        on a GPU: each model trains a few AMP steps and predicts
 #   make lab COURSE_LANG=zh               the Chinese edition (中文版) in a Chinese JupyterLab
 #   make book                             the course as a static website in build/book/ (English, Chinese)
+#   python -m common.course.bench engines the fast inference engines against each other (see README)
 SHELL := /bin/bash
 PYTHON ?= python3
 SUPPORTED_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -118,9 +119,11 @@ lint: setup
 	$(BIN)/python -m ruff check common tests
 
 # Two pytest workers with one Paddle thread each use both cores better than one worker
-# with two threads on these small tensors.
+# with two threads on these small tensors. tests/lib/ mirrors the library, tests/course/ the course's
+# tools; the 25 slowest tests are listed at the end (`-m "not slow"` skips the few marked slow: runs of
+# whole command lines and of two processes).
 test-unit: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --ignore=tests/browser tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --durations=25 --ignore=tests/browser tests
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
 # a slider, a progress bar, no errors, a slideshow; `make lab COURSE_LANG=zh` on two Chinese
@@ -160,7 +163,7 @@ notebooks: setup
 	done
 
 gpu-check: setup
-	$(BIN)/python -m common.course.gpu_check
+	$(BIN)/python -m common.course.bench gpu
 
 bench: setup
 	$(BIN)/python -m common.course.bench
@@ -180,7 +183,7 @@ weights: setup
 bench-paddleseg: setup
 	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
 	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
-	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench --paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
+	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
 
 # Homework: the student release of day*/exercises.ipynb (solutions stubbed, answers removed)
 # into $(RELEASE)/, not committed; `make student DAYS="day1_concepts"` hands out one day.

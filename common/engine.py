@@ -4,11 +4,14 @@ The loop is the one Day 1 writes by hand (forward, loss, backward, step) plus wh
 run needs: a poly learning rate (with an optional linear warm-up), evaluation on a
 schedule, a ``tqdm`` bar, a history to plot, AMP on GPU, data parallel, and checkpoints.
 
-Two kinds of model train through it: a semantic model, whose logits go to ``loss_fn``
-with the label maps, and an instance/panoptic model (Mask R-CNN, SOLO, UPSNet), whose
-training forward ``model(images, targets)`` returns a dict of losses (their sum is
-minimised, each term gets its own history). Which one is told by the data: a dataset with
-a ``collate`` (``common.data.instances.SceneInstances``) yields a list of target dicts.
+The model's task decides how it trains and is scored (``TASKS``, ``Trainer(task=...)``, by
+default the model's own ``task`` attribute, else ``"semantic"``): a semantic model's logits
+go to ``loss_fn`` with the label maps and it is scored by mIoU; an instance model (Mask R-CNN,
+SOLO, UPSNet: ``task = "instance"``) takes the targets, ``model(images, targets)`` returns a
+dict of losses (their sum is minimised, each term gets its own history; the dataset's
+``collate`` batches the target dicts, ``common.data.instances.SceneInstances``) and it is
+scored by mask AP; a panoptic model trained by a loss on its outputs (Panoptic-DeepLab:
+``task = "panoptic"``) trains as a semantic one and is scored apart, by PQ.
 
 Exact resume: the batch of iteration ``it`` (which scenes, which augmentation) and the
 dropout noise are pure functions of ``(seed, it)``, and a checkpoint holds the weights,
@@ -28,6 +31,7 @@ import numpy as np
 import paddle
 
 from . import inference, metrics
+from .data.instances import targets_to_tensors
 from .distributed import sync_batchnorm
 from .losses import SegLoss
 
@@ -90,8 +94,6 @@ class _PackedCollate:
 
 def _unpack_targets(buf):
     """The list of target dicts of a ``_PackedCollate`` batch, as Paddle tensors."""
-    from .data.instances import targets_to_tensors
-
     raw = buf.numpy() if isinstance(buf, paddle.Tensor) else np.asarray(buf)
     return targets_to_tensors(pickle.loads(raw.tobytes()))
 
@@ -154,7 +156,7 @@ def make_optimizer(name, lr, parameters, weight_decay=1e-4, grad_clip=None):
 
     Adam uses Paddle's multi-tensor kernel: the per-parameter Adam/AdamW kernels leave
     the CPU's OpenMP threads fighting, so that with 2 threads a U-Net step took 3.2x
-    longer than with this one (measured in common/bench.py's thread benchmark).
+    longer than with this one (measured by the course's thread benchmark, ``make bench``).
     """
     if name == "sgd":
         return paddle.optimizer.Momentum(lr, momentum=0.9, parameters=parameters,
@@ -188,6 +190,10 @@ def optimizer_step(compute_loss, opt, scaler=None):
     return loss
 
 
+# task -> the scores of ``evaluate()`` kept in the history (none: scored outside the Trainer)
+TASKS = {"semantic": ("miou", "macc"), "instance": ("ap", "ap50"), "panoptic": ()}
+
+
 class Trainer:
     """Train and evaluate a segmentation model.
 
@@ -197,7 +203,7 @@ class Trainer:
             instance/panoptic model whose ``model(images, targets)`` returns a dict of
             losses in train mode and one dict per image in eval mode.
         train_data: a dataset whose items are ``(image, label)`` arrays, or
-            ``(image, target dict)`` with a ``collate`` attribute (instance datasets).
+            ``(image, target dict)`` with a ``collate`` attribute (instance task).
         val_data: the same kind of dataset, for ``evaluate()`` (optional).
         num_classes: K (default: ``train_data.num_classes``).
         iters: optimiser steps.
@@ -207,7 +213,7 @@ class Trainer:
         optimizer: 'sgd' (momentum 0.9) or 'adam'.
         weight_decay: L2 weight decay.
         loss_fn: ``loss_fn(outputs, labels)``; default cross-entropy (+0.4 x aux). Not
-            used for instance datasets (the model computes its losses).
+            used for the instance task (the model computes its losses).
         warmup: iterations of linear learning-rate warm-up (``poly_lr``); 0 = none.
         clip_norm: clip the gradients to this global norm (None = no clipping).
         collate: batch collate function; default the dataset's ``collate`` if it has one.
@@ -220,19 +226,24 @@ class Trainer:
         seed: the batches, augmentation and step noise are functions of (seed, iteration).
         ignore_index: label value that is neither trained nor scored.
         progress: show a ``tqdm`` bar.
+        task: ``"semantic"``, ``"instance"`` or ``"panoptic"`` (module doc); None: the
+            model's ``task`` attribute, ``"semantic"`` when it has none.
     """
 
     def __init__(self, model, train_data, val_data=None, num_classes=None, iters=None,
                  epochs=None, batch_size=8, lr=0.01, optimizer="sgd", weight_decay=1e-4,
                  loss_fn=None, eval_every=None, ckpt_path=None, ckpt_every=None, amp=None,
                  num_workers=0, seed=0, ignore_index=255, progress=True, warmup=0,
-                 clip_norm=None, collate=None):
+                 clip_norm=None, collate=None, task=None):
         if num_classes is None:
             num_classes = getattr(train_data, "num_classes", None)
         if num_classes is None:
             raise ValueError("num_classes is required (train_data has no num_classes)")
         if (iters is None) == (epochs is None):
             raise ValueError("give exactly one of iters= or epochs=")
+        self.task = getattr(model, "task", "semantic") if task is None else task
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {self.task!r}")
         if batch_size < 1 or len(train_data) < 1:
             raise ValueError(f"batch_size ({batch_size}) and len(train_data) "
                              f"({len(train_data)}) must be positive")
@@ -253,6 +264,12 @@ class Trainer:
         self.ckpt_path, self.ckpt_every = ckpt_path, ckpt_every or eval_every or self.iters
         self.loss_fn = loss_fn or SegLoss(ignore_index=ignore_index)
         self.collate = collate or getattr(train_data, "collate", None)
+        if self.task == "instance" and self.collate is None:
+            raise ValueError(f"an instance model trains on (image, target dict) items batched by a collate: "
+                             f"{type(train_data).__name__} has no .collate and none was given")
+        if self.task == "panoptic" and val_data is not None:
+            raise ValueError("a panoptic model is scored by PQ outside the Trainer "
+                             "(common.metrics.panoptic_quality of model.panoptic(images)); give no val_data")
         self.num_workers, self.progress = num_workers, progress
         if warmup < 0 or int(warmup) != warmup:
             raise ValueError(f"warmup must be a whole number of iterations >= 0, got {warmup!r}")
@@ -274,22 +291,24 @@ class Trainer:
     def _loader(self):
         sampler = _StepSampler(len(self.train_data), self.batch_size, self.iters, self.it,
                                self.seed, self.rank, self.world)
+        packed = self.task == "instance"             # lists of target dicts, see _PackedCollate
         return paddle.io.DataLoader(self.train_data, batch_sampler=sampler,
                                     num_workers=self.num_workers, return_list=True,
-                                    collate_fn=_PackedCollate(self.collate) if self.collate else None)
+                                    collate_fn=_PackedCollate(self.collate) if packed else self.collate)
 
     def train_step(self, images, labels):
         """One forward / loss / backward / step; returns the loss as a float.
 
-        ``labels`` is a batch of label maps (for ``loss_fn``) or a list of per-image target
-        dicts, which go to the model: ``model(images, targets)`` returns its loss dict; the
-        float value of each term is kept in ``last_losses``.
+        ``labels`` is the batch's labels for ``loss_fn`` (label maps, or a panoptic model's
+        targets) or, for the instance task, a list of per-image target dicts, which go to the
+        model: ``model(images, targets)`` returns its loss dict; the float value of each term
+        is kept in ``last_losses``.
         """
         self.model.train()          # evaluate()/predict() leave the model in eval mode
         self.opt.set_lr(self.lr_at(self.it))
         paddle.seed(step_seed(self.seed, self.it))   # dropout/RoI-sampling noise: a function of it
         terms = {}
-        if isinstance(labels, (list, tuple)):
+        if self.task == "instance":
             def compute():
                 terms.update(self.net(images, list(labels)))
                 return total_loss(terms)
@@ -309,7 +328,7 @@ class Trainer:
                    desc="train", leave=True)
         start = time.perf_counter()
         for images, labels in self._loader():
-            if self.collate:
+            if self.task == "instance":
                 labels = _unpack_targets(labels)
             loss = self.train_step(images, labels)
             self.it += 1
@@ -326,9 +345,9 @@ class Trainer:
                 for k in self._eval_keys():
                     self.history.setdefault(k, []).append(scores[k])
                 self.model.train()
-            key = self._eval_keys()[0]
-            if self.history.get(key):
-                post[key] = f"{self.history[key][-1]:.3f}"
+            for key in self._eval_keys()[:1]:
+                if self.history.get(key):
+                    post[key] = f"{self.history[key][-1]:.3f}"
             bar.set_postfix(post, refresh=False)
             if self.ckpt_path and (self.it % self.ckpt_every == 0 or self.it == self.iters):
                 self.save(self.ckpt_path)
@@ -339,12 +358,9 @@ class Trainer:
     # -------------------------------------------------------------- evaluation
     # One inference path: these call ``common.inference``. They leave the model in eval
     # mode (``train_step`` switches back), as they always did.
-    def _instance_data(self):
-        return self.collate is not None
-
     def _eval_keys(self):
         """The scores of ``evaluate()`` kept in the history."""
-        return ["ap", "ap50"] if self._instance_data() else ["miou", "macc"]
+        return list(TASKS[self.task])
 
     def evaluate(self, data=None, batch_size=None, **predict_kwargs):
         """Dataset scores on ``data`` (default val): ``common.metrics.segmentation_scores``
@@ -353,8 +369,11 @@ class Trainer:
         data = self.val_data if data is None else data
         if data is None:
             raise ValueError("evaluate() needs data: no val_data was given")
+        if self.task == "panoptic":
+            raise ValueError("a panoptic model is scored by PQ: common.metrics.panoptic_quality of "
+                             "model.panoptic(images)")
         self.model.eval()
-        if self._instance_data():
+        if self.task == "instance":
             preds, targets = inference.predict_instances(self.model, data,
                                                          batch_size or self.batch_size)
             return metrics.mask_ap(preds, targets)
@@ -367,11 +386,6 @@ class Trainer:
         window at each scale (for images larger than the training crops)."""
         self.model.eval()
         return inference.predict_probs(self.model, images, scales, flip, window)
-
-    def logits(self, images, **kwargs):
-        """Deprecated name of ``predict_probs`` (it returns probabilities, not logits);
-        kept because the Day 4 notebooks call it."""
-        return self.predict_probs(images, **kwargs)
 
     def predict(self, images, **kwargs):
         """Label maps (N, H, W) int64 for normalised images (N, 3, H, W); kwargs as ``predict_probs``."""

@@ -18,6 +18,7 @@ import json
 import math
 from pathlib import Path
 
+from .layouts import FIXED_CLASSES
 from .options import (DATA_OPTIONS, DEVICE_OPTION, Option, OptionError, build_parser, open_split,
                       positive_int, resolve, run_cli, scale_list, select_device, size_hw, sliding_window)
 
@@ -101,19 +102,16 @@ def main(argv=None):
     Returns:
         the ``segmentation_scores`` dict.
     """
-    from .data.catalog import FIXED_CLASSES
-    from .inference import evaluate
-    from .models import load_pretrained
-    from .predict import load_weights
-
     s, _ = parse(argv)
+    from . import inference, models  # Paddle (seconds to import): parse and --help first
+
     if not s["model"]:
         raise OptionError("--model is required: a folder written by common.train or save_pretrained")
     window = sliding_window(s["window"], s["stride"])
     device = select_device(s["device"])
-    model = load_pretrained(s["model"])
+    model = models.load_pretrained(s["model"])
     if s["weights"]:
-        load_weights(model, s["weights"])
+        models.load_weights(model, s["weights"])
     config = model.config
     # the data the model was trained on, unless told otherwise
     for key, fallback in (("dataset", "folder"), ("root", None), ("ignore_index", 255)):
@@ -127,7 +125,7 @@ def main(argv=None):
     how = (f"windows {window[0][0]}x{window[0][1]} every {window[1][0]}x{window[1][1]}" if window
            else "whole images") + (f", scales {','.join(map(str, s['scales']))}" if s["scales"] != (1.0,) else "") \
         + (", flip" if s["flip"] else "")
-    scores = evaluate(model, data, data.num_classes, data.ignore_index, s["batch_size"], progress=True,
+    scores = inference.evaluate(model, data, data.num_classes, data.ignore_index, s["batch_size"], progress=True,
                       scales=s["scales"], flip=s["flip"], window=window)
     print(format_scores(scores, data.classes, f"{s['model']} on {s['dataset']} {s['root']} {split}: "
                                               f"{len(data)} images, {how}, {device}"))

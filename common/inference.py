@@ -9,6 +9,7 @@ One path for every caller (``Trainer.predict/evaluate``, notebooks, experiments)
 - ``predict_probs(model, images, scales, flip, window)``: softmax probabilities averaged
   over scales and horizontal flips (test-time augmentation).
 - ``predict(model, images, ...)``: label maps (N, H, W), the argmax of ``predict_probs``.
+- ``segment_image(model, image, window)``: the label map of one RGB photo of any size.
 - ``evaluate(model, data, num_classes)``: ``common.metrics.segmentation_scores`` of the
   dataset confusion matrix.
 - ``predict_instances(model, data)``: the per-image outputs of an instance or panoptic
@@ -28,9 +29,10 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from .data.transforms import to_tensor_arrays
 from .metrics import SegMetric
 
-__all__ = ["predict_logits", "sliding_window", "predict_probs", "predict", "evaluate",
+__all__ = ["predict_logits", "sliding_window", "predict_probs", "predict", "segment_image", "evaluate",
            "predict_instances"]
 
 
@@ -191,6 +193,26 @@ def predict(model, images, **kwargs):
         int64 numpy array (N, H, W).
     """
     return predict_probs(model, images, **kwargs).argmax(1).numpy()
+
+
+def segment_image(model, image, window=512, stride=None):
+    """Label map (H, W) int64 of one RGB uint8 image (H, W, 3), any size.
+
+    Args:
+        model: semantic model in eval mode.
+        image: RGB uint8 (H, W, 3), e.g. ``common.data.read_image(path)``.
+        window: an image with a side longer than this is predicted by sliding windows of
+            ``window`` pixels (0 or None: always the whole image).
+        stride: window step (default ``2 * window // 3``).
+
+    Returns:
+        int64 array (H, W).
+    """
+    x = to_tensor_arrays(image)[None]
+    kwargs = {}
+    if window and max(image.shape[:2]) > window:
+        kwargs["window"] = (window, stride or max(1, 2 * window // 3))
+    return np.asarray(predict(model, x, **kwargs)[0])
 
 
 def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, progress=False, **predict_kwargs):

@@ -1,6 +1,6 @@
 """Segmentation metrics, computed exactly from a confusion matrix.
 
-Conventions (tested in tests/test_metrics.py):
+Conventions (tested in tests/lib/test_metrics.py):
 
 - ``confusion_matrix``: rows are ground truth, columns are prediction. Pixels whose label
   is ``ignore_index`` are not counted at all (neither as right nor as wrong). A predicted
@@ -138,7 +138,7 @@ class SegMetric:
 # Instance and panoptic metrics (Day 6): mask IoU, matching, mask AP, PQ
 # ============================================================================
 #
-# Conventions (tested in tests/test_panoptic_metrics.py):
+# Conventions (tested in tests/lib/test_panoptic_metrics.py):
 #
 # - An instance prediction of one image is a dict ``masks`` (n, H, W) bool, ``labels``
 #   (n,) int, ``scores`` (n,) float; a ground truth is the same without ``scores``.

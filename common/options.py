@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .data.catalog import FIXED_CLASSES, LAYOUTS, open_dataset
+from .layouts import FIXED_CLASSES, LAYOUTS
+from .runtime import has_gpu
 
 
 class OptionError(ValueError):
@@ -299,6 +300,8 @@ def open_split(settings, split, transform=None):
     if settings["dataset"] not in FIXED_CLASSES and settings["num_classes"] is None:
         raise OptionError(f"--num-classes is required for --dataset {settings['dataset']}: the number "
                           "of classes, whose label values are 0..K-1")
+    from .data.catalog import open_dataset  # Paddle and OpenCV: --help first
+
     try:
         return open_dataset(settings["dataset"], settings["root"], split, settings["num_classes"],
                             settings["class_names"], settings["ignore_index"], transform)
@@ -309,9 +312,7 @@ def open_split(settings, split, transform=None):
 def select_device(choice="auto"):
     """Set Paddle's device: ``"auto"`` (GPU when Paddle has CUDA and sees one), ``"cpu"`` or
     ``"gpu"`` (under ``paddle.distributed.launch``, the process's own GPU). Returns it."""
-    import paddle
-
-    from .runtime import has_gpu
+    import paddle  # the library's own setting of the device
 
     device = ("gpu" if has_gpu() else "cpu") if choice == "auto" else choice
     paddle.set_device(device)

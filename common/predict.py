@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# common.deploy's engine names (repeated here so that --help imports no Paddle)
+# common.deploy's engine names (repeated here so that --help imports no Paddle; a test compares them)
 ENGINES = ("dynamic", "folded", "static", "inference")
 DEFAULT_ENGINE = "dynamic"
 
@@ -43,40 +43,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_weights(model, path):
-    """Replace ``model``'s weights with a state dict or a ``Trainer`` checkpoint's, keys
-    exactly the model's (else ValueError naming the file)."""
-    import paddle
-
-    from common.models.pretrained import set_weights_exactly
-
-    state = paddle.load(str(path))
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]                     # a Trainer checkpoint
-    set_weights_exactly(model, state, path)
-
-
-def segment_image(model, image, window=512, stride=None):
-    """Label map (H, W) int64 of one RGB uint8 image (H, W, 3), any size.
-
-    Args:
-        model: semantic model in eval mode. image: RGB uint8.
-        window: an image with a side longer than this is predicted by sliding windows of
-            ``window`` pixels (0 or None: always the whole image).
-        stride: window step (default ``2 * window // 3``).
-    """
-    import numpy as np
-
-    from .data.transforms import to_tensor_arrays
-    from .inference import predict
-
-    x = to_tensor_arrays(image)[None]
-    kwargs = {}
-    if window and max(image.shape[:2]) > window:
-        kwargs["window"] = (window, stride or max(1, 2 * window // 3))
-    return np.asarray(predict(model, x, **kwargs)[0])
-
-
 def main(argv=None):
     """Run the CLI.
 
@@ -86,35 +52,30 @@ def main(argv=None):
     Returns:
         list of the written files.
     """
+    args = parse_args(argv)
     import numpy as np
     from PIL import Image
 
-    from .data.datasets import read_image
-    from .models import load_pretrained
-    from .options import select_device
-    from .viz import palette
+    from . import data, deploy, inference, models, options, viz  # Paddle (seconds to import): parse and --help first
 
-    args = parse_args(argv)
-    device = select_device(args.device)
-    model = load_pretrained(args.model)
+    device = options.select_device(args.device)
+    model = models.load_pretrained(args.model)
     if args.weights:
-        load_weights(model, args.weights)
+        models.load_weights(model, args.weights)
     model.eval()
     config = model.config
     if config["num_classes"] > 256:
         raise ValueError("more than 256 classes do not fit an 8-bit label PNG")
-    from .deploy import fast_model
-
-    model = fast_model(model, args.engine, device=device)
-    pal = np.asarray(config.get("palette") or palette(256), np.uint8).reshape(-1, 3)
+    model = deploy.fast_model(model, args.engine, device=device)
+    pal = np.asarray(config.get("palette") or viz.palette(256), np.uint8).reshape(-1, 3)
     if len(pal) < 256:
-        pal = np.concatenate([pal, palette(256)[len(pal):]])
+        pal = np.concatenate([pal, viz.palette(256)[len(pal):]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in map(Path, args.images):
-        image = read_image(path)
-        label = segment_image(model, image, args.window, args.stride).astype(np.uint8)
+        image = data.read_image(path)
+        label = inference.segment_image(model, image, args.window, args.stride).astype(np.uint8)
         lab_png = Image.fromarray(label, mode="P")
         lab_png.putpalette(pal.ravel().tolist())
         lab_path, ov_path = out / f"{path.stem}_label.png", out / f"{path.stem}_overlay.png"

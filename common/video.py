@@ -194,59 +194,6 @@ def noisy_instances(instance, labels, seed=0, jitter=1, drop=0.0, min_area=4):
     return out
 
 
-def convoy_clip(seed=0, num_frames=10, size=96, pairs=2, step=(0.5, 0.56), gap=(0.1, 0.3),
-                radius=(0.07, 0.08)):
-    """A clip where greedy and Hungarian linking differ: ``pairs`` pairs of identical discs
-    (class ``DISC``, one colour) ride a carousel, the second disc of a pair close behind the
-    first, like parcels on a conveyor filmed at a low frame rate.
-
-    Each frame a disc moves ``step`` (a fraction drawn per pair) of the centre spacing of its
-    pair, i.e. a bit more than half of it; so the last mask of the leading disc overlaps the
-    follower's new mask more than its own new mask. The best single pair is then wrong (greedy
-    takes it), while the best total over both discs (Hungarian) is right, as long as the step
-    stays below about 0.6 of the spacing.
-
-    Args:
-        seed: int or sequence of ints for ``numpy.random.default_rng``.
-        num_frames: clip length.
-        size: square frame side in pixels.
-        pairs: number of pairs, spread evenly around the carousel.
-        step: range of the per-frame travel as a fraction of the pair's centre spacing.
-        gap: range of the gap between the two discs of a pair, as a fraction of the radius.
-        radius: range of the disc radius as a fraction of ``size``.
-
-    Returns:
-        dict like ``common.data.make_clip``: ``frames`` (T, H, W, 3) uint8, ``instance``
-        (T, H, W) int32 (0 = background, the same id in every frame), ``labels`` {id: class}.
-    """
-    from .data.synthetic import DISC
-
-    rng = np.random.default_rng(seed)
-    ring = 0.32 * size
-    centre = np.array([size / 2, size / 2]) + rng.uniform(-2, 2, 2)
-    th0, direction = rng.uniform(0, 2 * np.pi), rng.choice([-1.0, 1.0])
-    discs = []                                          # (start angle, radius, spacing, travel, rank)
-    for p in range(pairs):
-        r = rng.uniform(*radius) * size
-        spacing = (2 + rng.uniform(*gap)) * r
-        travel = rng.uniform(*step) * spacing
-        discs += [(th0 + 2 * np.pi * p / pairs, r, spacing, travel, k) for k in range(2)]
-    instance = np.zeros((num_frames, size, size), np.int32)
-    yy, xx = np.mgrid[0:size, 0:size]
-    background = np.stack([90 + 40 * yy / size, 110 + 30 * xx / size, 90 + 0 * xx], -1)
-    frames = np.empty((num_frames, size, size, 3), np.uint8)
-    for t in range(num_frames):
-        img = background.copy()
-        for i, (th_p, r, spacing, travel, k) in enumerate(discs):
-            th = th_p + direction * (travel * t - spacing * k) / ring      # arc length / ring radius
-            cx, cy = centre + ring * np.array([np.cos(th), np.sin(th)])
-            cv2.circle(instance[t], (int(round(cx * 16)), int(round(cy * 16))), int(round(r * 16)),
-                       i + 1, -1, lineType=cv2.LINE_8, shift=4)
-        img[instance[t] > 0] = (230, 150, 40)
-        frames[t] = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
-    return dict(frames=frames, instance=instance, labels={i + 1: DISC for i in range(len(discs))})
-
-
 def _centroid(mask):
     ys, xs = np.nonzero(mask)
     return np.array([xs.mean(), ys.mean()]) if len(xs) else np.zeros(2)

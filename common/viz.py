@@ -3,47 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import LABEL_DIVISOR
-
-IGNORE_COLOR = (255, 255, 255)
-
-
-def voc_palette(n=256):
-    """The PASCAL VOC colour map (n, 3) uint8, the palette of VOC's label PNGs: bits
-    0, 1, 2 of the class id give the top bit of R, G, B, bits 3, 4, 5 the next, and so on.
-
-    Args:
-        n: number of entries.
-
-    Returns:
-        uint8 array (n, 3).
-    """
-    idx = np.arange(n)
-    voc = np.zeros((n, 3), np.int64)
-    for bit in range(8):
-        for ch in range(3):
-            voc[:, ch] |= ((idx >> (3 * bit + ch)) & 1) << (7 - bit)
-    return voc.astype(np.uint8)
-
-
-def palette(n=256):
-    """A fixed (n, 3) uint8 palette: hand-picked colours for the course's classes, then
-    the PASCAL VOC bit pattern for the rest; entry 255 (ignore) is white.
-
-    Args:
-        n: number of entries (256 covers every uint8 label).
-
-    Returns:
-        uint8 array (n, 3).
-    """
-    base = np.array([[128, 178, 235], [60, 140, 50], [30, 80, 160], [90, 90, 90],
-                     [230, 60, 60], [250, 190, 40], [170, 80, 200], [40, 200, 200]], np.uint8)
-    pal = voc_palette(n)
-    pal[: min(n, len(base))] = base[: min(n, len(base))]
-    if n > 255:
-        pal[255] = IGNORE_COLOR
-    return pal
-
+# the palette lives with the label conventions (common.labels); viz.palette is the name notebooks use
+from .labels import IGNORE_COLOR, LABEL_DIVISOR, palette, voc_palette  # noqa: F401
 
 _PALETTE = palette()
 

@@ -5,49 +5,85 @@
     python constraints/lock.py --upgrade  # newest versions everywhere (then run make test)
 
 For each Python version, pip resolves pyproject.toml's dependencies, the test extra and
-CPU Paddle from wheels only (`--dry-run --python-version X --only-binary=:all:`: no
-interpreter of that version is needed) and the report's versions become the pins.
-tests/test_setup.py checks that each file still resolves and pins every dependency.
+CPU Paddle from wheels only (`--dry-run --only-binary=:all:`) and the report's versions
+become the pins. pip evaluates environment markers (`tomli; python_version
+< "3.11"`) with the interpreter it runs on, whatever --python-version says (pip issue 11664),
+so each version is resolved by an interpreter of that version and its own pip: python3.X on
+PATH, else pyenv's. tests/test_setup.py checks that each file still resolves and pins every dependency.
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib                   # Python 3.11+
+except ModuleNotFoundError:          # 3.9, 3.10: the same parser as vendored by pip, which this script runs
+    from pip._vendor import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 PADDLE = "paddlepaddle>=3.0"
 
 
-def applies(spec: str, python: str) -> bool:
-    """Whether a requirement's environment marker holds on ``python`` (pip's --python-version
-    does not evaluate markers: it would ask for a 3.10-only package on 3.9)."""
-    from packaging.requirements import Requirement
-
-    marker = Requirement(spec).marker
-    return marker is None or marker.evaluate({"python_version": python, "python_full_version": f"{python}.0"})
+def project() -> dict:
+    """The ``[project]`` table of pyproject.toml."""
+    return tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
 
 
-def requirements(python: str = "3.11") -> list[str]:
-    project = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
-    extras = project["optional-dependencies"]
-    specs = project["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
-    return [spec for spec in specs if applies(spec, python)]
+def requirements(python: str | None = None) -> list[str]:
+    """The requirements to pin; with ``python``, only those whose own environment marker holds
+    there (``jieba-py; python_version >= '3.10'``), for a pip that evaluates markers as another
+    Python."""
+    extras = project()["optional-dependencies"]
+    specs = project()["dependencies"] + extras["test"] + extras["book"] + [PADDLE]
+    if python is None:
+        return specs
+    try:
+        from packaging.requirements import Requirement
+    except ModuleNotFoundError:      # a bare interpreter: the copy pip vendors
+        from pip._vendor.packaging.requirements import Requirement
+    env = {"python_version": python, "python_full_version": f"{python}.0"}
+    return [s for s in specs if Requirement(s).marker is None or Requirement(s).marker.evaluate(env)]
 
 
-def pip_resolve(python: str, constraints: Path | None = None) -> dict[str, str]:
-    """{name: version} pip would install for ``python`` (wheels only, nothing installed)."""
+def interpreter(python: str) -> str:
+    """A Python ``python`` (e.g. "3.9") to evaluate its environment markers: this one, else
+    python3.X on PATH, else pyenv's; RuntimeError naming the version when there is none."""
+    if python == "%d.%d" % sys.version_info[:2]:
+        return sys.executable
+    pyenv = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{python}.*/bin/python{python}")))
+    for candidate in [shutil.which(f"python{python}")] + pyenv[::-1]:      # a pyenv shim may refuse to run
+        if candidate and subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                        capture_output=True, text=True).stdout.strip() == python:
+            return candidate
+    raise RuntimeError(f"no Python {python} interpreter (python{python} on PATH or in pyenv): pip needs one "
+                       f"to evaluate that version's environment markers")
+
+
+def pip_resolve(python: str, constraints: Path | None = None, markers_of: str | None = None) -> dict[str, str]:
+    """{name: version} pip would install for ``python`` (wheels only, nothing installed).
+
+    ``markers_of``: the interpreter whose pip resolves and whose environment markers it
+    evaluates (default one of ``python``, see ``interpreter``; ``sys.executable`` checks wheels
+    and pins only). Its pip must write reports (pip 22.2 or newer)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-               "--python-version", python, "--only-binary=:all:", "--report", str(report)]
+        exe = markers_of or interpreter(python)
+        cmd = [exe, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--only-binary=:all:",
+               "--report", str(report)]
+        other = exe == sys.executable and python != "%d.%d" % sys.version_info[:2]
+        if other:
+            cmd += ["--python-version", python]     # another Python's wheels; markers stay this one's
         if constraints is not None:
             cmd += ["-c", str(constraints)]
-        done = subprocess.run(cmd + requirements(python), capture_output=True, text=True)
+        done = subprocess.run(cmd + requirements(python if other else None), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"pip could not resolve for Python {python}:\n{done.stderr[-2000:]}")
         items = json.loads(report.read_text())["install"]

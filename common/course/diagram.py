@@ -14,10 +14,8 @@ import math
 import numpy as np
 import paddle
 
+from common.data import get_variant
 from common.models import build_model
-from common.models.mask_rcnn import small_config as mask_rcnn_small
-from common.models.solo import small_config as solo_small
-from common.models.upsnet import small_config as upsnet_small
 
 
 def _parse(flow):
@@ -152,7 +150,7 @@ ARCHITECTURES = {
         "seg": ("semantic head", "semantic_head"), "ctr": ("centre head", "center_head"),
         "off": ("offset head", "offset_head")},
         "x>c2>c3>c5>sem>seg; c5>ins>ctr; ins>off; c2>sem; c3>sem; c2>ins; c3>ins"),
-    "mask_rcnn": ("mask_rcnn", dict(thing_ids=(3, 4, 5), **mask_rcnn_small(8)), {
+    "mask_rcnn": ("mask_rcnn", dict(thing_ids=(3, 4, 5), preset="cpu", width=8), {
         "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
         "p5": ("FPN P5", "fpn@3"), "p2": ("FPN P2 (top-down sum)", "fpn@0"),
         "rpn": ("RPN: objectness of all anchors", "rpn"), "roi": ("RoIAlign, per RoI", "box_head<"),
@@ -167,14 +165,14 @@ ARCHITECTURES = {
                                    ("r", "Q Z~ + BN", ""))},
         "cat": ("concat with X", "unit"), "head": ("head: class scores", "head")},
         "; ".join(f"x>z{v}>g{v}>r{v}>cat" for v in (2, 4, 8, 32)) + "; x>cat; cat>head"),
-    "gi_unit": ("ginet", dict(depth=18, width=8, mid=32), {
+    "gi_unit": ("ginet", dict(depth=18, width=8, mid=32, classes=get_variant("context").classes), {
         "x": ("unit input X", "unit<"), "z": ("projection Z", "unit.proj"), "xw": ("X W", "unit.reduce"),
         "s": ("semantic graph S", "unit.s2v<"), "pin": ("P + A_sv S W_sv", "unit.gcn_v<"),
         "po": ("P_o (GCN)", "unit.gcn_v"), "sin": ("S + A_vs P_o W_vs", "unit.gcn_s<"),
         "so": ("S_o (GCN)", "unit.gcn_s"), "sc": ("class scores", "unit.score"),
         "out": ("Z^T P_o, W_o", "unit.out"), "y": ("X + BN(...)", "unit")},
         "x>z>pin; x>xw>pin; s>pin>po>sin>so>sc; s>sin; po>out>y; z>out; x>y"),
-    "solo": ("solo", dict(thing_ids=(3, 4, 5), **solo_small(96, 8)), {
+    "solo": ("solo", dict(thing_ids=(3, 4, 5), preset="cpu", width=8, image_size=96), {
         "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
         "p3": ("FPN P3 (level 0)", "fpn@1"), "grid": ("resized to S x S", "cate_tower<"),
         "cate": ("category: C per cell", "cate_out"),
@@ -182,7 +180,7 @@ ARCHITECTURES = {
         "mx": ("mask X: S column maps", "mask_out_x.0"),
         "my": ("mask Y: S row maps", "mask_out_y.0")},
         "x>c2>c5>p3>grid>cate; c2>p3; p3>coord>mx; coord>my"),
-    "upsnet": ("upsnet", dict(thing_ids=(3, 4, 5), stuff_ids=(0, 1, 2), **upsnet_small(8)), {
+    "upsnet": ("upsnet", dict(thing_ids=(3, 4, 5), stuff_ids=(0, 1, 2), preset="cpu", width=8), {
         "x": ("image", "input"), "c2": ("ResNet c2", "backbone.layer1"), "c5": ("ResNet c5", "backbone.layer4"),
         "p5": ("FPN P5", "fpn@3"), "p2": ("FPN P2", "fpn@0"),
         "rpn": ("RPN: objectness of all anchors", "rpn"), "roi": ("RoIAlign, per RoI", "box_head<"),

@@ -39,11 +39,12 @@ from pathlib import Path
 
 import nbformat
 
+from common.course.paths import checkout
 from common.lang import DOMAIN, LOCALE_DIR, LOCALES, MARKER, N_, normalise, translate_output, translation
 
 LANGUAGES_NAMES = {"zh": "Chinese"}
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout()
 LOCALE = ROOT / "locale"
 GLOSSARY = LOCALE / "glossary.yaml"
 PACKAGE = ROOT / "common"

@@ -23,7 +23,9 @@ import struct
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from common.course.paths import checkout
+
+ROOT = checkout()
 # Lines of notebook text that fit on a 720-pixel-high projector at JupyterLab's font size.
 SCREEN_LINES = 28
 WRAP = 100            # characters of a markdown line before the browser wraps it

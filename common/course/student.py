@@ -29,9 +29,11 @@ from pathlib import Path
 
 import nbformat
 
+from common.course import i18n
+from common.course.paths import checkout
 from common.lang import N_, normalise, translation
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout()
 NOTEBOOK = "exercises.ipynb"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 ANSWER_BEGIN, ANSWER_END = "<!-- BEGIN ANSWER -->", "<!-- END ANSWER -->"
@@ -145,8 +147,6 @@ def write_release(out_dir, days=(), root=ROOT, lang="en", log=print):
     folder is where students work, so a notebook changed since the last release is kept and the
     new one written beside it (``common.course.i18n.write_protected``; ``log`` says which). The
     folder's marker records ``lang``, the language its kernels and ``make checkin`` speak."""
-    from common.course import i18n
-
     lang = normalise(lang)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(root).resolve():

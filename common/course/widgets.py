@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.course import receptive_field as rf
+from common.metrics import confusion_matrix, segmentation_scores
+from common.ops import transposed_conv2d, transposed_conv_output_size, zero_insert
+
 
 def interact_demo(callback, **controls):
     """``ipywidgets.interact`` for a demo callback that shows only what the callback draws.
@@ -62,8 +66,6 @@ def erode_dilate_scores(label_mask, pred_mask, steps):
     Returns:
         dict(mask, iou_object, miou, pixel_acc): the changed mask and its scores.
     """
-    from common.metrics import confusion_matrix, segmentation_scores
-
     label_mask, pred_mask = np.asarray(label_mask, bool), np.asarray(pred_mask, bool)
     if label_mask.shape != pred_mask.shape:
         raise ValueError(f"label_mask shape {label_mask.shape} differs from pred_mask shape "
@@ -131,8 +133,6 @@ def transposed_conv_demo(stride=2, kernel_size=4, padding=1, size=4, show=True):
         dict(zero_inserted, output, output_size, even): the padded zero-inserted input, the
         overlap counts, their side, and whether the output's interior is constant.
     """
-    from common.ops import transposed_conv2d, transposed_conv_output_size, zero_insert
-
     stride, k, padding, size = int(stride), int(kernel_size), int(padding), int(size)
     if stride < 1 or k < 1 or size < 1 or padding < 0:
         raise ValueError("stride, kernel_size and size must be >= 1 and padding >= 0")
@@ -176,8 +176,6 @@ RF_PRESETS = ("none", "VGG block (2 conv + pool)", "ResNet stem (7x7 s2 + pool s
 def rf_stack(preset="none", n_layers=2, kernel=3, stride=1, dilation=1):
     """The layer list of the receptive-field demo: a ``preset`` front (one of ``RF_PRESETS``)
     followed by ``n_layers`` convs of ``kernel`` / ``stride`` / ``dilation`` ('same' padding)."""
-    from common.course import receptive_field as rf
-
     fronts = {"none": [],
               RF_PRESETS[1]: [rf.conv(3), rf.conv(3), rf.pool(2)],
               RF_PRESETS[2]: [rf.conv(7, 2), rf.pool(3, 2, 1)],
@@ -210,8 +208,6 @@ def rf_demo(preset="none", n_layers=2, kernel=3, stride=1, dilation=1, size=None
         dict(rows, rf, jump, empirical_size, size): ``receptive_field`` rows, the field and
         jump of the last layer, the measured extent and the input side used.
     """
-    from common.course import receptive_field as rf
-
     layers = rf_stack(preset, n_layers, kernel, stride, dilation)
     if not layers:
         raise ValueError("the stack is empty: choose a preset or n_layers >= 1")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..viz import voc_palette
+from ..labels import voc_palette
 from .datasets import LabelledFiles, SegmentationDataset, read_image
 from .synthetic import LABEL_DIVISOR
 from .transforms import to_tensor_arrays

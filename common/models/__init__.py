@@ -1,9 +1,16 @@
 """Models of the course, built by name.
 
 >>> from common.models import build_model, list_models
->>> model = build_model('fcn8s', num_classes=7)
+>>> model = build_model('fcn8s', num_classes=7)                 # the paper's size
+>>> small = build_model('fcn8s', num_classes=7, preset='cpu')   # the course's CPU size
 
-Output contract (checked for every registered model by tests/test_model_contract.py).
+One module per family (``tiny``, ``fcn``, ``unet``, ``pspnet``, ``deeplab``, ``graph``,
+``mask_rcnn``, ``solo``, ``upsnet``, ``panoptic_deeplab``) on shared ``layers`` and
+``backbones``; ``registry`` (``build_model``, ``list_models``), ``presets`` (the sizes "full",
+"cpu", "tiny" of every model, in one table), ``pretrained`` (ImageNet backbone weights) and
+``saving`` (``save_pretrained`` / ``load_pretrained``: a model rebuilt by name).
+
+Output contract (checked for every registered model by tests/lib/models/test_model_contract.py).
 Inputs are normalised float32 images (N, 3, H, W) of any H, W (odd sizes too).
 
 - Semantic models (``tiny``, ``fcn8s/16s/32s``, ``unet``, ``pspnet``, ``deeplabv1/v2/v3/v3plus``,
@@ -28,6 +35,10 @@ Inputs are normalised float32 images (N, 3, H, W) of any H, W (odd sizes too).
   and ``boxes`` (n, 4) float32 ``x0, y0, x1, y1`` (Mask R-CNN, UPSNet); UPSNet adds
   ``semantic`` (H, W) int64 and ``panoptic`` (H, W) int64.
 
+Each model class says how ``common.engine.Trainer`` trains and scores it: ``task`` is
+``"instance"`` on Mask R-CNN, UPSNet and SOLO, ``"panoptic"`` on Panoptic-DeepLab, and absent
+(``"semantic"``) on the others.
+
 ``num_classes`` always counts every class of the dataset, K (stuff and things; the
 semantic logits' channels). Instance models detect the subset ``thing_ids`` (dataset class
 ids, default all) and their ``labels`` are those dataset ids, not 0-based thing indices.
@@ -40,62 +51,11 @@ LABEL_DIVISOR``): UPSNet's unknown pixels, Panoptic-DeepLab's unassigned ones.
 """
 from __future__ import annotations
 
-import importlib
+# each family registers its names with ``registry.register`` when imported
+from . import deeplab, fcn, graph, mask_rcnn, panoptic_deeplab, pspnet, solo, tiny, unet, upsnet  # noqa: F401
+from .presets import PRESETS, preset_kwargs
+from .registry import build_model, list_models, register
+from .saving import load_pretrained, load_weights, save_pretrained
 
-from .registry import _BUILDERS, register
-from .pretrained import export_inference, load_pretrained, save_pretrained
-
-# Each family registers its names on import; a family still being written is skipped.
-_FAMILIES = ("tiny", "fcn", "unet", "pspnet", "deeplab", "graph", "mask_rcnn", "solo",
-             "upsnet", "panoptic_deeplab")
-for _family in _FAMILIES:
-    try:
-        importlib.import_module(f"{__name__}.{_family}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"{__name__}.{_family}":
-            raise
-
-
-def list_models():
-    """Names accepted by ``build_model``, sorted.
-
-    Returns:
-        list of str.
-    """
-    return sorted(_BUILDERS)
-
-
-def build_model(name: str, num_classes: int, pretrained_backbone=None, **kwargs):
-    """Build model ``name`` with ``num_classes`` outputs; kwargs go to its builder.
-
-    ``pretrained_backbone``: ``True`` loads paddle.vision's ImageNet weights into the
-    backbone (ResNet-18..152, VGG16; Paddle's download cache), a path loads a local
-    paddle.vision state dict (see ``common.models.pretrained.load_backbone``; the report
-    is kept in ``model.pretrained_report``). The name, ``num_classes`` and kwargs are
-    recorded so ``save_pretrained`` / ``load_pretrained`` can rebuild the model.
-
-    Args:
-        name: one of ``list_models()``.
-        num_classes: K, every class of the dataset (see the module docstring).
-        pretrained_backbone: None, True (ImageNet weights) or a path, as above.
-        **kwargs: the model's own arguments (its class docstring), e.g. ``width``, ``depth``.
-
-    Returns:
-        the ``paddle.nn.Layer``, in train mode, with the output contract of the module
-        docstring.
-    """
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    model = _BUILDERS[name](num_classes=num_classes, **kwargs)
-    model._build_config = dict(name=name, num_classes=num_classes, kwargs=dict(kwargs))
-    if pretrained_backbone is not None and pretrained_backbone is not False:
-        from .pretrained import load_backbone
-
-        model.pretrained_report = load_backbone(model, pretrained_backbone)
-    return model
-
-
-__all__ = ["build_model", "list_models", "register", "save_pretrained", "load_pretrained",
-           "export_inference"]
+__all__ = ["build_model", "list_models", "register", "PRESETS", "preset_kwargs", "save_pretrained",
+           "load_pretrained", "load_weights"]

@@ -33,28 +33,23 @@ The reference code divides V = B X by the number of pixels only when ``normalize
 
 Word vectors for GINet
 ----------------------
-No download is possible, so ``common/data/word_vectors.npz`` holds count-based word
-vectors (positive PMI + truncated SVD, the classic method GloVe refines) computed by
-``make_word_vectors`` from a small English corpus stored in the same file. The file is
-reproducible: ``make_word_vectors(corpus)`` gives exactly the shipped vectors (tested).
+GINet's semantic graph starts from word vectors of the dataset's class names: ``ginet``
+takes the names (``classes=``, looked up in ``common.data.word_vectors``, count-based vectors
+shipped with the course) or the vectors themselves (``embeddings=``).
 """
 from __future__ import annotations
-
-import os
-from collections import Counter
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..data.synthetic import VARIANTS
+from ..data.word_vectors import load_word_vectors
 from .backbones.resnet import ResNet
 from .layers import ConvBNReLU, SegHead, resize_to
 from .registry import register
 
 CONTEXT_MODELS = ("context_baseline", "gcu", "glore", "ginet")
-WORD_VECTORS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "word_vectors.npz")
 
 
 def _flat(x):
@@ -216,64 +211,6 @@ class GloReUnit(nn.Layer):
 
 
 # --------------------------------------------------------------------------- GINet
-def make_word_vectors(corpus, dim=16, window=3):
-    """Count-based word vectors: co-occurrence in a +-``window`` word window, positive PMI,
-    truncated SVD (U * sqrt(S)), rows L2-normalised; the sign of each SVD axis is fixed
-    so that its largest-magnitude entry is positive. Deterministic: the same corpus gives
-    the same vectors.
-
-    Args:
-        corpus: sentences (str); lower-cased, split at spaces, commas and full stops.
-        dim: vector dimension.
-        window: words on each side that count as co-occurring.
-
-    Returns:
-        (words, vectors): the sorted vocabulary and float32 (V, dim) unit vectors.
-    """
-    sents = [s.lower().replace(".", " ").replace(",", " ").split() for s in corpus]
-    words = sorted({w for s in sents for w in s})
-    index = {w: i for i, w in enumerate(words)}
-    counts = Counter()
-    for s in sents:
-        ids = [index[w] for w in s]
-        for i, a in enumerate(ids):
-            for b in ids[max(0, i - window):i]:
-                counts[a, b] += 1
-                counts[b, a] += 1
-    co = np.zeros((len(words), len(words)))
-    if counts:
-        ij = np.array(list(counts.keys()))
-        co[ij[:, 0], ij[:, 1]] = list(counts.values())
-    total, row = co.sum(), co.sum(1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pmi = np.log(co * total / (row * row.T))
-    ppmi = np.where(np.isfinite(pmi) & (pmi > 0), pmi, 0.0)
-    u, s, _ = np.linalg.svd(ppmi)
-    vec = u[:, :dim] * np.sqrt(s[:dim])
-    # an SVD axis has no sign of its own: make each axis's largest-magnitude entry positive
-    vec = vec * np.sign(vec[np.argmax(np.abs(vec), 0), np.arange(vec.shape[1])])
-    vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
-    return words, vec.astype(np.float32)
-
-
-def load_word_vectors(classes, path=WORD_VECTORS):
-    """(M, dim) float32 word vectors of the class names, from the shipped file.
-
-    Args:
-        classes: M class names (KeyError naming the missing ones).
-        path: an ``.npz`` with ``words`` and ``vectors`` (default the shipped one).
-
-    Returns:
-        float32 array (M, dim), in the order of ``classes``.
-    """
-    data = np.load(path)
-    index = {w: i for i, w in enumerate(data["words"].tolist())}
-    missing = [c for c in classes if c not in index]
-    if missing:
-        raise KeyError(f"{path} has no word vector for {missing}; pass embeddings= to GINet")
-    return data["vectors"][[index[c] for c in classes]]
-
-
 class GIUnit(nn.Layer):
     """Graph interaction unit: x (N, C, H, W) -> X_o (N, C, H, W), plus class-node scores.
 
@@ -432,29 +369,21 @@ def glore(num_classes, num_states=None, num_nodes=None, **kw):
     return _build(num_classes, lambda c: GloReUnit(c, num_states, num_nodes), **kw)
 
 
-def _class_names(num_classes, classes):
-    if classes is None:
-        # variants may share their classes ('context', 'harbour_street'): one set of names
-        match = sorted({v.classes for v in VARIANTS.values() if v.num_classes == num_classes})
-        if len(match) != 1:
-            raise ValueError(f"ginet: give classes= (names with word vectors) or embeddings= "
-                             f"for {num_classes} classes")
-        classes = match[0]
-    if len(classes) != num_classes:
-        raise ValueError(f"ginet: {len(classes)} class names for {num_classes} classes")
-    return classes
-
-
 @register("ginet")
 def ginet(num_classes, classes=None, embeddings=None, num_nodes=64, node_dim=None,
           learn_embeddings=False, **kw):
-    """GINet: graph interaction unit with word vectors of ``classes`` (default: the synthetic
-    variant with ``num_classes`` classes) or given ``embeddings`` (M, k). ``sc_loss=True``
+    """GINet: graph interaction unit with word vectors of the ``num_classes`` class names
+    ``classes`` (``common.data.word_vectors``) or given ``embeddings`` (M, k). ``sc_loss=True``
     adds the class-node logits to the train-mode outputs for the semantic-context loss
     (train with ``loss_fn=common.losses.ContextLoss()``). Off by default: on the harbour/street
     scenes it teaches the class nodes presence but leaves the segmentation unchanged, and on
     the context scenes presence says nothing about which hull is which (notebook 04)."""
     if embeddings is None:
-        embeddings = load_word_vectors(_class_names(num_classes, classes))
+        if classes is None:
+            raise ValueError("ginet needs the class names (classes=, e.g. a dataset's .classes) "
+                             "or their word vectors (embeddings=)")
+        if len(classes) != num_classes:
+            raise ValueError(f"ginet: {len(classes)} class names for {num_classes} classes")
+        embeddings = load_word_vectors(classes)
     return _build(num_classes, lambda c: GIUnit(c, embeddings, num_nodes, node_dim, learn_embeddings),
                   **kw)

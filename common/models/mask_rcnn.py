@@ -8,7 +8,7 @@ five losses; in eval mode ``model(images)`` returns, per image, a dict of NumPy 
 ``boxes`` (n, 4), ``scores`` (n,), ``labels`` (n,) and ``masks`` (n, H, W) bool.
 
 Defaults are the paper's (ResNet-50-FPN, anchors 32..512 on P2..P6, 512 RoIs, 28x28
-masks); ``small_config(width)`` gives a CPU-sized model for 64..96 pixel scenes.
+masks); ``build_model('mask_rcnn', K, preset='cpu')`` is the course's size for 64..96-pixel scenes.
 ``levels=(4,)`` with ``rpn_p6=False`` gives a single-level (C4-like) detector.
 ``num_classes`` counts all the dataset's classes (stuff and background included, as for
 UPSNet and SOLO); ``thing_ids`` names the thing classes, the ones detected (default: all).
@@ -29,21 +29,6 @@ from .layers import FPN
 from .registry import register
 
 RCNN_WEIGHTS = (10.0, 10.0, 5.0, 5.0)   # box-delta scaling of the second stage (Fast R-CNN)
-
-
-def small_config(width=16):
-    """Keyword arguments for a CPU-sized Mask R-CNN on 64..96 pixel synthetic scenes.
-
-    Args:
-        width: channels of the ResNet-18 stem (the FPN gets 2 x width).
-
-    Returns:
-        dict of ``MaskRCNN`` keyword arguments.
-    """
-    return dict(depth=18, width=width, fpn_channels=2 * width, rpn_p6=False,
-                anchor_sizes=(12, 24, 48, 96), rpn_batch=64, rpn_pre_nms=(300, 200),
-                rpn_post_nms=(100, 50), roi_batch=64, fc_channels=8 * width, mask_roi_size=7,
-                mask_channels=2 * width, mask_convs=2, canonical_size=48, max_detections=20)
 
 
 class RPNHead(nn.Layer):
@@ -134,6 +119,8 @@ class MaskRCNN(nn.Layer):
         max_detections: detections kept per image.
         mask_thresh: probability at which a pasted mask is binarised.
     """
+
+    task = "instance"          # how common.engine.Trainer trains and scores it
 
     def __init__(self, num_classes, thing_ids=None, depth=50, width=64, pretrained=None,
                  levels=(2, 3, 4, 5), rpn_p6=True, fpn_channels=256,

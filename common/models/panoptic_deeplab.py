@@ -27,7 +27,6 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ..data.panoptic import PanopticDeepLabTargets, panoptic_deeplab_targets
-from ..data.synthetic import DISC, SQUARE, TRIANGLE
 from ..labels import LABEL_DIVISOR
 from .backbones.resnet import ResNet
 from .layers import ASPP, ConvBNReLU, SeparableConvBNReLU, resize_to
@@ -35,7 +34,7 @@ from .registry import register
 
 __all__ = ["PanopticDeepLab", "PanopticDeepLabLoss", "PanopticDeepLabTargets", "panoptic_deeplab_targets",
            "find_instance_centers", "group_pixels", "merge_semantic_and_instance", "panoptic_from_outputs",
-           "small_config", "center_sigma"]
+           "center_sigma"]
 
 
 class Decoder(nn.Layer):
@@ -83,6 +82,8 @@ class PanopticDeepLab(nn.Layer):
         stuff_area: post-processing: smaller stuff areas become void.
         label_divisor: the panoptic encoding's divisor.
     """
+
+    task = "panoptic"         # common.engine.Trainer: trained by a loss on its outputs, scored by PQ
 
     def __init__(self, num_classes, thing_ids=(), depth=50, width=64, output_stride=16,
                  channels=256, aspp_rates=(6, 12, 18), pretrained=None,
@@ -317,23 +318,6 @@ def panoptic_from_outputs(semantic, center, offset, thing_ids, threshold=0.1, nm
     centers = find_instance_centers(center, threshold, nms_kernel, top_k)
     instance = group_pixels(centers, offset, np.isin(semantic, thing_ids))
     return merge_semantic_and_instance(semantic, instance, thing_ids, stuff_area, label_divisor)
-
-
-def small_config(image_size=96, width=16, thing_ids=(DISC, SQUARE, TRIANGLE)):
-    """CPU-course Panoptic-DeepLab: ResNet-18 of ``width`` at output stride 16, 4x width
-    channels, ASPP rates (1, 2, 3) (the stride-16 map of a 96-pixel image is only 6x6),
-    keypoint NMS window 5 and a stuff area threshold scaled with the image.
-
-    Args:
-        image_size: side of the training images.
-        width: ResNet base width.
-        thing_ids: the thing classes.
-
-    Returns:
-        dict of ``PanopticDeepLab`` keyword arguments.
-    """
-    return dict(thing_ids=tuple(thing_ids), depth=18, width=width, channels=4 * width,
-                aspp_rates=(1, 2, 3), nms_kernel=5, stuff_area=max(8, image_size ** 2 // 150))
 
 
 def center_sigma(image_size):

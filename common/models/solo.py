@@ -143,6 +143,8 @@ class SOLO(nn.Layer):
         pretrained: backbone weights (see ``ResNet``).
     """
 
+    task = "instance"          # how common.engine.Trainer trains and scores it
+
     def __init__(self, num_classes, thing_ids=None, depth=50, width=64, fpn_channels=256, head_channels=256,
                  stacked_convs=7, levels=(0, 1, 2, 3, 4), num_grids=(40, 36, 24, 16, 12),
                  scale_ranges=((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048)),
@@ -286,22 +288,6 @@ class SOLO(nn.Layer):
             results.append(dict(masks=masks[top], labels=np.asarray(self.thing_ids, np.int64)[labels[top]],
                                 scores=scores[top].astype(np.float32)))
         return results
-
-
-def small_config(image_size=96, width=16):
-    """CPU-course SOLO: ResNet-18 of ``width``, two GN convs per tower, two levels (P3 with a
-    12x12 grid for small objects, P4 with 8x8 for large), scale ranges in pixels of sqrt(area).
-
-    Args:
-        image_size: side of the training images (the scale ranges are fractions of it).
-        width: ResNet stem channels (the FPN and towers get 4 x width).
-
-    Returns:
-        dict of ``SOLO`` keyword arguments.
-    """
-    return dict(depth=18, width=width, fpn_channels=4 * width, head_channels=4 * width,
-                stacked_convs=2, levels=(1, 2), num_grids=(12, 8),
-                scale_ranges=((0, 0.3 * image_size), (0.2 * image_size, 1e4)))
 
 
 @register("solo")

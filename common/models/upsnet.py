@@ -38,7 +38,7 @@ from ..data.instances import PanopticHeadTargets, panoptic_head_target
 from ..labels import LABEL_DIVISOR, PANOPTIC_VOID
 from ..ops import boxes as box_ops
 from .layers import ConvGNReLU, gn_groups, resize_to
-from .mask_rcnn import MaskRCNN, small_config as _mask_rcnn_small
+from .mask_rcnn import MaskRCNN
 from .registry import register
 
 
@@ -48,19 +48,6 @@ def _numpy(x):
 
 def _tensor(x):
     return x if isinstance(x, paddle.Tensor) else paddle.to_tensor(x)
-
-
-def small_config(width=16):
-    """Keyword arguments for a CPU-sized UPSNet on 64..96 pixel synthetic scenes: Mask R-CNN's
-    ``small_config`` plus a plain (not deformable) semantic head of 2 x width channels.
-
-    Args:
-        width: channels of the ResNet-18 stem.
-
-    Returns:
-        dict of ``UPSNet`` keyword arguments.
-    """
-    return dict(_mask_rcnn_small(width), sem_channels=2 * width, deformable=False)
 
 
 class DeformConvReLU(nn.Layer):

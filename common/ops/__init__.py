@@ -3,7 +3,7 @@
 Every function takes float32 arrays: an image-like ``x`` is (C, H, W) or (N, C, H, W)
 (``bilinear_resize`` also takes (H, W)) and the result has the same rank. They are
 written for reading, vectorised with NumPy, and tested against Paddle's built-ins in
-``tests/test_ops.py``; models use Paddle's own layers, never these.
+``tests/lib/ops/test_ops.py``; models use Paddle's own layers, never these.
 
 ``common.ops.boxes`` is the exception: the box operations of the detectors (IoU, box coding,
 matching, NMS, mask crop/paste) on Paddle tensors, which Mask R-CNN and UPSNet use, with

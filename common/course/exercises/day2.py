@@ -6,6 +6,7 @@ import paddle
 import paddle.nn.functional as F
 
 from common.lang import N_, _
+from common.models import build_model
 from common.ops import (bilinear_resize, conv2d, fc_weight_to_conv, max_pool2d_with_indices, max_unpool2d,
                         random_pool_indices, zero_insert)
 
@@ -225,8 +226,6 @@ def _fuse_ref(coarse, skip, up2):
 def _fcn_parts(stride, seed, num_classes=3):
     """A narrow FCN of ``common.models`` with non-zero skip scores and trained-looking (not
     bilinear) up-sampling kernels, so that every part shows in the logits."""
-    from common.models import build_model
-
     paddle.seed(seed)
     model = build_model(f"fcn{stride}s", num_classes, width=4, fc_channels=16, batch_norm=False, dropout=0.0)
     rng = _rng(seed)

@@ -6,13 +6,14 @@ import paddle
 from paddle.vision.ops import roi_align
 from scipy.optimize import linear_sum_assignment
 
+from common.data import convoy_clip, make_clip
 from common.data.synthetic import DISC
 from common.labels import LABEL_DIVISOR
 from common.lang import N_, _
 from common.metrics import mask_iou, panoptic_quality
 from common.models.panoptic_deeplab import group_pixels
 from common.ops.boxes import box_iou, nms_numpy, roi_align_numpy
-from common.video import convoy_clip, link_instances, noisy_instances
+from common.video import link_instances, noisy_instances
 
 from .framework import Case, _rng, check, run_check
 
@@ -409,8 +410,6 @@ def check_link(fn, verbose=True):
     Checked against ``common.video.link_instances`` (without motion) on two frames.
 
     """
-    from common.data import make_clip
-
     cases = []
     convoy = convoy_clip(0, num_frames=2)["instance"]
     ids = [1, 2, 3, 4]

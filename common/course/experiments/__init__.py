@@ -1,12 +1,13 @@
 """Ablation experiments: one thing changed, several seeds, one machine-readable results file each.
 
-Each module ``common/experiments/<name>.py`` (not starting with ``_``) defines ``NAME = "<name>"``
+Each module ``common/course/experiments/<name>.py`` (not starting with ``_``) defines ``NAME = "<name>"``
 and ``main(fast=False) -> dict`` that calls :func:`run`. ``make experiments`` (or
 ``python -m common.course.experiments [--fast] [NAME ...]``) runs them and writes ``results/<name>.json``;
 notebooks read these with :func:`load` and show them with :func:`table` and :func:`plot`.
 
 In FAST mode (``SEGCOURSE_FAST=1`` or ``fast=True``) results go to ``build/experiments-fast/`` so a
-CI run never overwrites the committed full-size results.
+CI run never overwrites the committed full-size results (both folders of the course checkout,
+``common.course.paths``).
 """
 from __future__ import annotations
 
@@ -23,32 +24,30 @@ from typing import Callable, Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[3]
-RESULTS_DIR = ROOT / "results"
-FAST_RESULTS_DIR = ROOT / "build" / "experiments-fast"
+from common import runtime
+from common.course.paths import checkout, checkout_folder
 
 
 def _fast(fast: Optional[bool]) -> bool:
-    if fast is not None:
-        return bool(fast)
-    from common import runtime
-
-    return runtime.is_fast()
+    return runtime.is_fast() if fast is None else bool(fast)
 
 
 def default_out_dir(fast: Optional[bool] = None) -> Path:
-    """Where :func:`run` writes by default: ``results/``, or ``build/experiments-fast/`` in FAST mode."""
-    return FAST_RESULTS_DIR if _fast(fast) else RESULTS_DIR
+    """Where :func:`run` writes by default: the checkout's ``results/``, or ``build/experiments-fast/``
+    in FAST mode."""
+    return checkout() / "build" / "experiments-fast" if _fast(fast) else checkout_folder("results")
 
 
-def code_version(root: Path = ROOT) -> str:
-    """Git HEAD sha of ``root``, with ``+dirty`` when tracked files differ; ``unknown`` without git."""
+def code_version(root: Optional[Path] = None) -> str:
+    """Git HEAD sha of ``root`` (default the course checkout), with ``+dirty`` when tracked files
+    differ; ``unknown`` without git or checkout."""
     try:
+        root = checkout() if root is None else root
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):     # FileNotFoundError: no checkout, no git
         return "unknown"
     return sha + ("+dirty" if dirty else "") if sha else "unknown"
 
@@ -158,7 +157,7 @@ def load(name: str, results_dir: Optional[os.PathLike] = None) -> dict:
 
     Args:
         name: experiment name.
-        results_dir: directory holding ``<name>.json``; default ``results/`` of the repository.
+        results_dir: directory holding ``<name>.json``; default ``results/`` of the checkout.
 
     Returns:
         The dict :func:`run` wrote.
@@ -166,7 +165,7 @@ def load(name: str, results_dir: Optional[os.PathLike] = None) -> dict:
     Raises:
         FileNotFoundError: naming the missing file and the command that writes it.
     """
-    path = Path(results_dir if results_dir is not None else RESULTS_DIR) / f"{name}.json"
+    path = Path(results_dir if results_dir is not None else checkout_folder("results")) / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"no results file {path}: run `make experiments EXPERIMENTS={name}` "
                                 f"(or python -m common.course.experiments {name}) to write it")
@@ -251,8 +250,9 @@ def get(name: str):
     """Import and return the experiment module ``name`` (it has ``NAME`` and ``main(fast=False)``)."""
     names = available()
     if name not in names:
-        raise KeyError(f"no experiment {name!r} in common/experiments/ (available: {', '.join(names) or 'none'})")
+        raise KeyError(f"no experiment {name!r} in common/course/experiments/ "
+                       f"(available: {', '.join(names) or 'none'})")
     mod = importlib.import_module(f"common.course.experiments.{name}")
     if getattr(mod, "NAME", None) != name or not callable(getattr(mod, "main", None)):
-        raise TypeError(f"common/experiments/{name}.py must define NAME = {name!r} and main(fast=False)")
+        raise TypeError(f"common/course/experiments/{name}.py must define NAME = {name!r} and main(fast=False)")
     return mod

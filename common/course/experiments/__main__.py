@@ -10,6 +10,9 @@ import os
 import sys
 import time
 
+from common import runtime
+from common.course import experiments
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m common.course.experiments", description=__doc__.splitlines()[0])
@@ -18,11 +21,7 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     args = parser.parse_args(argv)
     if args.fast:
-        os.environ["SEGCOURSE_FAST"] = "1"   # before common's runtime reads it
-
-    import common  # noqa: F401  (thread setting before Paddle loads)
-    from common import runtime
-    from common.course import experiments
+        os.environ["SEGCOURSE_FAST"] = "1"   # read by runtime.is_fast() and the experiments' sizes
 
     names = experiments.available()
     if args.list:

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import runtime
+from common.data import SyntheticScenes
+from common.data.transforms import train_transform
+from common.engine import Trainer
+from common.inference import predict_probs
+from common.metrics import boundary_f_score, confusion_matrix, segmentation_scores
+
 # Sizes of a full run (a few CPU-minutes per experiment) and of a FAST (CI) run.
 SIZES = {
     False: dict(image_size=96, train_scenes=256, val_scenes=32, crop=64, iters=150, batch_size=8,
@@ -26,9 +33,6 @@ def sizes(fast):
 
 def data(s):
     """(train, val) synthetic scenes with random scale (0.75-1.5), crop and flip in training."""
-    from common.data import SyntheticScenes
-    from common.data.transforms import train_transform
-
     train = SyntheticScenes(s["train_scenes"], s["image_size"], seed=0,
                             transform=train_transform(s["crop"]))
     val = SyntheticScenes(s["val_scenes"], s["image_size"], seed=10_000)
@@ -47,9 +51,6 @@ def train(make_model, seed, s, loss_fn=None):
     Returns:
         (trained model in eval mode, val dataset).
     """
-    from common import runtime
-    from common.engine import Trainer
-
     tr, val = data(s)
     runtime.seed_everything(seed)
     model = make_model(tr.num_classes)
@@ -62,8 +63,6 @@ def train(make_model, seed, s, loss_fn=None):
 def probs_and_labels(model, val):
     """Softmax probabilities (N, K, H, W) of ``model`` on ``val``, its labels (N, H, W) and
     its uint8 images (N, H, W, 3)."""
-    from common.inference import predict_probs
-
     x = np.stack([val[i][0] for i in range(len(val))])
     probs = np.concatenate([predict_probs(model, x[i:i + 16]).numpy() for i in range(0, len(x), 16)])
     return probs, np.stack(val.labels).astype(np.int64), np.stack(val.images)
@@ -71,8 +70,6 @@ def probs_and_labels(model, val):
 
 def scores(pred, labels, classes):
     """mIoU, boundary F (``BOUNDARY_TOLERANCE`` px) and the IoU of every class (``iou_<name>``)."""
-    from common.metrics import boundary_f_score, confusion_matrix, segmentation_scores
-
     k = len(classes)
     seg = segmentation_scores(confusion_matrix(pred, labels, k))
     out = dict(miou=float(seg["miou"]),

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from common import runtime
+from common.data import synthetic_splits, train_transform
+from common.engine import Trainer
+from common.inference import predict
+from common.losses import SegLoss
+from common.metrics import boundary_f_score, confusion_matrix, segmentation_scores
+from common.models import build_model
+
 
 def class_weights(labels, num_classes, ignore_index=255):
     """Cross-entropy class weights ``sqrt(f_max / f_c)`` from the pixel frequencies ``f`` of
@@ -51,14 +59,6 @@ def train_and_score(model_name, seed, *, image_size, train_scenes, val_scenes, i
     Returns:
         dict ``miou``, ``boundary_f`` and, with ``per_class``, ``iou_<class>``.
     """
-    from common import runtime
-    from common.data import synthetic_splits, train_transform
-    from common.engine import Trainer
-    from common.inference import predict
-    from common.losses import SegLoss
-    from common.metrics import boundary_f_score, confusion_matrix, segmentation_scores
-    from common.models import build_model
-
     budget = runtime.Budget("EXP", image_size, train_scenes, val_scenes, iters, batch_size, 0, iters)
     train, val = synthetic_splits(budget, variant,
                                   train_transform=train_transform(image_size) if augment else None)

@@ -12,8 +12,11 @@ the map as in the papers, instead of taps that read only padding.
 """
 from __future__ import annotations
 
+import paddle.nn as nn
+
 from common.course import experiments
 from common.course.experiments import _deeplab
+from common.models.deeplab import ASPPConcat, ASPPSum, DeepLabV3
 
 NAME = "aspp_sum_vs_concat"
 RATES = {"sum": (1, 2, 3, 4), "concat": (2, 4, 6)}
@@ -27,10 +30,6 @@ def build(kind, num_classes, width):
     Returns:
         a ``DeepLabV3`` whose ``aspp``/``classifier`` are the chosen head.
     """
-    import paddle.nn as nn
-
-    from common.models.deeplab import ASPPConcat, ASPPSum, DeepLabV3
-
     model = DeepLabV3(num_classes, depth=18, width=width, output_stride=8, multi_grid=(1, 1, 1))
     c5 = model.backbone.channels[-1]
     if kind == "sum":

@@ -11,6 +11,8 @@ Run: ``make experiments EXPERIMENTS=context_steps`` (``python -m common.course.e
 """
 from __future__ import annotations
 
+from common.course.experiments import run
+
 from .context_units import SCENES, _budget, score_run
 
 NAME = "context_steps"
@@ -26,8 +28,6 @@ def main(fast=False):
         The result dict of ``common.course.experiments.run``; variants are named ``<scenes>/<unit>``,
         as in ``context_units``.
     """
-    from . import run
-
     budget = _budget(fast)
     iters = LONG * (budget.iters // 2)
     variants = {f"{scenes}/{unit}": (lambda seed, m=model, v=scenes: score_run(m, budget, seed, v, iters))

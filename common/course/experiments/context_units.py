@@ -15,6 +15,16 @@ from __future__ import annotations
 import numpy as np
 import paddle
 
+from common.course import weights
+from common.course.experiments import run
+from common.data import synthetic_splits, train_transform
+from common.engine import Trainer
+from common.losses import ContextLoss
+from common.metrics import SegMetric
+from common.models import build_model
+from common.models.graph import CONTEXT_MODELS
+from common.runtime import Budget
+
 NAME = "context_units"
 
 
@@ -42,17 +52,13 @@ def context_experiment(name, budget, seed=0, progress=True, variant="context", i
     Returns:
         (trainer, scores): the fitted ``Trainer`` and :func:`context_scores` on the held-out scenes.
     """
-    from common.data import synthetic_splits, train_transform
-    from common.engine import Trainer
-    from common.losses import ContextLoss
-    from common.models import build_model
-    from common.models.graph import CONTEXT_MODELS
-
     paddle.seed(seed)
     train, val = synthetic_splits(budget, variant, train_transform(budget.image_size), seed=seed)
     kw = dict(depth=18, width=budget.width // 2, aux=False)
     if name in CONTEXT_MODELS:                   # other families (pspnet) keep their backbone
         kw.update(stage=0, kernel=1)
+    if name == "ginet":                          # its class nodes start from the names' word vectors
+        kw.update(classes=train.classes)
     kw.update(model_kw)
     model = build_model(name, train.num_classes, **kw)
     loss = ContextLoss() if kw.get("sc_loss") else None
@@ -76,8 +82,6 @@ def context_scores(trainer, data):
         predicted as a hull, the fraction given the *other* hull class (0.5 = chance; 0.5
         too when no hull pixel is predicted as a hull, since then nothing was decided).
     """
-    from common.metrics import SegMetric
-
     metric = SegMetric(data.num_classes)
     for s in range(0, len(data), 8):
         items = [data[i] for i in range(s, min(s + 8, len(data)))]
@@ -106,8 +110,6 @@ METRICS = ("miou", "boat_iou", "car_iou", "hull_iou", "swap")
 def _budget(fast):
     """The experiment's sizes: the course's CPU budget (the one the Day 5 notebooks train
     with on CPU), or tiny FAST sizes that only prove the code runs."""
-    from common.runtime import Budget
-
     if fast:
         return Budget("FAST", image_size=64, train_scenes=16, val_scenes=8, iters=12,
                       batch_size=4, width=8, eval_every=12)
@@ -141,8 +143,6 @@ def main(fast=False):
     Returns:
         The result dict of ``common.course.experiments.run``; variants are named ``<scenes>/<unit>``.
     """
-    from . import run
-
     budget = _budget(fast)
     variants = {f"{scenes}/{unit}": (lambda seed, m=model, v=scenes: score_run(m, budget, seed, v))
                 for scenes in SCENES for unit, model in UNITS.items()}
@@ -204,6 +204,4 @@ def misses_target(iou):
     Returns:
         ``{class: IoU}`` of the classes that miss it (empty: every class meets it).
     """
-    from common.course.weights import misses_target as below
-
-    return below(iou, things=("boat", "car"))
+    return weights.misses_target(iou, things=("boat", "car"))

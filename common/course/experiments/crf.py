@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from common.course import experiments
 from common.course.experiments import _deeplab
+from common.crf import DEFAULTS, DenseCRF
+from common.models.deeplab import DeepLabV2
 
 NAME = "crf"
 _TRAINED = {}           # (fast, seed) -> (probs, labels, images, classes): shared by on/off
@@ -18,8 +20,6 @@ _TRAINED = {}           # (fast, seed) -> (probs, labels, images, classes): shar
 def _outputs(seed, fast):
     key = (bool(fast), seed)
     if key not in _TRAINED:
-        from common.models.deeplab import DeepLabV2
-
         s = _deeplab.sizes(fast)
         model, val = _deeplab.train(lambda k: DeepLabV2(k, depth=18, width=s["width"], rates=(1, 2, 3, 4),
                                                         msc_scales=None), seed, s)
@@ -29,8 +29,6 @@ def _outputs(seed, fast):
 
 def variant(on, fast):
     def fn(seed):
-        from common.crf import DenseCRF
-
         probs, labels, images, classes = _outputs(seed, fast)
         if on:
             probs = DenseCRF()(probs, images)
@@ -40,8 +38,6 @@ def variant(on, fast):
 
 def main(fast=False):
     """CRF off / on over seeds 0, 1, 2 (one seed in FAST mode); writes the results file."""
-    from common.crf import DEFAULTS
-
     variants = {"CRF off": variant(False, fast), "CRF on": variant(True, fast)}
     try:
         return experiments.run(NAME, variants, seeds=(0,) if fast else (0, 1, 2), fast=fast,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from common.course import experiments
 from common.course.experiments import _deeplab
+from common.models.deeplab import ASPPConcat, DeepLabV3, DeepLabV3Plus
 
 NAME = "decoder_boundary"
 RATES = (1, 2, 3)
@@ -26,8 +27,6 @@ def build(decoder, num_classes, width):
     Returns:
         a ``DeepLabV3Plus`` (resnet backbone) or a ``DeepLabV3`` with the same ASPP.
     """
-    from common.models.deeplab import ASPPConcat, DeepLabV3, DeepLabV3Plus
-
     if decoder:
         model = DeepLabV3Plus(num_classes, backbone="resnet", depth=18, width=width, output_stride=16,
                               rates=(6, 12, 18))

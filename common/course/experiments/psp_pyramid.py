@@ -5,7 +5,15 @@ a boat on water and a car on a road: mIoU, boat/car IoU, and ``swap``, the fract
 (boat or car, predicted as either) given the other hull class, the error only context can fix."""
 from __future__ import annotations
 
+import numpy as np
+
+from common import runtime
 from common.course import experiments
+from common.data import synthetic_splits, train_transform
+from common.engine import Trainer
+from common.inference import predict
+from common.metrics import confusion_matrix, segmentation_scores
+from common.models import build_model
 
 NAME = "psp_pyramid"
 SIZES = {
@@ -15,15 +23,6 @@ SIZES = {
 
 
 def _train(seed, psp, image_size, train_scenes, val_scenes, iters, batch_size, lr, width):
-    import numpy as np
-
-    from common import runtime
-    from common.data import synthetic_splits, train_transform
-    from common.engine import Trainer
-    from common.inference import predict
-    from common.metrics import confusion_matrix, segmentation_scores
-    from common.models import build_model
-
     budget = runtime.Budget("EXP", image_size, train_scenes, val_scenes, iters, batch_size, width, iters)
     train, val = synthetic_splits(budget, "context", train_transform=train_transform(image_size))
     runtime.seed_everything(seed)

@@ -7,7 +7,7 @@ total IoU), inside the same linker (``common.video.link_instances``) on the same
 Two kinds of clips, ``clips`` of each per seed (the seed draws the clips and the detection
 noise):
 
-- ``convoy``: ``common.video.convoy_clip``, pairs of identical discs following each other
+- ``convoy``: ``common.data.convoy_clip``, pairs of identical discs following each other
   closely, each moving a bit more than half its pair's spacing per frame: the best single
   pair is the wrong one, so greedy and Hungarian must differ;
 - ``crossing``: the course's clips (``common.data.make_clip``), three objects crossing once,
@@ -20,6 +20,9 @@ course's default: each track's mask moved by its velocity). Metric: identity swi
 from __future__ import annotations
 
 import numpy as np
+
+from common.data import convoy_clip, make_clip
+from common.video import id_switches, link_instances, noisy_instances
 
 from . import run
 
@@ -40,9 +43,6 @@ def clip_switches(method, seed, clips=20, num_frames=10):
         dict ``convoy``, ``convoy_motion``, ``crossing``, ``crossing_motion``: mean ID switches
         per clip (``_motion``: the linker's motion model on).
     """
-    from common.data import make_clip
-    from common.video import convoy_clip, id_switches, link_instances, noisy_instances
-
     out = {k: [] for k in ("convoy", "convoy_motion", "crossing", "crossing_motion")}
     for i in range(clips):
         for kind, clip in (("convoy", convoy_clip([seed, i], num_frames)),

@@ -1,6 +1,16 @@
-"""``python -m common.course.weights NAME ...``: train and write the course weights (see ``common.course.weights``)."""
-import sys
+"""``python -m common.course.weights [NAME ...]``: train and write the course weights (see
+``common.course.weights``); no name: every recipe."""
+import argparse
 
-from common.course.weights import main
+from common.course import weights
 
-main(sys.argv[1:])
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m common.course.weights", description=__doc__.split("(")[0])
+    p.add_argument("names", nargs="*", help="recipes to train (default: all)")
+    names = p.parse_args(argv).names
+    weights.main(names)                          # loads the recipes, and Paddle, only now
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ...ops import fc_weight_to_conv
+
 CONVS_PER_BLOCK = (2, 2, 3, 3, 3)
 
 
@@ -125,8 +127,6 @@ class VGG16(nn.Layer):
         list of our parameters it did not provide (FC6/FC7 when the file has none)."""
         if not os.path.isfile(path):
             raise FileNotFoundError(f"pretrained weights not found: {path}")
-        from ...ops import fc_weight_to_conv
-
         key_map = vgg_key_map(self.batch_norm)
         own = self.state_dict()
         new = {}
