@@ -61,6 +61,12 @@ def _edition_settings(app, config):
             pass
         else:
             jieba.dt.tmp_dir = str(app.doctreedir)
+            # the course's terms are words of their own (jieba alone cuts 感受野 into 感受 + 野,
+            # and a search for 感受野 would then find nothing)
+            from common.course.i18n import load_glossary
+
+            for entry in load_glossary():
+                jieba.add_word(entry["zh"])
 
 
 def _language_switch(app, pagename, templatename, context, doctree):
