@@ -24,7 +24,9 @@ def test_command_trains_saves_and_reloads(tmp_path, monkeypatch):
     model, seconds = weights.train("deeplabv3", progress=False)
     meta = weights.save("deeplabv3", model.state_dict(), seconds, tmp_path)
     assert meta["command"] == "OMP_NUM_THREADS=1 python -m common.course.weights deeplabv3" and meta["seed"] == 0
-    assert set(meta["val"]["iou"]) == {"sky", "grass", "water", "road", "disc", "square", "triangle"}
+    for split in ("val", "test"):          # the scenes the recipes were chosen on, and the reported ones
+        assert meta[split]["scenes"] == weights.SPLITS[split]["scenes"] and meta[split]["role"]
+        assert set(meta[split]["iou"]) == {"sky", "grass", "water", "road", "disc", "square", "triangle"}
     stored = paddle.load(str(tmp_path / "deeplabv3.pdparams"))
     assert all(v.dtype == paddle.float16 for k, v in stored.items() if k.endswith("weight"))
     loaded = weights.load("deeplabv3", tmp_path)
@@ -42,11 +44,13 @@ SHORT = {}
                                   if n in SHORT else n for n in sorted(weights.RECIPES)])
 def test_shipped_weights_learn_every_class(name):
     """The committed weights reach the course target (held-out IoU >= 0.5 per object, >= 0.8 per
-    stuff class; for Day 6 the things PQ or mask AP of ``TARGET``) and score exactly what their
-    JSON says."""
+    stuff class; for Day 6 the things PQ or mask AP of ``TARGET``) on the test scenes, which no
+    recipe decision used, and score there exactly what their JSON says."""
     model = weights.load(name)
-    scores = weights.scores(model, name)
-    assert {k: model.config["val"][k] for k in scores} == scores
+    scores = weights.scores(model, name, "test")
+    assert {k: model.config["test"][k] for k in scores} == scores
+    assert {(s, k): model.config[s][k] for s in weights.SPLITS for k in ("scenes", "seed")} == \
+        {(s, k): weights.SPLITS[s][k] for s in weights.SPLITS for k in ("scenes", "seed")}
     assert model.config["recipe"] == json.loads(json.dumps(weights.RECIPES[name]))
     if weights.RECIPES[name].get("task") in ("panoptic", "instance"):
         if name in weights.TARGET["mask_ap"]:

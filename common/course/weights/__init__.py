@@ -9,21 +9,22 @@ triangles 1.9 %). Each recipe in ``RECIPES`` is trained by one committed command
     python -m common.course.weights NAME [NAME ...]      # e.g. fcn8s, unet, deeplabv3plus; none: all
 
 which writes ``weights/<day>/<NAME>.pdparams`` (float16) and ``<NAME>.json`` beside it: the
-command, the code version (git sha), the seed, the recipe, the training seconds and the held-out
-per-class IoU of the float16 weights. ``load(NAME)`` rebuilds the model and loads them as
-float32. Day 6's models have recipes too: Panoptic-DeepLab (``task="panoptic"``: its own
-targets and loss, scored by PQ as well) and Mask R-CNN, SOLO and UPSNet (``task="instance"``:
-the model returns its losses, scored by mask AP, and UPSNet by PQ as well). The notebooks still
-train live for the lesson about training, then load these to show what the architecture
-reaches. (They train with the engine, so they live here and not in ``common.models``: models do
-not import the engine.)
+command, the code version (git sha), the seed, the recipe, the training seconds and the scores
+of the float16 weights on two held-out splits: ``val`` (32 scenes the recipes were chosen on)
+and ``test`` (256 other scenes, which no recipe decision used: what the course reports and
+asserts). ``load(NAME)`` rebuilds the model and loads them as float32. Day 6's models have
+recipes too: Panoptic-DeepLab (``task="panoptic"``: its own targets and loss, scored by PQ as
+well) and Mask R-CNN, SOLO and UPSNet (``task="instance"``: the model returns its losses, scored
+by mask AP, and UPSNet by PQ as well). The notebooks still train live for the lesson about
+training, then load these to show what the architecture reaches. (They train with the engine, so
+they live here and not in ``common.models``: models do not import the engine.)
 
 The names live in ``recipes``, loaded on first use, so that ``python -m common.course.weights
 --help`` answers without loading Paddle.
 """
-_NAMES = ("RECIPES", "TARGET", "CLASS_WEIGHTS", "SCENES", "misses_target", "command", "splits", "train",
-          "per_class_iou", "panoptic_scores", "instance_scores", "instance_table", "scores", "save", "load",
-          "main")
+_NAMES = ("RECIPES", "TARGET", "SPLITS", "CLASS_WEIGHTS", "SCENES", "misses_target", "command", "splits",
+          "held_out", "train", "per_class_iou", "panoptic_scores", "instance_scores", "instance_table", "scores",
+          "held_out_record", "save", "load", "rescore", "main")
 
 
 def __getattr__(name):
