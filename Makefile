@@ -184,6 +184,8 @@ bench-paddleseg: setup
 	$(BIN)/python -m pip install -q --no-deps --target .bench-paddleseg paddleseg==2.8.0 \
 	    scikit-learn prettytable filelock joblib threadpoolctl wcwidth cloudpickle narwhals
 	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench paddleseg --size 128 256 --batch 2 --steps 2 --repeats 5
+	PYTHONPATH=.bench-paddleseg $(BIN)/python -m common.course.bench time-to-target --models unet deeplabv3plus \
+	    --seeds 0 1 2 --out results/time_to_target.json
 
 # Homework: the student release of day*/exercises.ipynb (solutions stubbed, answers removed)
 # into $(RELEASE)/, not committed; `make student DAYS="day1_concepts"` hands out one day.

@@ -112,11 +112,13 @@ def cpu_times(path, timeout=1800):
 
 
 def machine():
+    """Where a time was measured: CPU model, cores, OMP threads, Python, and the load average
+    (1 min) when called; a time taken at a load above the core count was shared with other jobs."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
         else platform.processor()
     return dict(cpu=cpu, cores=os.cpu_count(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-                python=platform.python_version())
+                python=platform.python_version(), load_average=round(os.getloadavg()[0], 2))
 
 
 def render(rows):

@@ -9,12 +9,15 @@ import warnings
 from common import runtime
 
 COMMANDS = ("models", "paddleseg", "engines", "predict-cli", "gpu")
+STUDIES = dict(onednn="whether training can use oneDNN's convolutions (see common.course.bench.onednn)",
+               **{"time-to-target": "the course vs PaddleSeg's trainer to the same held-out mIoU "
+                  "(see common.course.bench.time_to_target; needs paddleseg importable)"})
 
 
 def parse_args(argv=None):
     """The command (default ``models``) and its options."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    if not argv or argv[0] not in COMMANDS + tuple(STUDIES) + ("-h", "--help"):
         argv = ["models"] + argv
     p = argparse.ArgumentParser(prog="python -m common.course.bench", description=__doc__.split(":")[0])
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -43,6 +46,8 @@ def parse_args(argv=None):
     c = sub.add_parser("predict-cli", help="whole `python -m common.predict` runs on four photos")
     c.add_argument("--models", nargs="+", default=["deeplabv3plus", "unet"])
     c.add_argument("--repeats", type=int, default=2)
+    for name, text in STUDIES.items():      # their own options: `python -m common.course.bench NAME --help`
+        sub.add_parser(name, help=text, add_help=False)
     g = sub.add_parser("gpu", help="on a GPU: each model trains a few mixed-precision steps and predicts")
     g.add_argument("--size", type=int, default=256)
     g.add_argument("--batch", type=int, default=8)
@@ -52,6 +57,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in STUDIES:
+        from . import onednn, time_to_target  # Paddle (seconds to import): --help needs none
+        return dict(onednn=onednn, **{"time-to-target": time_to_target})[argv[0]].main(argv[1:])
     p, a = parse_args(argv)
     import paddle
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from common import runtime
 from common.course.paths import checkout, checkout_folder
+from common.course.timing import machine
 
 
 def _fast(fast: Optional[bool]) -> bool:
@@ -117,7 +118,7 @@ def run(name: str, variants: Mapping[str, Callable[[int], Mapping[str, float]]],
         raise ValueError(f"experiment {name!r}: no seeds given")
     fast = _fast(fast)
     out = Path(out_dir) if out_dir is not None else default_out_dir(fast)
-    t_all = time.perf_counter()
+    t_all, where = time.perf_counter(), machine()
     results, seconds = {}, {}
     for vname, fn in variants.items():
         t0 = time.perf_counter()
@@ -145,6 +146,7 @@ def run(name: str, variants: Mapping[str, Callable[[int], Mapping[str, float]]],
         "seeds": seeds,
         "fast": fast,
         "seconds": {"total": round(time.perf_counter() - t_all, 2), "per_variant": seconds},
+        "machine": dict(where, load_average_end=machine()["load_average"]),
         "variants": results,
         "meta": dict(meta or {}),
     }

@@ -21,6 +21,7 @@ from common.metrics import confusion_matrix, mask_ap, panoptic_quality, segmenta
 from common.models import build_model, preset_kwargs
 from common.models.panoptic_deeplab import PanopticDeepLabLoss, center_sigma
 from common.course.paths import checkout_folder
+from common.course.timing import machine
 from common.models.saving import build_to_load, load_float16, save_float16
 
 SCENES = get_variant("scenes")              # the 7 classes every recipe learns
@@ -127,14 +128,13 @@ def splits(name, model=None):
     budget = runtime.Budget("CPU", r["image_size"], r["train_scenes"], r["val_scenes"], r["iters"],
                             r["batch_size"], 16, r["iters"])
     if r.get("task") == "panoptic":            # flips only: crops would cut instances and centres
-
-        return panoptic_splits(budget, seed=r["seed"], targets=_loss(name).targets)
+        return panoptic_splits(budget, seed=r["seed"], targets=recipe_loss(name).targets)
     if r.get("task") == "instance":
         return instance_splits(budget, seed=r["seed"], target_transform=model and model.target_transform())
     return synthetic_splits(budget, train_transform=train_transform(r["crop"]), seed=r["seed"])
 
 
-def _loss(name):
+def recipe_loss(name):
     """The training loss of ``name``'s recipe (None: the model returns its losses)."""
     r = RECIPES[name]
     if r.get("task") == "instance":
@@ -161,7 +161,7 @@ def train(name, progress=True):
     train_set, _ = splits(name, model)
     extra = {k: r[k] for k in ("warmup", "clip_norm") if r.get(k)}
     t = Trainer(model, train_set, None, iters=r["iters"], batch_size=r["batch_size"], lr=r["lr"],
-                optimizer=r["optimizer"], seed=r["seed"], progress=progress, loss_fn=_loss(name), **extra)
+                optimizer=r["optimizer"], seed=r["seed"], progress=progress, loss_fn=recipe_loss(name), **extra)
     start = time.perf_counter()
     t.fit()
     model.eval()
@@ -301,7 +301,7 @@ def held_out_record(model, name):
     return {split: dict(SPLITS[split], **scores(model, name, split)) for split in SPLITS}
 
 
-def save(name, state, seconds, weights_dir=None):
+def save(name, state, seconds, weights_dir=None, where=None):
     """Write ``<name>.pdparams`` (float16) and ``<name>.json`` (command, code version, seed,
     recipe, seconds, and the scores of the float16 weights on both held-out splits, ``val`` and
     ``test``).
@@ -310,6 +310,8 @@ def save(name, state, seconds, weights_dir=None):
         name: a key of ``RECIPES``.
         state: the model's state dict (float32 tensors or arrays).
         seconds: training time to record.
+        where: ``common.course.timing.machine()`` when training started (the load then says
+            whether the time was shared with other jobs).
         weights_dir: destination folder (default ``weights/<day>/``).
 
     Returns:
@@ -320,7 +322,8 @@ def save(name, state, seconds, weights_dir=None):
     save_float16(state, out / f"{name}.pdparams")
     r = RECIPES[name]
     meta = dict(name=name, command=command(name), code_version=code_version(), seed=r["seed"],
-                seconds=round(seconds, 1), recipe=json.loads(json.dumps(r)), dtype="float16",
+                seconds=round(seconds, 1), machine=where or machine(), recipe=json.loads(json.dumps(r)),
+                dtype="float16",
                 **held_out_record(load(name, out, check_meta=False), name))
     (out / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
@@ -380,8 +383,9 @@ def main(names=None, rescore_only=False):
         if rescore_only:
             meta = rescore(name)
         else:
+            where = machine()
             model, seconds = train(name)
-            meta = save(name, model.state_dict(), seconds)
+            meta = save(name, model.state_dict(), seconds, where=where)
             print(name, f"{seconds:.0f}s", flush=True)
         print(name, "val", meta["val"], "\ntest", meta["test"], flush=True)
 
