@@ -1,4 +1,4 @@
-"""Sphinx configuration of the course's book (`make book`, driven by common/course/book.py).
+"""Sphinx configuration of the course's book (`make book`, driven by common/course/book/).
 
 Sphinx with MyST-NB renders the notebooks staged in build/book-src/<lang>/ with their stored
 outputs: nothing is executed. The driver sets, per edition, `language` (en or zh_CN: the theme's

@@ -57,7 +57,7 @@ def en_outside(tmp_path, monkeypatch):
 def test_every_markdown_cell_has_a_current_translation(path):
     """A cell whose English changed after its translation (fuzzy), or that has none, fails here,
     named with its notebook and cell id: run `python -m common.course.i18n update` and translate."""
-    states = i18n.cell_states(nbformat.read(path, as_version=4), i18n._load(i18n.catalog_path(path)))
+    states = i18n.cell_states(nbformat.read(path, as_version=4), i18n.load_catalog(i18n.catalog_path(path)))
     stale = {cell: state for cell, state in states.items() if state != "translated"}
     assert not stale, f"{_rel(path)}: cells without a current translation: {stale}"
 
