@@ -130,8 +130,10 @@ class DeepLabV2(nn.Layer):
     the paper's multi-scale inputs (**MSC**): the same network runs on the image rescaled by
     each of ``msc_scales`` (1, 0.75, 0.5); each score map is resized bilinearly to the
     scale-1 score map and they are fused by the **maximum** at every position. In training
-    the model returns ``[fused, score at scale 1, 0.75, 0.5]`` (the paper's loss is the sum
-    of the cross-entropies of all four: ``SegLoss(aux_weight=1.0)``); in eval, the fused map.
+    the model returns ``[fused, score at scale 1, 0.75, 0.5]``, and the loss is the sum of the
+    cross-entropies of all four (``SegLoss(aux_weight=1.0)``), as DeepLab's released training
+    code does (the paper, Sec. 3.2, fuses by the maximum in training and testing); in eval,
+    the fused map.
 
     Args:
         num_classes: K.
@@ -193,7 +195,8 @@ class DeepLabV3(nn.Layer):
     """
 
     name = "DeepLab V3"
-    pipeline_multi_scale = "scales + flip (inference)"      # Trainer.predict(scales=, flip=)
+    # V3 Sec. 4.1 (training data) and 4.3 (inference: Trainer.predict(scales=, flip=))
+    pipeline_multi_scale = "random rescaling 0.5-2 (training data); scales + flip (inference)"
 
     def __init__(self, num_classes, depth=101, width=64, output_stride=16, multi_grid=(1, 2, 4),
                  rates=(6, 12, 18), aspp_channels=None, pretrained=None):
@@ -247,7 +250,7 @@ class DeepLabV3Plus(nn.Layer):
     """
 
     name = "DeepLab V3+"
-    pipeline_multi_scale = "scales + flip (inference)"
+    pipeline_multi_scale = DeepLabV3.pipeline_multi_scale           # V3+ Sec. 4 follows V3
 
     def __init__(self, num_classes, backbone="xception", width=None, depth=101, middle_blocks=16,
                  output_stride=16, rates=(6, 12, 18), pretrained=None):

@@ -39,7 +39,7 @@ def data(s):
     return train, val
 
 
-def train(make_model, seed, s, loss_fn=None):
+def train(make_model, seed, s, loss_fn=None, progress=False):
     """Train ``make_model(num_classes)`` (built after seeding) for ``s['iters']`` steps.
 
     Args:
@@ -47,6 +47,7 @@ def train(make_model, seed, s, loss_fn=None):
         seed: seeds Paddle/NumPy before the model is built, and the Trainer's batch order.
         s: sizes (``sizes(fast)``).
         loss_fn: the Trainer's loss (default cross-entropy).
+        progress: show the Trainer's progress bar (a notebook rerunning one seed does).
 
     Returns:
         (trained model in eval mode, val dataset).
@@ -55,9 +56,22 @@ def train(make_model, seed, s, loss_fn=None):
     runtime.seed_everything(seed)
     model = make_model(tr.num_classes)
     Trainer(model, tr, val, iters=s["iters"], batch_size=s["batch_size"], lr=s["lr"], optimizer="adam",
-            seed=seed, progress=False, loss_fn=loss_fn).fit()
+            seed=seed, progress=progress, loss_fn=loss_fn).fit()
     model.eval()
     return model, val
+
+
+def untrained(build, seed, fast):
+    """The held-out ``scores`` of ``build(num_classes, width)`` as initialised for ``seed``, before
+    any step (the baseline a lesson check compares the trained model with), and the held-out
+    labels (N, H, W), for the floors."""
+    s = sizes(fast)
+    _, val = data(s)
+    runtime.seed_everything(seed)
+    model = build(val.num_classes, s["width"])
+    model.eval()
+    probs, labels, _ = probs_and_labels(model, val)
+    return scores(probs.argmax(1), labels, val.classes), labels
 
 
 def probs_and_labels(model, val):
@@ -78,12 +92,13 @@ def scores(pred, labels, classes):
     return out
 
 
-def variant(build, fast):
+def variant(build, fast, progress=False):
     """One variant of a DeepLab ablation: ``fn(seed)`` trains ``build(num_classes, width)`` at
-    the sizes of ``fast`` and returns its ``scores`` on the held-out scenes."""
+    the sizes of ``fast`` (with a progress bar if ``progress``) and returns its ``scores`` on
+    the held-out scenes."""
     def fn(seed):
         s = sizes(fast)
-        model, val = train(lambda k: build(k, s["width"]), seed, s)
+        model, val = train(lambda k: build(k, s["width"]), seed, s, progress=progress)
         probs, labels, _ = probs_and_labels(model, val)
         return scores(probs.argmax(1), labels, val.classes)
     return fn

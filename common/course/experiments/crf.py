@@ -17,19 +17,23 @@ NAME = "crf"
 _TRAINED = {}           # (fast, seed) -> (probs, labels, images, classes): shared by on/off
 
 
-def _outputs(seed, fast):
+def outputs(seed, fast, progress=False):
+    """The trained V2 of ``seed`` on the held-out scenes: (softmax (N, K, H, W), labels (N, H, W),
+    uint8 images (N, H, W, 3), class names). Trained once per (fast, seed) and kept until
+    ``main`` ends (a notebook rerunning one seed keeps it)."""
     key = (bool(fast), seed)
     if key not in _TRAINED:
         s = _deeplab.sizes(fast)
         model, val = _deeplab.train(lambda k: DeepLabV2(k, depth=18, width=s["width"], rates=(1, 2, 3, 4),
-                                                        msc_scales=None), seed, s)
+                                                        msc_scales=None), seed, s, progress=progress)
         _TRAINED[key] = _deeplab.probs_and_labels(model, val) + (val.classes,)
     return _TRAINED[key]
 
 
-def variant(on, fast):
+def variant(on, fast, progress=False):
+    """``fn(seed)``: the held-out scores of seed's V2 with the CRF ``on`` or off."""
     def fn(seed):
-        probs, labels, images, classes = _outputs(seed, fast)
+        probs, labels, images, classes = outputs(seed, fast, progress)
         if on:
             probs = DenseCRF()(probs, images)
         return _deeplab.scores(probs.argmax(1), labels, classes)

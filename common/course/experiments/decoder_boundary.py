@@ -38,8 +38,15 @@ def build(decoder, num_classes, width):
     return model
 
 
-def variant(decoder, fast):
-    return _deeplab.variant(lambda k, width: build(decoder, k, width), fast)
+def variant(decoder, fast, progress=False):
+    """``fn(seed)``: the held-out scores of ``build(decoder, ...)`` trained at the sizes of ``fast``."""
+    return _deeplab.variant(lambda k, width: build(decoder, k, width), fast, progress)
+
+
+def untrained(decoder, seed=0, fast=False):
+    """``(scores, labels)``: the held-out scores of ``build(decoder, ...)`` for ``seed`` before
+    training, and the held-out labels (``_deeplab.untrained``)."""
+    return _deeplab.untrained(lambda k, width: build(decoder, k, width), seed, fast)
 
 
 def main(fast=False):

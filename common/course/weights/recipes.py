@@ -39,7 +39,8 @@ _SCENES = dict(image_size=96, train_scenes=256, val_scenes=32, batch_size=8, opt
                class_weights=CLASS_WEIGHTS, aux_weight=0.4)
 # The DeepLabs' atrous rates are the papers' divided by 6 (the same fraction of our 12-cell
 # stride-8 maps). They took 3000 steps where FCN-8s took 1200 (V1-V3 see each object as one or
-# two stride-8 cells) and whole scenes (64-pixel crops cut objects at their edges). Measured on V3,
+# two stride-8 cells) and train_transform(96): whole scenes rescaled by 0.75-1.5, then cropped or
+# padded to 96 (64-pixel crops cut objects at their edges). Single runs on V3 (not stored),
 # one change at a time: shapes (disc, square, triangle) 0.33/0.20/0.32 on crops at 1500 steps,
 # 0.49/0.38/0.38 on whole scenes, 0.65/0.56/0.56 with 3000 steps.
 RECIPES = {
