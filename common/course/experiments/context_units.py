@@ -29,7 +29,7 @@ NAME = "context_units"
 
 
 def context_experiment(name, budget, seed=0, progress=True, variant="context", iters=None,
-                       **model_kw):
+                       fit=True, **model_kw):
     """Train ``name`` on the 'context' variant (boat on water, car on road) with the sizes
     of ``budget`` and the settings every Day 5 notebook shares, so that their numbers
     compare: only the stem of ResNet-18 (7x7 conv and max-pool: stride 4, an 11-pixel
@@ -46,6 +46,8 @@ def context_experiment(name, budget, seed=0, progress=True, variant="context", i
         variant: synthetic variant (``'context'``; ``'harbour_street'`` tells the class by
             the whole image).
         iters: training iterations (default half of ``budget.iters``).
+        fit: False scores the same network at its initialisation, without a step (the
+            control of a lesson check: the check must fail on it).
         **model_kw: overrides of the model keywords (``sc_loss=True`` trains GINet with
             ``ContextLoss``).
 
@@ -62,10 +64,12 @@ def context_experiment(name, budget, seed=0, progress=True, variant="context", i
     kw.update(model_kw)
     model = build_model(name, train.num_classes, **kw)
     loss = ContextLoss() if kw.get("sc_loss") else None
-    trainer = Trainer(model, train, val, iters=iters or budget.iters // 2, batch_size=budget.batch_size,
-                      lr=3e-3, optimizer="adam", loss_fn=loss, eval_every=budget.iters,
-                      seed=seed, progress=progress)
-    trainer.fit()
+    # no val_data while fitting: the held-out scenes are scored once, by context_scores below
+    trainer = Trainer(model, train, None, iters=iters or budget.iters // 2, batch_size=budget.batch_size,
+                      lr=3e-3, optimizer="adam", loss_fn=loss, seed=seed, progress=progress)
+    if fit:
+        trainer.fit()
+    trainer.val_data = val
     return trainer, context_scores(trainer, val)
 
 
@@ -107,9 +111,9 @@ UNITS = {"baseline": "context_baseline", "gcu": "gcu", "glore": "glore", "ginet"
 METRICS = ("miou", "boat_iou", "car_iou", "hull_iou", "swap")
 
 
-def _budget(fast):
+def sizes(fast=False):
     """The experiment's sizes: the course's CPU budget (the one the Day 5 notebooks train
-    with on CPU), or tiny FAST sizes that only prove the code runs."""
+    their lesson runs with, in every mode), or tiny FAST sizes that only prove the code runs."""
     if fast:
         return Budget("FAST", image_size=64, train_scenes=16, val_scenes=8, iters=12,
                       batch_size=4, width=8, eval_every=12)
@@ -143,7 +147,7 @@ def main(fast=False):
     Returns:
         The result dict of ``common.course.experiments.run``; variants are named ``<scenes>/<unit>``.
     """
-    budget = _budget(fast)
+    budget = sizes(fast)
     variants = {f"{scenes}/{unit}": (lambda seed, m=model, v=scenes: score_run(m, budget, seed, v))
                 for scenes in SCENES for unit, model in UNITS.items()}
     meta = dict(
