@@ -8,14 +8,16 @@ scores of pool4 (stride 16) before a 16x up-sampling; FCN-8s also adds scores of
 
 Up-sampling (``upsample=``):
   'transpose': ``Conv2DTranspose`` with kernel 2s, stride s, padding s/2, initialised to
-      bilinear interpolation (``layers.bilinear_kernel``) and then learned, as in the paper;
+      bilinear interpolation (``layers.bilinear_kernel``); the in-network 2x layers then learn,
+      the final one stays fixed bilinear (``learn_final=False``), as in the paper (Section 4.3,
+      "Dense Prediction");
   'bilinear': fixed bilinear interpolation (``F.interpolate``), nothing to learn.
 The skip score layers start at zero (as in the paper), so FCN-16s/8s start out as FCN-32s.
 
 Any input size: the input is zero-padded at the bottom and right to a multiple of 32
 (zero = the mean colour after normalisation), so every pool halves exactly and every
 up-sampling lands on the padded size; the logits are then cropped back to (H, W). (The
-paper pads by 100 and crops with offsets; FC6 here uses padding 3 instead.)
+paper's reference code pads by 100 and crops with offsets; FC6 here uses padding 3 instead.)
 """
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ from .registry import register
 
 class Upsample(nn.Layer):
     """Up-sample class scores by ``factor``: a bilinear-initialised transposed conv
-    (learned) or fixed bilinear interpolation."""
+    (learned if ``learn``, else fixed) or fixed bilinear interpolation."""
 
-    def __init__(self, channels, factor, mode="transpose"):
+    def __init__(self, channels, factor, mode="transpose", learn=True):
         super().__init__()
         if mode not in ("transpose", "bilinear"):
             raise ValueError(f"upsample must be 'transpose' or 'bilinear', got {mode!r}")
@@ -41,6 +43,7 @@ class Upsample(nn.Layer):
             self.deconv = nn.Conv2DTranspose(channels, channels, k, stride=factor,
                                              padding=factor // 2, bias_attr=False)
             self.deconv.weight.set_value(bilinear_kernel(channels, channels, k))
+            self.deconv.weight.stop_gradient = not learn      # the paper's final layer: fixed
 
     def forward(self, x):
         if self.mode == "transpose":
@@ -64,14 +67,16 @@ class FCN(nn.Layer):
         stride: 32, 16 or 8 (the finest skip used: none, pool4, pool4 + pool3).
         width: VGG's first channel count (64 paper; 8-16 for a CPU).
         fc_channels: FC6/FC7 channels (default 64 * width = 4096 in the paper).
-        upsample: 'transpose' (learned, bilinear init) or 'bilinear' (fixed).
+        upsample: 'transpose' (bilinear init) or 'bilinear' (fixed interpolation).
+        learn_final: with 'transpose', learn the final 32x/16x/8x layer too (paper: False,
+            fixed bilinear; the 2x layers always learn).
         batch_norm: VGG with BN (trains from scratch much faster; paper: False).
         dropout: after FC6 and FC7 (paper: 0.5).
         pretrained: local paddle.vision ``vgg16`` state-dict file (width 64).
     """
 
     def __init__(self, num_classes, stride=8, width=64, fc_channels=None, upsample="transpose",
-                 batch_norm=False, dropout=0.5, pretrained=None):
+                 learn_final=False, batch_norm=False, dropout=0.5, pretrained=None):
         super().__init__()
         if stride not in (8, 16, 32):
             raise ValueError(f"stride must be 8, 16 or 32, got {stride}")
@@ -86,7 +91,7 @@ class FCN(nn.Layer):
         if stride == 8:
             self.score_pool3 = _zero_conv1x1(c[2], num_classes)
             self.up2_pool4 = Upsample(num_classes, 2, upsample)
-        self.up_final = Upsample(num_classes, stride, upsample)
+        self.up_final = Upsample(num_classes, stride, upsample, learn=learn_final)
 
     def forward(self, x):
         h, w = x.shape[-2:]

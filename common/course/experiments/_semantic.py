@@ -38,7 +38,7 @@ def class_weights(labels, num_classes, ignore_index=255):
 
 def train_and_score(model_name, seed, *, image_size, train_scenes, val_scenes, iters, batch_size,
                     lr, variant="scenes", optimizer="adam", warmup=0, augment=True, tolerance=2,
-                    per_class=True, balanced=True, **model_kw):
+                    per_class=True, per_class_boundary=False, balanced=True, **model_kw):
     """Train ``build_model(model_name, K, **model_kw)`` from seed ``seed`` and score it.
 
     The seed sets the initialisation and the batch order; the scenes are the same for every
@@ -53,11 +53,14 @@ def train_and_score(model_name, seed, *, image_size, train_scenes, val_scenes, i
         augment: the course's training augmentation (scale, crop, flip).
         tolerance: boundary F matching distance in pixels.
         per_class: also return ``iou_<class>`` for every class.
+        per_class_boundary: also return ``bf_<class>``, each class's boundary F (NaN where the
+            class has no boundary in the labels or the prediction).
         balanced: weight the cross-entropy by ``class_weights`` of the training labels.
         **model_kw: keywords of the model.
 
     Returns:
-        dict ``miou``, ``boundary_f`` and, with ``per_class``, ``iou_<class>``.
+        dict ``miou``, ``boundary_f`` and, with ``per_class``, ``iou_<class>`` (with
+        ``per_class_boundary``, ``bf_<class>``).
     """
     budget = runtime.Budget("EXP", image_size, train_scenes, val_scenes, iters, batch_size, 0, iters)
     train, val = synthetic_splits(budget, variant,
@@ -73,8 +76,10 @@ def train_and_score(model_name, seed, *, image_size, train_scenes, val_scenes, i
     y = np.stack([val[i][1] for i in range(len(val))])
     pred = np.concatenate([predict(model, x[s:s + 16]) for s in range(0, len(x), 16)])
     scores = segmentation_scores(confusion_matrix(pred, y, train.num_classes))
-    out = dict(miou=scores["miou"],
-               boundary_f=boundary_f_score(pred, y, train.num_classes, tolerance=tolerance)["f"])
+    boundary = boundary_f_score(pred, y, train.num_classes, tolerance=tolerance)
+    out = dict(miou=scores["miou"], boundary_f=boundary["f"])
     if per_class:
         out.update({f"iou_{c}": float(v) for c, v in zip(train.classes, scores["iou"])})
+    if per_class_boundary:
+        out.update({f"bf_{c}": float(v) for c, v in zip(train.classes, boundary["per_class"])})
     return out

@@ -15,13 +15,26 @@ SIZES = {
 }
 
 
+def model_kw(width):
+    """The narrow VGG16-BN FCN of the ablation (Day 2 · 03 builds its live models the same way)."""
+    return dict(width=width, fc_channels=16 * width, batch_norm=True, dropout=0.0)
+
+
+def run_variant(variant, seed=0, fast=False):
+    """Train and score one variant (a key of ``VARIANTS``) with one seed at the ablation's size;
+    Day 2 · 03 reruns seed 0 of each live."""
+    s = dict(SIZES[bool(fast)])
+    width = s.pop("width")
+    return train_and_score(VARIANTS[variant], seed, **s, per_class_boundary=True, **model_kw(width))
+
+
 def main(fast=False):
     """Run the three variants over seeds 0, 1, 2 (one seed in FAST mode) and write the results."""
     s = dict(SIZES[bool(fast)])
     width = s.pop("width")
-    model_kw = dict(width=width, fc_channels=16 * width, batch_norm=True, dropout=0.0)
-    variants = {v: (lambda seed, n=n: train_and_score(n, seed, **s, **model_kw)) for v, n in VARIANTS.items()}
+    variants = {v: (lambda seed, v=v: run_variant(v, seed, fast)) for v in VARIANTS}
     return experiments.run(NAME, variants, seeds=(0,) if fast else (0, 1, 2), fast=fast,
-                           meta=dict(sizes=s, model=model_kw, changed="the finest skip: none / pool4 / pool3",
+                           meta=dict(sizes=s, model=model_kw(width), changed="the finest skip: none / pool4 / pool3",
                                      boundary_tolerance_px=2, loss="cross-entropy weighted by sqrt(f_max / f_c)",
+                                     upsampling="2x layers learned from bilinear, final layer fixed bilinear",
                                      data="synthetic 'scenes', train seed 0, val seed 10000"))

@@ -8,7 +8,7 @@ end when ``fc=True``; ``self.channels`` lists their channel counts.
 
 Options:
   ``fc=True``: the classifier's FC6/FC7 as convolutions (FC层 -> 卷积): FC6 a 7x7 conv
-      (padding 3, so the map keeps its size; the paper pads the input by 100 instead),
+      (padding 3, so the map keeps its size; the paper's reference code pads the input by 100 instead),
       FC7 a 1x1 conv, each + ReLU + dropout; ``fc_channels`` defaults to 64 * width (4096).
   ``deeplab=True``: DeepLab V1's layout, output stride 8: pools 1-3 are 3x3/2 with padding
       1, pools 4-5 are 3x3 with stride 1 (padding 1), and block 5's convs have dilation 2

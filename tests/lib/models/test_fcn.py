@@ -25,8 +25,24 @@ def test_fcn_forward_backward_odd():
     y = model(paddle.randn([2, 3, 45, 37]))
     assert tuple(y.shape) == (2, 3, 45, 37)
     y.mean().backward()
-    for layer in (model.backbone.stage1[0], model.score_fr, model.score_pool3, model.up_final.deconv):
+    for layer in (model.backbone.stage1[0], model.score_fr, model.score_pool3, model.up2_pool4.deconv):
         assert layer.weight.grad is not None and float(layer.weight.grad.abs().sum()) > 0
+    # the final up-sampling is fixed bilinear, as in the paper (Section 4.3); learn_final=True learns it
+    assert model.up_final.deconv.weight.stop_gradient and model.up_final.deconv.weight.grad is None
+    learned = build_model("fcn8s", 3, width=4, learn_final=True)
+    learned(paddle.randn([1, 3, 32, 32])).mean().backward()
+    assert float(learned.up_final.deconv.weight.grad.abs().sum()) > 0
+
+
+def test_final_upsample_fixed_through_training():
+    # an optimiser step moves the 2x layers but leaves the final 8x layer at its bilinear start
+    model = build_model("fcn8s", 3, width=4)
+    final, up2 = model.up_final.deconv.weight.numpy().copy(), model.up2_fr.deconv.weight.numpy().copy()
+    opt = paddle.optimizer.Adam(1e-2, parameters=model.parameters())
+    model(paddle.randn([2, 3, 32, 32])).square().mean().backward()
+    opt.step()
+    np.testing.assert_array_equal(model.up_final.deconv.weight.numpy(), final)
+    assert np.abs(model.up2_fr.deconv.weight.numpy() - up2).max() > 0
 
 
 def test_upsample_starts_bilinear():
@@ -54,7 +70,8 @@ def test_bad_args():
 @pytest.mark.filterwarnings("ignore:When training, we now always track")
 @pytest.mark.parametrize("name", ["fcn32s", "fcn8s"])
 def test_fcn_learns(name, fit_tiny):
-    images, labels = make_scenes(4, 32, seed=0)
+    # 64 px: at 32 px FCN-32s's scores are one pixel, which a fixed bilinear up-sampling cannot shape
+    images, labels = make_scenes(4, 64, seed=0)
     x, y = zip(*[to_tensor_arrays(i, l) for i, l in zip(images, labels)])
     x, y = paddle.to_tensor(np.stack(x)), paddle.to_tensor(np.stack(y).astype("int64"))
     model = build_model(name, 7, width=4, batch_norm=True, dropout=0.0)
