@@ -246,7 +246,7 @@ def evaluate(model, data, num_classes, ignore_index=255, batch_size=8, progress=
 
 
 @paddle.no_grad()
-def predict_instances(model, data, batch_size=8):
+def predict_instances(model, data, batch_size=8, progress=False):
     """Eval-mode outputs of an instance/panoptic model on every item of ``data``.
 
     Args:
@@ -255,16 +255,20 @@ def predict_instances(model, data, batch_size=8):
         data: a dataset of ``(image (3, H, W), target dict)`` items
             (``common.data.instances.SceneInstances``).
         batch_size: images per forward pass.
+        progress: show a ``tqdm`` bar of the images predicted.
 
     Returns:
         ``(predictions, targets)``: two lists with one dict per image, in dataset order.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    from tqdm.auto import tqdm
+
     preds, targets = [], []
-    with _eval_mode(model):
+    with _eval_mode(model), tqdm(total=len(data), desc="predict", disable=not progress, leave=False) as bar:
         for s in range(0, len(data), batch_size):
             items = [data[i] for i in range(s, min(s + batch_size, len(data)))]
             preds += model(_as_tensor(np.stack([x for x, _ in items])))
             targets += [t for _, t in items]
+            bar.update(len(items))
     return preds, targets

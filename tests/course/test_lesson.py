@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from common.course.lesson import check_beats_floors, floors
+from common.course.lesson import check_beats_floors, floors, instance_floors, panoptic_floors
 from common.metrics import confusion_matrix, segmentation_scores
 
 
@@ -39,3 +39,31 @@ def test_check_beats_floors(capsys):
         check_beats_floors(0.25, 0.05, floor, 0.2)
     with pytest.raises(AssertionError, match="cannot fail"):
         check_beats_floors(0.5, 0.3, floor, 0.2)
+
+
+def _target(semantic, masks, labels):
+    return dict(semantic=semantic, masks=np.asarray(masks, bool), labels=np.asarray(labels, np.int64))
+
+
+def test_instance_floors_by_hand():
+    # class 0 (stuff) covers most pixels: the majority labeller finds no object, AP 0
+    sem = np.zeros((8, 8), np.int64)
+    sem[2:4, 2:4] = 1
+    t = _target(sem, [sem == 1], [1])
+    f = instance_floors([t, t], thing_ids=[1], num_classes=2)
+    assert f["majority"] == 0.0 and 0.0 <= f["random"] < 0.1
+    # a thing class everywhere, one object: the majority labeller's whole-image mask is that object
+    whole = _target(np.ones((8, 8), np.int64), [np.ones((8, 8))], [1])
+    assert instance_floors([whole], thing_ids=[1], num_classes=2)["majority"] == pytest.approx(1.0)
+
+
+def test_panoptic_floors_by_hand():
+    # stuff 0 on the left half, one thing (class 1, instance 1) on the right half, a void column
+    pan = np.zeros((1, 6, 6), np.int64)
+    pan[0, :, 3:] = 1 * 1000 + 1
+    pan[0, :, 0] = 255 * 1000
+    f = panoptic_floors(pan, thing_ids=[1], stuff_ids=[0], num_classes=2)
+    # majority (thing class 1, 18 of 30 labelled pixels) paints one class-1 segment; void pixels leave
+    # it, so it matches the thing with IoU 18/30 = 0.6 (things PQ 0.6) and misses the stuff (PQ 0)
+    assert f["things_pq"]["majority"] == pytest.approx(0.6) and f["pq"]["majority"] == pytest.approx(0.3)
+    assert 0.0 <= f["pq"]["random"] <= 1.0
