@@ -199,13 +199,14 @@ class DenseCRF:
     """The fully connected CRF as a post-processing step a model holds
     (``model.postprocess`` of DeepLab V1/V2; None for V3/V3+, which dropped it).
 
-    Args:
-        iters: mean-field iterations. backend: as ``dense_crf``.
-        **params: kernel parameters (defaults ``DEFAULTS``).
-
     ``crf(probs, images)`` takes softmax probabilities (K, H, W) with a uint8 image
     (H, W, 3), or a batch (N, K, H, W) with (N, H, W, 3), and returns refined
     probabilities of the same shape.
+
+    Args:
+        iters: mean-field iterations.
+        backend: as ``dense_crf``.
+        params: kernel parameters (defaults ``DEFAULTS``).
     """
 
     def __init__(self, iters=5, backend="auto", **params):

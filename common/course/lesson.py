@@ -87,7 +87,8 @@ def panoptic_floors(panoptic, thing_ids, stuff_ids, num_classes, label_divisor=L
 
     Args:
         panoptic: int array (N, H, W) of ``class * label_divisor + instance`` labels.
-        thing_ids, stuff_ids: the classes of each kind.
+        thing_ids: the thing classes.
+        stuff_ids: the stuff classes.
         num_classes: K.
         label_divisor: the panoptic encoding's divisor.
         ignore_index: the class of void pixels, left out of the frequencies.

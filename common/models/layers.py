@@ -142,7 +142,16 @@ class ASPP(nn.Layer):
 
 
 def resize_to(x, size, mode="bilinear"):
-    """Resize (N, C, h, w) to ``size`` = (H, W); bilinear uses the half-pixel convention."""
+    """Resize (N, C, h, w) to ``size`` = (H, W); bilinear uses the half-pixel convention.
+
+    Args:
+        x: tensor (N, C, h, w).
+        size: (H, W).
+        mode: ``"bilinear"`` or ``"nearest"``.
+
+    Returns:
+        tensor (N, C, H, W) (``x`` itself when the size already matches).
+    """
     # the shortcut compares shapes, which a graph being exported (paddle.jit.save with
     # any H, W) only knows as tensors: there the resize always runs (a no-op if equal)
     if paddle.in_dynamic_mode() and tuple(x.shape[-2:]) == tuple(size):

@@ -113,7 +113,14 @@ METRICS = ("miou", "boat_iou", "car_iou", "hull_iou", "swap")
 
 def sizes(fast=False):
     """The experiment's sizes: the course's CPU budget (the one the Day 5 notebooks train
-    their lesson runs with, in every mode), or tiny FAST sizes that only prove the code runs."""
+    their lesson runs with, in every mode), or tiny FAST sizes that only prove the code runs.
+
+    Args:
+        fast: the tiny sizes of ``make experiments --fast``.
+
+    Returns:
+        a ``common.runtime.Budget``.
+    """
     if fast:
         return Budget("FAST", image_size=64, train_scenes=16, val_scenes=8, iters=12,
                       batch_size=4, width=8, eval_every=12)

@@ -18,9 +18,17 @@ _TRAINED = {}           # (fast, seed) -> (probs, labels, images, classes): shar
 
 
 def outputs(seed, fast, progress=False):
-    """The trained V2 of ``seed`` on the held-out scenes: (softmax (N, K, H, W), labels (N, H, W),
-    uint8 images (N, H, W, 3), class names). Trained once per (fast, seed) and kept until
-    ``main`` ends (a notebook rerunning one seed keeps it)."""
+    """The trained V2 of ``seed`` on the held-out scenes, trained once per (fast, seed) and kept
+    until ``main`` ends (a notebook rerunning one seed keeps it).
+
+    Args:
+        seed: the run's seed.
+        fast: the tiny sizes of ``make experiments --fast``.
+        progress: show the training's progress bar.
+
+    Returns:
+        (softmax (N, K, H, W), labels (N, H, W), uint8 images (N, H, W, 3), class names).
+    """
     key = (bool(fast), seed)
     if key not in _TRAINED:
         s = _deeplab.sizes(fast)
@@ -31,7 +39,16 @@ def outputs(seed, fast, progress=False):
 
 
 def variant(on, fast, progress=False):
-    """``fn(seed)``: the held-out scores of seed's V2 with the CRF ``on`` or off."""
+    """One variant of the ablation: V2 with the CRF on or off.
+
+    Args:
+        on: apply ``DenseCRF`` to V2's probabilities.
+        fast: the tiny sizes of ``make experiments --fast``.
+        progress: show the training's progress bar.
+
+    Returns:
+        ``fn(seed)`` giving the held-out scores of seed's V2.
+    """
     def fn(seed):
         probs, labels, images, classes = outputs(seed, fast, progress)
         if on:

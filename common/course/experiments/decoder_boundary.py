@@ -39,13 +39,30 @@ def build(decoder, num_classes, width):
 
 
 def variant(decoder, fast, progress=False):
-    """``fn(seed)``: the held-out scores of ``build(decoder, ...)`` trained at the sizes of ``fast``."""
+    """One variant of the ablation: V3 without or V3+ with its decoder.
+
+    Args:
+        decoder: V3+'s stride-4 decoder on (True) or off (V3).
+        fast: the tiny sizes of ``make experiments --fast``.
+        progress: show the training's progress bar.
+
+    Returns:
+        ``fn(seed)`` giving the held-out scores of ``build(decoder, ...)`` trained at those sizes.
+    """
     return _deeplab.variant(lambda k, width: build(decoder, k, width), fast, progress)
 
 
 def untrained(decoder, seed=0, fast=False):
-    """``(scores, labels)``: the held-out scores of ``build(decoder, ...)`` for ``seed`` before
-    training, and the held-out labels (``_deeplab.untrained``)."""
+    """The same network before training, for the lesson check's floor.
+
+    Args:
+        decoder: V3+'s decoder on (True) or off (V3).
+        seed: the initialisation's seed.
+        fast: the tiny sizes of ``make experiments --fast``.
+
+    Returns:
+        ``(scores, labels)``: its held-out scores and the held-out labels (``_deeplab.untrained``).
+    """
     return _deeplab.untrained(lambda k, width: build(decoder, k, width), seed, fast)
 
 

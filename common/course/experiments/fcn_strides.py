@@ -21,8 +21,16 @@ def model_kw(width):
 
 
 def run_variant(variant, seed=0, fast=False):
-    """Train and score one variant (a key of ``VARIANTS``) with one seed at the ablation's size;
-    Day 2 · 03 reruns seed 0 of each live."""
+    """Train and score one variant with one seed at the ablation's size (Day 2 · 03 reruns seed 0).
+
+    Args:
+        variant: a key of ``VARIANTS``.
+        seed: the run's seed.
+        fast: the tiny sizes of ``make experiments --fast``.
+
+    Returns:
+        dict of held-out scores (mIoU, boundary F, per-class boundary F).
+    """
     s = dict(SIZES[bool(fast)])
     width = s.pop("width")
     return train_and_score(VARIANTS[variant], seed, **s, per_class_boundary=True, **model_kw(width))
