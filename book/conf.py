@@ -5,6 +5,8 @@ outputs: nothing is executed. The driver sets, per edition, `language` (en or zh
 strings and the search index's word splitting), `book_edition` and `book_editions` (for the
 language switch on every page) and `book_extra_static` (the MathJax files served with the site).
 """
+import os
+
 project = "Image segmentation, hands-on, on PaddlePaddle"
 author = "the course's authors"
 copyright = "the course's authors"
@@ -60,6 +62,7 @@ def _edition_settings(app, config):
         except ImportError:
             pass
         else:
+            os.makedirs(app.doctreedir, exist_ok=True)       # Sphinx makes it after jieba writes its cache
             jieba.dt.tmp_dir = str(app.doctreedir)
             # the course's terms are words of their own (jieba alone cuts 感受野 into 感受 + 野,
             # and a search for 感受野 would then find nothing)
