@@ -205,6 +205,11 @@ def _cpuinfo_field(text: str, key: str) -> str:
     return ""
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` ("unknown CPU" elsewhere)."""
+    return _cpuinfo_field(_cpuinfo_text(), "model name") or "unknown CPU"
+
+
 def mkl_cpu_type_to_set(cpuinfo: str, environ) -> str | None:
     """The MKL_DEBUG_CPU_TYPE value ``import common`` should set, or None to leave it alone.
 
@@ -255,7 +260,7 @@ def cpu_info() -> str:
     flags = set(_cpuinfo_field(text, "flags").split())
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else \
         "AVX" if "avx" in flags else "no AVX"
-    cpu = f"{_cpuinfo_field(text, 'model name') or 'unknown CPU'} ({isa})"
+    cpu = f"{cpu_model()} ({isa})"
     lib = _mkl_library()
     if lib is None:
         mkl = "no bundled MKL"

@@ -27,15 +27,20 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
+from common import runtime
 from common.course.paths import checkout
 
 GOALS = dict(cell=60.0, notebook=180.0, course=900.0)   # issue 25: seconds of cell time
 
 
+def _parse(stamp):
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))      # Python < 3.11 refuses "Z"
+
+
 def _seconds(start, end):
-    parse = lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))   # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+    return (_parse(end) - _parse(start)).total_seconds()
 
 
 def cell_times(notebook):
@@ -96,16 +101,10 @@ def cpu_times(path, timeout=1800):
     n = sum(c.cell_type == "code" for c in nb.cells)
     nb.cells.insert(0, nbformat.v4.new_code_cell(_PROBE))
     nb.cells.append(nbformat.v4.new_code_cell("print(_j.dumps(_cpu_log[:-1]))"))
-    env = dict(SEGCOURSE_FAST="0")
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    os.environ.pop("MPLBACKEND", None)
-    try:
+    with mock.patch.dict(os.environ, SEGCOURSE_FAST="0"):     # the kernel inherits it; restored after
+        os.environ.pop("MPLBACKEND", None)                    # the inline backend, as in the lab
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources=dict(metadata=dict(path=str(Path(path).parent)))).execute()
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     times = json.loads(nb.cells[-1].outputs[-1]["text"])
     assert len(times) == n, (len(times), n)
     return times
@@ -114,10 +113,7 @@ def cpu_times(path, timeout=1800):
 def machine():
     """Where a time was measured: CPU model, cores, OMP threads, Python, and the load average
     (1 min) when called; a time taken at a load above the core count was shared with other jobs."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
-    return dict(cpu=cpu, cores=os.cpu_count(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+    return dict(cpu=runtime.cpu_model(), cores=os.cpu_count(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
                 python=platform.python_version(), load_average=round(os.getloadavg()[0], 2))
 
 

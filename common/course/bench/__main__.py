@@ -9,9 +9,12 @@ import warnings
 from common import runtime
 
 COMMANDS = ("models", "paddleseg", "engines", "predict-cli", "gpu")
-STUDIES = dict(onednn="whether training can use oneDNN's convolutions (see common.course.bench.onednn)",
-               **{"time-to-target": "the course vs PaddleSeg's trainer to the same held-out mIoU "
-                  "(see common.course.bench.time_to_target; needs paddleseg importable)"})
+# studies with their own options (`python -m common.course.bench NAME --help`)
+STUDIES = {
+    "onednn": "whether training can use oneDNN's convolutions (see common.course.bench.onednn)",
+    "time-to-target": "the course vs PaddleSeg's trainer to the same held-out mIoU "
+                      "(see common.course.bench.time_to_target; needs paddleseg importable)",
+}
 
 
 def parse_args(argv=None):
@@ -46,7 +49,7 @@ def parse_args(argv=None):
     c = sub.add_parser("predict-cli", help="whole `python -m common.predict` runs on four photos")
     c.add_argument("--models", nargs="+", default=["deeplabv3plus", "unet"])
     c.add_argument("--repeats", type=int, default=2)
-    for name, text in STUDIES.items():      # their own options: `python -m common.course.bench NAME --help`
+    for name, text in STUDIES.items():
         sub.add_parser(name, help=text, add_help=False)
     g = sub.add_parser("gpu", help="on a GPU: each model trains a few mixed-precision steps and predicts")
     g.add_argument("--size", type=int, default=256)
@@ -60,7 +63,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in STUDIES:
         from . import onednn, time_to_target  # Paddle (seconds to import): --help needs none
-        return dict(onednn=onednn, **{"time-to-target": time_to_target})[argv[0]].main(argv[1:])
+        return {"onednn": onednn, "time-to-target": time_to_target}[argv[0]].main(argv[1:])
     p, a = parse_args(argv)
     import paddle
 

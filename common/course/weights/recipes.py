@@ -232,8 +232,7 @@ def panoptic_scores(model, name="panoptic_deeplab", split="test", progress=True)
         ({class name: IoU}) and ``miou``, each rounded to 4 decimals.
     """
     val = held_out(name, split)
-    x = np.stack([val[i][0] for i in range(len(val))])
-    pans = np.stack([val[i][1] for i in range(len(val))])
+    x, pans = (np.stack(a) for a in zip(*(val[i] for i in range(len(val)))))
     pred, sem = [], []
     with paddle.no_grad():
         for i in _batches(len(x), 8, progress):
