@@ -41,7 +41,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No MPLBACKEND here: it reaches the Jupyter kernels, and ipykernel draws figures inline only
 # when the variable is unset (lab and notebooks unset it; the unit tests pick Agg themselves).
 
-.PHONY: setup check-python lab edition book test test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
+.PHONY: setup check-python lab edition book test test-session test-site nbval-zh test-browser browser-deps gpu-check lint test-unit test-notebooks notebooks bench bench-paddleseg experiments weights student checkin clean
 
 setup: check-python $(VENV)/.installed
 
@@ -56,12 +56,15 @@ $(VENV)/.paddle: FORCE
 	@mkdir -p $(VENV)
 	@echo '$(PADDLE) $(PADDLE_INDEX)' | cmp -s - $@ || echo '$(PADDLE) $(PADDLE_INDEX)' > $@
 
+# The packages' bytecode is compiled afterwards on every core (pip compiles on one: 20 of its 43 s
+# here); a file written for another Python fails to compile and is skipped, as pip skips it.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.paddle
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the course into $(VENV) with $$(cat $(VENV)/.paddle) (a few minutes the first time; log: $(VENV)/install.log)"
 	@{ $(BIN)/python -m pip install --upgrade pip \
 	   && { [ ! -f $@ ] || [ ! $(VENV)/.paddle -nt $@ ] || $(BIN)/python -m pip uninstall -y paddlepaddle paddlepaddle-gpu; } \
-	   && $(BIN)/python -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) $(PADDLE_INDEX) "$(PADDLE)" -e ".[test,book]"; \
+	   && $(BIN)/python -m pip install --no-compile $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) $(PADDLE_INDEX) "$(PADDLE)" -e ".[test,book]" \
+	   && { $(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true; }; \
 	 } > $(VENV)/install.log 2>&1 \
 	    || { tail -n 25 $(VENV)/install.log; echo "make setup: the install failed; the whole log is $(VENV)/install.log"; exit 1; }
 	@# pydensecrf2 compiles C++: optional, the CRF has its own filtering fallback without it.
@@ -105,8 +108,13 @@ edition: setup
 	$(BIN)/python -m common.course.i18n build $(COURSE_LANG) "$(EDITION_DIR)" --draft
 	$(BIN)/python -m common.course.i18n lab-settings $(COURSE_LANG) "$(LAB_SETTINGS)"
 
+# Two jobs side by side on the two cores: the unit tests and the notebooks in one pytest session,
+# and beside it the book and the browser tests (which wait on JupyterLab and Chromium much of the
+# time). The second job's output is printed when both are done (live in build/test-site.log).
 test: setup
-	$(MAKE) --no-print-directory lint test-unit test-notebooks book test-browser
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory -j2 test-session test-site
+	@cat $(SITE_LOG)
 
 # The course as a static website: build/book/en/ (and zh/ once common.course.i18n exists). Sphinx
 # with MyST-NB renders the committed notebooks without running them; any warning, broken link or
@@ -118,12 +126,15 @@ book: setup
 lint: setup
 	$(BIN)/python -m ruff check common tests
 
-# Two pytest workers with one Paddle thread each use both cores better than one worker
-# with two threads on these small tensors. tests/lib/ mirrors the library, tests/course/ the course's
-# tools; the 25 slowest tests are listed at the end (`-m "not slow"` skips the few marked slow: runs of
-# whole command lines and of two processes).
+# Two pytest workers with one Paddle thread each use both cores better than one worker with two
+# threads on these small tensors. Each test module and each notebook stays on one worker, handed out
+# in the order tests/conftest.py gives (test modules, then notebooks longest first), so that the
+# workers finish together. tests/lib/ mirrors the library, tests/course/ the course's tools;
+# `-m "not slow"` skips the few marked slow (runs of whole command lines and of two processes).
+PYTEST := SEGCOURSE_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --dist loadfile --no-loadscope-reorder
+UNIT_TESTS := --ignore=tests/browser tests
 test-unit: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --durations=25 --ignore=tests/browser tests
+	$(PYTEST) --durations=25 $(UNIT_TESTS)
 
 # JupyterLab from `make lab` in headless Chromium: Run All on notebooks of three days, figures,
 # a slider, a progress bar, no errors, a slideshow; `make lab COURSE_LANG=zh` on two Chinese
@@ -144,14 +155,30 @@ browser-deps:
 	        || { tail -n 20 $(VENV)/apt.log; exit 1; }; \
 	else echo "no chromium/chromedriver/CJK font and no apt-get as root here: the browser test will skip"; fi
 
-# The English notebooks, and the Chinese edition of the exercises notebooks: the same code, but
-# their check lines are compared in Chinese (the lecture notebooks need not run twice).
+# The English notebooks in FAST mode, and the Chinese edition of the exercises notebooks: the same
+# code, but their check lines are compared in Chinese (the lecture notebooks need not run twice).
 NBVAL_ZH := build/nbval-zh
-test-notebooks: setup
+NOTEBOOK_TESTS := --nbval-lax --nbval-current-env $(NOTEBOOKS) $(NBVAL_ZH)/day*/exercises.ipynb
+nbval-zh: setup
 	rm -rf $(NBVAL_ZH)
 	$(BIN)/python -m common.course.i18n build --draft zh $(NBVAL_ZH) $(wildcard day*/exercises.ipynb)
-	SEGCOURSE_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(NPROC) --dist loadfile \
-	    --nbval-lax --nbval-current-env $(NOTEBOOKS) $(NBVAL_ZH)/day*/exercises.ipynb
+
+test-notebooks: setup nbval-zh
+	$(PYTEST) $(NOTEBOOK_TESTS)
+
+# The unit tests and the notebooks in one session: no worker waits at the end of the one for the
+# other to begin, and the 25 slowest tests and cells are listed at the end.
+test-session: setup nbval-zh
+	$(PYTEST) --durations=25 $(NOTEBOOK_TESTS) $(UNIT_TESTS)
+
+# `make book` then the browser tests, into SITE_LOG (printed by `make test`, or here on a failure).
+# One Paddle thread in the lab's kernels: the other job has the cores' worth of workers.
+SITE_LOG := build/test-site.log
+test-site: setup
+	@mkdir -p build
+	@echo "the book and the browser tests run beside the tests below (log: $(SITE_LOG))"
+	@{ $(MAKE) --no-print-directory -j1 book && $(MAKE) --no-print-directory -j1 test-browser OMP_NUM_THREADS=1; } \
+	    > $(SITE_LOG) 2>&1 || { cat $(SITE_LOG); echo "make test-site failed (the book or the browser tests; log: $(SITE_LOG))"; exit 1; }
 
 notebooks: setup
 	@for nb in $(NOTEBOOKS); do \

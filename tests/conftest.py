@@ -1,12 +1,42 @@
+import json
 import os
 
 os.environ.setdefault("SEGCOURSE_FAST", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 import common  # noqa: E402,F401  (loads Paddle quietly with the thread setting)
+import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 import pytest  # noqa: E402
+
+from common.course.timing import cell_times  # noqa: E402
+
+# No figure windows in the tests. Not through MPLBACKEND: `make test` runs the notebooks in this
+# same session, and their kernels inherit the environment (ipykernel draws inline only without it).
+matplotlib.use("Agg")
+
+
+def pytest_collection_modifyitems(items):
+    """Longest work first, so that the workers of one session finish together.
+
+    ``make test`` runs the unit tests and the notebooks in one xdist session in which each test
+    module and each notebook stays on one worker (``--dist loadfile --no-loadscope-reorder``) and
+    is handed out in this order: the test modules first, then the notebooks by the cell time
+    their committed outputs record (``make notebooks``), longest first. The small notebooks come
+    last and fill in while the other worker finishes its last long one.
+    """
+    recorded = {}
+
+    def cost(item):
+        path = item.path
+        if path.suffix != ".ipynb":
+            return 0.0
+        if path not in recorded:
+            times = cell_times(json.loads(path.read_text(encoding="utf-8")))
+            recorded[path] = sum(t or 0.0 for t in times)
+        return recorded[path]
+
+    items.sort(key=lambda item: (item.path.suffix == ".ipynb", -cost(item)))   # stable: cells keep their order
 
 
 @pytest.fixture(autouse=True)
