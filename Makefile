@@ -177,7 +177,7 @@ SITE_LOG := build/test-site.log
 test-site: setup
 	@mkdir -p build
 	@echo "the book and the browser tests run beside the tests below (log: $(SITE_LOG))"
-	@{ $(MAKE) --no-print-directory -j1 book && $(MAKE) --no-print-directory -j1 test-browser OMP_NUM_THREADS=1; } \
+	@{ $(MAKE) --no-print-directory book && $(MAKE) --no-print-directory test-browser OMP_NUM_THREADS=1; } \
 	    > $(SITE_LOG) 2>&1 || { cat $(SITE_LOG); echo "make test-site failed (the book or the browser tests; log: $(SITE_LOG))"; exit 1; }
 
 notebooks: setup
