@@ -16,7 +16,7 @@ from common.data import LABEL_DIVISOR, SyntheticScenes, get_variant, synthetic_s
 from common.data.instances import SceneInstances, instance_splits
 from common.data.panoptic import PanopticScenes, panoptic_splits
 from common.engine import Trainer
-from common.inference import predict, predict_instances
+from common.inference import evaluate, predict_instances
 from common.losses import SegLoss
 from common.metrics import confusion_matrix, mask_ap, panoptic_quality, segmentation_scores
 from common.models import build_model, preset_kwargs
@@ -212,9 +212,7 @@ def per_class_iou(model, name="fcn8s", split="test", progress=True):
         ({class name: IoU rounded to 4 decimals}, mIoU rounded to 4 decimals).
     """
     val = held_out(name, split)
-    x = np.stack([val[i][0] for i in range(len(val))])
-    pred = np.concatenate([predict(model, x[i:i + 16]) for i in _batches(len(x), 16, progress)])
-    s = segmentation_scores(confusion_matrix(pred, np.stack(val.labels).astype(np.int64), val.num_classes))
+    s = evaluate(model, val, val.num_classes, batch_size=16, progress=progress)
     return {c: _r4(v) for c, v in zip(val.classes, s["iou"])}, _r4(s["miou"])
 
 
