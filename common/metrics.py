@@ -304,9 +304,12 @@ def mask_ap(preds, gts, iou_thresholds=None):
         if iou_thresholds is not None:
             ev.params.iouThrs = np.asarray(iou_thresholds, np.float64)
         ev.params.catIds = gt_cats
+        # only area 'all' at 100 detections is read below: the other three area ranges and the
+        # 1- and 10-detection limits would each repeat the matching (the same numbers in half the time)
+        ev.params.areaRng, ev.params.areaRngLbl, ev.params.maxDets = ev.params.areaRng[:1], ["all"], [100]
         ev.evaluate()
         ev.accumulate()
-    prec = ev.eval["precision"][:, :, :, 0, -1]        # (T, R, K) at area 'all', maxDets 100
+    prec = ev.eval["precision"][:, :, :, 0, 0]         # (T, R, K) at area 'all', maxDets 100
 
     def mean_valid(a):
         a = a[a > -1]

@@ -113,9 +113,10 @@ class PanopticDeepLab(nn.Layer):
                     offset=resize_to(self.offset_head(ins), size))
 
     @paddle.no_grad()
-    def panoptic(self, images, **overrides):
+    def panoptic(self, images, semantic=False, **overrides):
         """Panoptic maps (N, H, W) int64 of normalised images (N, 3, H, W); ``overrides``
-        change the post-processing settings (threshold, nms_kernel, top_k, stuff_area)."""
+        change the post-processing settings (threshold, nms_kernel, top_k, stuff_area).
+        ``semantic``: also return the semantic head's class map (N, H, W), from the same pass."""
         was_training = self.training
         self.eval()
         x = images if isinstance(images, paddle.Tensor) else paddle.to_tensor(np.asarray(images, np.float32))
@@ -123,8 +124,9 @@ class PanopticDeepLab(nn.Layer):
         self.train(was_training)
         kw = {**self.post, **overrides}
         sem = out["semantic"].argmax(1).numpy()
-        return np.stack([panoptic_from_outputs(sem[b], out["center"][b, 0], out["offset"][b].numpy(),
-                                               self.thing_ids, **kw) for b in range(x.shape[0])])
+        pan = np.stack([panoptic_from_outputs(sem[b], out["center"][b, 0], out["offset"][b].numpy(),
+                                              self.thing_ids, **kw) for b in range(x.shape[0])])
+        return (pan, sem) if semantic else pan
 
 
 # ------------------------------------------------------------------------- loss

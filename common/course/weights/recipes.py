@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import paddle
 from tqdm.auto import tqdm
 
 from common import runtime
@@ -231,11 +230,7 @@ def panoptic_scores(model, name="panoptic_deeplab", split="test", progress=True)
     """
     val = held_out(name, split)
     x, pans = (np.stack(a) for a in zip(*(val[i] for i in range(len(val)))))
-    pred, sem = [], []
-    with paddle.no_grad():
-        for i in _batches(len(x), 8, progress):
-            pred.append(model.panoptic(x[i:i + 8]))
-            sem.append(model(paddle.to_tensor(x[i:i + 8]))["semantic"].argmax(1).numpy())
+    pred, sem = zip(*(model.panoptic(x[i:i + 8], semantic=True) for i in _batches(len(x), 8, progress)))
     pred, sem = np.concatenate(pred), np.concatenate(sem)
     things = list(RECIPES[name]["model"]["thing_ids"])
     stuff = [c for c in range(len(val.classes)) if c not in things]

@@ -215,6 +215,9 @@ def test_forward_backward_odd_size():
     assert model.offset_head[1].weight.grad is not None
     pan = model.panoptic(x)
     assert pan.shape == (2, 45, 53) and pan.dtype == np.int64
+    both, sem = model.panoptic(x, semantic=True)     # the semantic head's classes from the same pass
+    model.eval()
+    assert np.array_equal(both, pan) and np.array_equal(sem, model(x)["semantic"].argmax(1).numpy())
 
 
 def test_learns_a_tiny_set(fit_tiny):
