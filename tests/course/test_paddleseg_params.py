@@ -18,6 +18,7 @@ compares equal work. PaddleSeg is not needed here: its counts were measured once
 
 Paddle counts BatchNorm's running mean and variance among the parameters, on both sides.
 """
+import paddle
 import paddle.nn as nn
 import pytest
 
@@ -42,6 +43,13 @@ DEEP_STEM = 19_360
 PS_GINET_NODES = 410_064
 
 
+def _built(name, **kwargs):
+    """``build_model(name, 7, ...)`` with its parameters' shapes only: counting needs no initial
+    values, and drawing them (Paddle's gaussian on one thread) is most of a full-size build."""
+    with paddle.LazyGuard():
+        return build_model(name, 7, **kwargs)
+
+
 def _count(layer):
     return sum(int(p.size) for p in layer.parameters())
 
@@ -54,7 +62,7 @@ def _conv_biases(layer):
 @pytest.mark.parametrize("name,kwargs", [(n, kw) for n, kw, _ in PADDLESEG_PAIRS],
                          ids=[n for n, _, _ in PADDLESEG_PAIRS])
 def test_paddleseg_configuration_has_paddleseg_parameter_count(name, kwargs):
-    model = build_model(name, 7, **kwargs)
+    model = _built(name, **kwargs)
     backbone = getattr(model, "backbone", None)
     stem = 0
     ours_biases = _conv_biases(model)
@@ -72,13 +80,11 @@ def test_paddleseg_configuration_has_paddleseg_parameter_count(name, kwargs):
 
 
 def test_course_defaults_stay_the_papers():
-    assert _count(build_model("unet", 7)) == 31_049_799        # 1024-channel bottom
-    assert _count(build_model("pspnet", 7)) == 49_005_774      # 512-channel bottleneck
+    assert _count(_built("unet")) == 31_049_799        # 1024-channel bottom
+    assert _count(_built("pspnet")) == 49_005_774      # 512-channel bottleneck
 
 
 def test_unet_paddleseg_layout_keeps_any_input_size():
-    import paddle
-
     model = build_model("unet", 7, width=4, paddleseg=True)
     model.eval()
     assert model(paddle.randn([1, 3, 37, 50])).shape == [1, 7, 37, 50]

@@ -271,37 +271,43 @@ def test_predict_window_scales_flip_shapes():
     assert t.predict(x, scales=(0.75, 1.0, 1.25), flip=True).shape == (2, 40, 40)
 
 
-def _one_and_two_processes(tmp_path, *args):
-    """tests/lib/dp_worker.py alone and as two gloo processes (half the batch each)."""
+@pytest.fixture(scope="module")
+def one_and_two_processes(tmp_path_factory):
+    """tests/lib/dp_worker.py alone and as two gloo processes (half the batch each):
+    {"plain" | "bn": (one process's npz, two processes')}."""
     worker = Path(__file__).with_name("dp_worker.py")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, str(worker), str(tmp_path / "one.npz"), *args], check=True,
-                   env=env, capture_output=True, timeout=120)
+    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    subprocess.run([sys.executable, str(worker), str(one)], check=True, env=env, capture_output=True, timeout=120)
     subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
-                    "--backend", "gloo", "--log_dir", str(tmp_path / "log"), str(worker),
-                    str(tmp_path / "two.npz"), *args], check=True, env=env, capture_output=True,
-                   timeout=180)
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-    assert int(one["world"]) == 1 and int(two["world"]) == 2
-    return one, two
+                    "--backend", "gloo", "--log_dir", str(two / "log"), str(worker), str(two)],
+                   check=True, env=env, capture_output=True, timeout=180)
+    runs = {name: (np.load(one / f"{name}.npz"), np.load(two / f"{name}.npz")) for name in ("plain", "bn")}
+    assert all(int(a["world"]) == 1 and int(b["world"]) == 2 for a, b in runs.values())
+    return runs
 
 
-@pytest.mark.slow          # three Paddle processes, two of them under paddle.distributed.launch
-def test_two_process_data_parallel_equals_one_process(tmp_path):
-    one, two = _one_and_two_processes(tmp_path)
-    keys = [k for k in one if k not in ("world", "sync")]
-    assert max(np.abs(one[k] - two[k]).max() for k in keys) < 1e-5
-    moved = max(np.abs(one[k]).max() for k in keys)
-    assert moved > 0
+def _trained(npz):
+    """{name: array} of the weights and running statistics after training."""
+    return {k: npz[k] for k in npz if k not in ("world", "sync") and not k.startswith("start:")}
 
 
-@pytest.mark.slow          # three Paddle processes, two of them under paddle.distributed.launch
-def test_two_process_batchnorm_equals_one_process(tmp_path):
+@pytest.mark.slow          # three Paddle processes, two of them under paddle.distributed.launch (shared below)
+def test_two_process_data_parallel_equals_one_process(one_and_two_processes):
+    one, two = one_and_two_processes["plain"]
+    trained = _trained(one)
+    assert max(np.abs(trained[k] - two[k]).max() for k in trained) < 1e-5
+    assert max(np.abs(trained[k] - one["start:" + k]).max() for k in trained) > 1e-3   # trained weights compared
+
+
+@pytest.mark.slow
+def test_two_process_batchnorm_equals_one_process(one_and_two_processes):
     """BatchNorm under data parallel: the Trainer synchronises it, so two processes with
     two images each train what one process trains on the four (weights and running
     statistics; without the synchronisation they differ by 0.05)."""
-    one, two = _one_and_two_processes(tmp_path, "bn")
+    one, two = one_and_two_processes["bn"]
     assert str(one["sync"]) == "None" and str(two["sync"]) == "AllReduceBatchNorm"   # CPU: no Paddle kernel
-    keys = [k for k in one if k not in ("world", "sync")]
-    assert any(k.endswith("_variance") for k in keys)
-    assert max(np.abs(one[k] - two[k]).max() for k in keys) < 1e-5
+    trained = _trained(one)
+    assert any(k.endswith("_variance") for k in trained)
+    assert max(np.abs(trained[k] - two[k]).max() for k in trained) < 1e-5
+    assert max(np.abs(trained[k] - one["start:" + k]).max() for k in trained) > 1e-3
