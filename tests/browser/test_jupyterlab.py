@@ -4,9 +4,8 @@ The server is started by `make lab` itself (same environment, token on) on a fre
 its root on a copy of a few notebooks, so autosave never touches the committed files. The first
 notebook opens by its address, the next ones in the same page from File > Open from Path…, as a
 student opens them. For each notebook the test runs all cells from the Run menu and checks what
-is on screen: no error
-output, every figure rendered as an image, a slider moved with the keyboard redraws its
-picture, a progress bar shows, and the browser console stays free of errors. Then an instructor
+is on screen: no error output, every figure rendered as an image, a slider moved with the
+keyboard redraws its picture, a progress bar shows, and the browser console stays free of errors. Then an instructor
 presents one notebook with RISE (the slideshow of `make lab`) and moves two slides forward.
 Screenshots go to build/browser/ (kept when a check fails).
 
@@ -196,11 +195,9 @@ def _open(driver, base, token, rel, labels=LABELS["en"]):
     field = wait(lambda: [f for f in driver.find_elements(By.XPATH, "//dialog[contains(@class,'jp-Dialog')]//input")
                           if f.is_displayed()], 10, "the Open from Path dialog")[0]
     field.send_keys(rel, Keys.ENTER)
-    wait(lambda: driver.execute_script(
-        "const t = document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current');"
-        "return t && t.title;") and rel.split("/")[-1] in driver.execute_script(
-        "return document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current').title;"),
-        60, f"{rel} to open in front")
+    front = ("const t = document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current');"
+             "return t ? t.title : '';")
+    wait(lambda: rel.split("/")[-1] in driver.execute_script(front), 60, f"{rel} to open in front")
 
 
 def _run_all(driver, base, token, rel, labels=LABELS["en"]):
